@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/waterline migrate
-	$(BIN)/waterline inventory seed-demo
+	$(BIN)/waterline bootstrap
 	$(BIN)/waterline serve --host $(WATERLINE_HOST) --port $(WATERLINE_PORT)
 
 test: $(STAMP)

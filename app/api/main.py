@@ -1,0 +1,58 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from app.api.routes import health, switches, topology
+from app.config import Settings, get_settings
+from app.db.session import make_engine, make_session_factory
+
+log = logging.getLogger("waterline.api")
+
+API_PREFIX = "/api/v1"
+
+
+def _validation_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with each offending field and the reason, never echoing the submitted values."""
+    errors = [
+        {
+            "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+            "reason": str(err["msg"]).removeprefix("Value error, "),
+            "type": err["type"],
+        }
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
+    return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.database_url)
+    app = FastAPI(
+        title="Waterline",
+        version="0.1.0",
+        description="Open controller for RoCE lossless fabrics: telemetry, ECN/PFC waterline "
+        "tuning and safe config push.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
+    app.include_router(health.router)
+    app.include_router(health.router, prefix=API_PREFIX)
+    for module in (switches, topology):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> dict[str, Any]:
+        return {"service": "waterline", "docs": "/docs", "api": API_PREFIX}
+
+    return app

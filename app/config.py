@@ -1,0 +1,97 @@
+"""Settings from `WATERLINE_*` environment variables (pydantic-settings).
+
+Unknown `WATERLINE_*` variables and invalid values stop start-up with a message naming the
+variable, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "WATERLINE_"
+# Variables of the test harness and CI, read by the tests rather than by the service.
+_NON_SETTINGS = ("WATERLINE_TEST_", "WATERLINE_REQUIRE_POSTGRES")
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/waterline.db"
+
+
+class SettingsError(Exception):
+    """Start-up refused because of the environment; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... in production",
+    )
+    host: str = Field("127.0.0.1", description="Bind address of the API")
+    port: int = Field(8000, ge=1, le=65535, description="Bind port of the API")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    admin_token_file: str = Field(
+        "./var/admin.token",
+        description="Where `make run` writes a bootstrap admin token (mode 0600) if none exists",
+    )
+    demo_switches: bool = Field(
+        True, description="Load the demo virtual fabric when the inventory is empty"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "sqlite+pysqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith("postgresql://") or value.startswith("postgresql+psycopg2"):
+            # psycopg 3 is the driver we ship.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+def _unknown_variables(environ: dict[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(
+        key
+        for key in environ
+        if key.upper().startswith(ENV_PREFIX)
+        and key.upper() not in known
+        and not key.upper().startswith(_NON_SETTINGS)
+    )
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raise SettingsError naming the offending variable."""
+    env = dict(os.environ if environ is None else environ)
+    unknown = _unknown_variables(env)
+    if unknown:
+        raise SettingsError(f"unknown setting {unknown[0]} (known: "
+                            + ", ".join(ENV_PREFIX + n.upper() for n in Settings.model_fields)
+                            + ")")
+    values = {
+        name: env[ENV_PREFIX + name.upper()]
+        for name in Settings.model_fields
+        if ENV_PREFIX + name.upper() in env
+    }
+    try:
+        # Values are passed explicitly (not read from the process environment again) so that
+        # a caller-supplied mapping is honoured exactly.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise SettingsError(f"invalid {ENV_PREFIX}{field.upper()}: {first['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

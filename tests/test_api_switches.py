@@ -1,0 +1,137 @@
+"""Switch and interface API through HTTP: auth, roles, validation, not-found, no secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.inventory import dump_yaml, import_inventory, parse_inventory
+from fabricsim.topology import FabricParams, generate_fabric
+from tests.conftest import Api
+
+
+@pytest.fixture
+def fabric(api: Api) -> dict[str, Any]:
+    inv = generate_fabric(FabricParams(pods=2, tors_per_pod=2))
+    with api.db.session() as s:
+        import_inventory(s, parse_inventory(dump_yaml(inv)))
+        s.commit()
+    return inv
+
+
+NEW_SWITCH = {
+    "name": "tor-p9-1", "role": "tor", "pod": 9, "mgmt_host": "10.0.9.1", "mgmt_port": 22,
+    "driver": "sonic", "model": "Mellanox SN3700", "buffer_bytes": 44040192,
+    "credentials_ref": "env:SWITCH_PASSWORD",
+    "interfaces": [{"name": "Ethernet0", "speed_gbps": 100, "peer": "gpu-9-1", "cable_m": 3}],
+}
+
+
+def test_health_and_ready(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}  # type: ignore[attr-defined]
+    ready = api.client.get("/readyz")  # type: ignore[attr-defined]
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert api.client.get("/api/v1/readyz").status_code == 200  # type: ignore[attr-defined]
+
+
+def test_list_and_filters(api: Api, fabric: dict[str, Any]) -> None:
+    body = api.get("/api/v1/switches").json()
+    assert body["total"] == 10
+    assert {s["name"] for s in body["items"]} == {s["name"] for s in fabric["switches"]}
+    tors = api.get("/api/v1/switches", params={"role": "tor", "pod": 2}).json()
+    assert [s["name"] for s in tors["items"]] == ["tor-p2-1", "tor-p2-2"]
+    assert api.get("/api/v1/switches", params={"role": "core"}).status_code == 422
+
+
+def test_no_token_401_and_bad_token_401(api: Api, fabric: dict[str, Any]) -> None:
+    r = api.client.get("/api/v1/switches")  # type: ignore[attr-defined]
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = api.client.get("/api/v1/switches", headers={"Authorization": "Bearer wl_nope"})  # type: ignore[attr-defined]
+    assert r.status_code == 401
+
+
+def test_viewer_cannot_write_403(api: Api, fabric: dict[str, Any]) -> None:
+    r = api.post("/api/v1/switches", role="viewer", json=NEW_SWITCH)
+    assert r.status_code == 403 and "admin" in r.json()["detail"]
+    r = api.post("/api/v1/switches", role="operator", json=NEW_SWITCH)
+    assert r.status_code == 403
+    assert api.delete("/api/v1/switches/spine-1", role="viewer").status_code == 403
+
+
+def test_unknown_switch_404(api: Api, fabric: dict[str, Any]) -> None:
+    r = api.get("/api/v1/switches/nope-1")
+    assert r.status_code == 404 and "nope-1" in r.json()["detail"]
+    assert api.get("/api/v1/switches/spine-1/interfaces/Ethernet999").status_code == 404
+
+
+def test_create_get_update_delete(api: Api, fabric: dict[str, Any]) -> None:
+    r = api.post("/api/v1/switches", json=NEW_SWITCH)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["interfaces"][0]["name"] == "Ethernet0"
+    assert "credentials_ref" not in created and created["has_credentials"] is True
+    assert api.post("/api/v1/switches", json=NEW_SWITCH).status_code == 409
+    r = api.patch("/api/v1/switches/tor-p9-1", json={"enabled": False, "pod": 8})
+    assert r.status_code == 200 and r.json()["enabled"] is False and r.json()["pod"] == 8
+    r = api.post("/api/v1/switches/tor-p9-1/interfaces",
+                 json={"name": "Ethernet4", "speed_gbps": 100, "cable_m": 3})
+    assert r.status_code == 201
+    r = api.patch("/api/v1/switches/tor-p9-1/interfaces/Ethernet4", json={"cable_m": 7.5})
+    assert r.json()["cable_m"] == 7.5
+    assert len(api.get("/api/v1/switches/tor-p9-1/interfaces").json()) == 2
+    assert api.delete("/api/v1/switches/tor-p9-1/interfaces/Ethernet4").status_code == 204
+    assert api.delete("/api/v1/switches/tor-p9-1").status_code == 204
+    assert api.get("/api/v1/switches/tor-p9-1").status_code == 404
+
+
+def test_comware_interface_names_with_slashes(api: Api) -> None:
+    body = dict(NEW_SWITCH, name="h3c-1", driver="hp_comware",
+                interfaces=[{"name": "HundredGigE1/0/1", "speed_gbps": 100}])
+    assert api.post("/api/v1/switches", json=body).status_code == 201
+    r = api.get("/api/v1/switches/h3c-1/interfaces/HundredGigE1/0/1")
+    assert r.status_code == 200 and r.json()["speed_gbps"] == 100
+
+
+@pytest.mark.parametrize(
+    "patch,field",
+    [
+        ({"role": "core"}, "role"),
+        ({"driver": "junos"}, "driver"),
+        ({"buffer_bytes": -5}, "buffer_bytes"),
+        ({"mgmt_port": 70000}, "mgmt_port"),
+        ({"name": "bad;name"}, "name"),
+        ({"mgmt_host": "10.0.0.1; reboot"}, "mgmt_host"),
+        ({"credentials_ref": "plaintext-password"}, "credentials_ref"),
+        ({"interfaces": [{"name": "Ethernet0", "speed_gbps": "fast"}]}, "interfaces.0.speed_gbps"),
+        ({"interfaces": [{"name": "Eth\n0", "speed_gbps": 100}]}, "interfaces.0.name"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+def test_invalid_body_422_names_field(api: Api, patch: dict[str, Any], field: str) -> None:
+    r = api.post("/api/v1/switches", json={**NEW_SWITCH, **patch})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert field in [e["field"] for e in body["errors"]], body
+    assert body["errors"][0]["reason"]
+    assert api.get("/api/v1/switches").json()["total"] == 0
+
+
+def test_credentials_never_returned(api: Api, fabric: dict[str, Any]) -> None:
+    for path in ("/api/v1/switches", "/api/v1/switches/spine-1", "/api/v1/topology",
+                 "/api/v1/topology?format=yaml"):
+        assert "SWITCH_PASSWORD" not in api.get(path).text
+        assert "credentials_ref" not in api.get(path).text
+
+
+def test_topology_export(api: Api, fabric: dict[str, Any]) -> None:
+    topo = api.get("/api/v1/topology").json()
+    assert len(topo["switches"]) == 10 and len(topo["links"]) == len(fabric["links"])
+    assert topo["fabric"]["lossless_priorities"] == [3, 4]
+    assert api.get("/api/v1/topology?format=yaml").text.startswith("fabric:")
+
+
+def test_openapi_docs(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()  # type: ignore[attr-defined]
+    assert "/api/v1/switches" in spec["paths"]
+    assert api.client.get("/docs").status_code == 200  # type: ignore[attr-defined]
