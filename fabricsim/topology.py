@@ -76,7 +76,7 @@ class FabricParams:
     name: str = "demo"
     mgmt_host: str = "127.0.0.1"
     mgmt_port_base: int = 0
-    credentials_ref: str = "env:WATERLINE_SWITCH_PASSWORD"
+    credentials_ref: str = "env:SWITCH_PASSWORD"
 
     def validate(self) -> None:
         if self.access_speed_gbps not in ACCESS_SPEEDS_GBPS:
