@@ -206,16 +206,16 @@ class FabricCollector(Collector):
             speed.add_metric([switch, interface], speed_gbps * 1e9 / 8)
         yield speed
 
-        families = {
+        gauges = {
             field: GaugeMetricFamily(name, doc, labels=["switch", "priority", "kind"])
             for field, (name, doc) in WATERLINE_GAUGES.items()
         }
         for w in snap.waterlines:
-            for field, family in families.items():
+            for field, gauge in gauges.items():
                 value = w.values.get(field)
                 if value is not None:
-                    family.add_metric([w.switch, str(w.priority), w.kind], float(value))
-        yield from families.values()
+                    gauge.add_metric([w.switch, str(w.priority), w.kind], float(value))
+        yield from gauges.values()
 
 
 def new_registry(*collectors: Any) -> CollectorRegistry:
