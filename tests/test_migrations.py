@@ -57,4 +57,4 @@ def test_telemetry_index_serves_time_range_per_interface(db) -> None:  # type: i
     columns = [tuple(i["column_names"]) for i in indexes] + [
         tuple(u["column_names"]) for u in uniques
     ]
-    assert ("switch_id", "interface_id", "priority", "ts") in columns
+    assert ("switch_id", "interface_id", "priority", "ts_ms") in columns

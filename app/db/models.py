@@ -120,12 +120,16 @@ class Link(Base):
 
 class TelemetrySample(Base):
     """One poll of one interface x priority: raw counters and rates derived from the previous
-    poll (None after a gap, a wrap we could not resolve, or a reset)."""
+    poll (None after a gap, a wrap we could not resolve, or a reset).
+
+    ``ts_ms`` is Unix time in milliseconds: integer buckets (``ts_ms / 60000``) work the same on
+    SQLite and PostgreSQL, which keeps rollups and step queries in SQL.
+    """
 
     __tablename__ = "telemetry_samples"
     __table_args__ = (
-        UniqueConstraint("switch_id", "interface_id", "priority", "ts"),
-        Index("ix_telemetry_samples_ts", "ts"),
+        UniqueConstraint("switch_id", "interface_id", "priority", "ts_ms"),
+        Index("ix_telemetry_samples_ts_ms", "ts_ms"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -134,7 +138,7 @@ class TelemetrySample(Base):
     switch_id: Mapped[int] = mapped_column(ForeignKey("switches.id", ondelete="CASCADE"))
     interface_id: Mapped[int] = mapped_column(ForeignKey("interfaces.id", ondelete="CASCADE"))
     priority: Mapped[int] = mapped_column(SmallInteger)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
     interval_s: Mapped[float | None] = mapped_column(Float)
     # Raw monotonic counters as reported.
     tx_packets: Mapped[int | None] = mapped_column(BigInteger)
@@ -304,3 +308,93 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TelemetryLatest(Base):
+    """The newest raw sample of every series: what /metrics exports without touching switches."""
+
+    __tablename__ = "telemetry_latest"
+
+    switch_id: Mapped[int] = mapped_column(
+        ForeignKey("switches.id", ondelete="CASCADE"), primary_key=True
+    )
+    interface_id: Mapped[int] = mapped_column(
+        ForeignKey("interfaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    priority: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    tx_packets: Mapped[int | None] = mapped_column(BigInteger)
+    tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    ecn_marked_packets: Mapped[int | None] = mapped_column(BigInteger)
+    rx_pause_frames: Mapped[int | None] = mapped_column(BigInteger)
+    tx_pause_frames: Mapped[int | None] = mapped_column(BigInteger)
+    drop_packets: Mapped[int | None] = mapped_column(BigInteger)
+    occupancy_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    watermark_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class _RollupColumns:
+    """Per-bucket aggregates of the raw samples: averages of rates, peaks of gauges."""
+
+    switch_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interface_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    priority: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    bucket_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    tx_bytes_per_s: Mapped[float | None] = mapped_column(Float)
+    tx_packets_per_s: Mapped[float | None] = mapped_column(Float)
+    ecn_marked_packets_per_s: Mapped[float | None] = mapped_column(Float)
+    rx_pause_frames_per_s: Mapped[float | None] = mapped_column(Float)
+    tx_pause_frames_per_s: Mapped[float | None] = mapped_column(Float)
+    drop_packets_per_s: Mapped[float | None] = mapped_column(Float)
+    utilisation: Mapped[float | None] = mapped_column(Float)
+    occupancy_bytes: Mapped[float | None] = mapped_column(Float)
+    watermark_bytes: Mapped[float | None] = mapped_column(Float)
+
+
+class TelemetryRollup1m(_RollupColumns, Base):
+    __tablename__ = "telemetry_rollup_1m"
+
+
+class TelemetryRollup1h(_RollupColumns, Base):
+    __tablename__ = "telemetry_rollup_1h"
+
+
+class RollupState(Base):
+    """How far each rollup (and retention) has processed the raw samples."""
+
+    __tablename__ = "rollup_state"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    done_until_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class PollError(Base):
+    __tablename__ = "poll_errors"
+    __table_args__ = (Index("ix_poll_errors_switch_id_ts_ms", "switch_id", "ts_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    switch_id: Mapped[int] = mapped_column(ForeignKey("switches.id", ondelete="CASCADE"))
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(String(500))
+
+
+class CollectorLease(Base):
+    """Which collector worker polls a switch, until when (PostgreSQL scale-out)."""
+
+    __tablename__ = "collector_leases"
+
+    switch_id: Mapped[int] = mapped_column(
+        ForeignKey("switches.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[str | None] = mapped_column(String(128), index=True)
+    expires_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CollectorWorker(Base):
+    __tablename__ = "collector_workers"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    heartbeat_ms: Mapped[int] = mapped_column(BigInteger)
+    started_ms: Mapped[int] = mapped_column(BigInteger)

@@ -209,7 +209,7 @@ def upgrade() -> None:
     sa.Column('switch_id', sa.Integer(), nullable=False),
     sa.Column('interface_id', sa.Integer(), nullable=False),
     sa.Column('priority', sa.SmallInteger(), nullable=False),
-    sa.Column('ts', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ts_ms', sa.BigInteger(), nullable=False),
     sa.Column('interval_s', sa.Float(), nullable=True),
     sa.Column('tx_packets', sa.BigInteger(), nullable=True),
     sa.Column('tx_bytes', sa.BigInteger(), nullable=True),
@@ -229,16 +229,16 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['interface_id'], ['interfaces.id'], name=op.f('fk_telemetry_samples_interface_id_interfaces'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['switch_id'], ['switches.id'], name=op.f('fk_telemetry_samples_switch_id_switches'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_telemetry_samples')),
-    sa.UniqueConstraint('switch_id', 'interface_id', 'priority', 'ts', name=op.f('uq_telemetry_samples_switch_id_interface_id_priority_ts'))
+    sa.UniqueConstraint('switch_id', 'interface_id', 'priority', 'ts_ms', name=op.f('uq_telemetry_samples_switch_id_interface_id_priority_ts_ms'))
     )
     with op.batch_alter_table('telemetry_samples', schema=None) as batch_op:
-        batch_op.create_index('ix_telemetry_samples_ts', ['ts'], unique=False)
+        batch_op.create_index('ix_telemetry_samples_ts_ms', ['ts_ms'], unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('telemetry_samples', schema=None) as batch_op:
-        batch_op.drop_index('ix_telemetry_samples_ts')
+        batch_op.drop_index('ix_telemetry_samples_ts_ms')
 
     op.drop_table('telemetry_samples')
     op.drop_table('links')

@@ -1,0 +1,287 @@
+"""Bulk ingest of normalised samples, the latest-snapshot table, rollups and retention.
+
+Writes are idempotent on (switch, interface, priority, ts_ms): SQLite uses one executemany of
+`INSERT ... ON CONFLICT DO NOTHING`; PostgreSQL COPYs the batch into a temporary table and moves
+it with `INSERT ... SELECT ... ON CONFLICT DO NOTHING`. If the database is down the rows wait in
+a bounded in-memory buffer and are retried on the next write; what does not fit is counted in
+`waterline_ingest_buffer_overflow_total` and dropped oldest-first. Nothing here raises to the
+poller: a failed write is logged and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Engine, Table, delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from app import metrics
+from app.db.models import (
+    RollupState,
+    TelemetryLatest,
+    TelemetryRollup1h,
+    TelemetryRollup1m,
+    TelemetrySample,
+)
+
+log = logging.getLogger("waterline.ingest")
+
+SAMPLE_COLUMNS: tuple[str, ...] = (
+    "switch_id", "interface_id", "priority", "ts_ms", "interval_s",
+    "tx_packets", "tx_bytes", "ecn_marked_packets", "rx_pause_frames", "tx_pause_frames",
+    "drop_packets", "occupancy_bytes", "watermark_bytes",
+    "tx_bytes_per_s", "tx_packets_per_s", "ecn_marked_packets_per_s", "rx_pause_frames_per_s",
+    "tx_pause_frames_per_s", "drop_packets_per_s", "utilisation",
+)
+SERIES_KEY = ("switch_id", "interface_id", "priority")
+LATEST_COLUMNS: tuple[str, ...] = (
+    "switch_id", "interface_id", "priority", "ts_ms",
+    "tx_packets", "tx_bytes", "ecn_marked_packets", "rx_pause_frames", "tx_pause_frames",
+    "drop_packets", "occupancy_bytes", "watermark_bytes",
+)
+RATE_COLUMNS: tuple[str, ...] = (
+    "tx_bytes_per_s", "tx_packets_per_s", "ecn_marked_packets_per_s", "rx_pause_frames_per_s",
+    "tx_pause_frames_per_s", "drop_packets_per_s", "utilisation",
+)
+
+SAMPLES = cast(Table, TelemetrySample.__table__)
+LATEST = cast(Table, TelemetryLatest.__table__)
+ROLLUP_1M = cast(Table, TelemetryRollup1m.__table__)
+ROLLUP_1H = cast(Table, TelemetryRollup1h.__table__)
+
+
+def write_samples(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows (idempotently) and refresh the latest-snapshot table, in ``conn``'s
+    transaction."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        _write_postgres(conn, rows)
+    else:
+        _write_sqlite(conn, rows)
+
+
+def _latest_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    newest: dict[tuple[int, int, int], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["switch_id"], row["interface_id"], row["priority"])
+        current = newest.get(key)
+        if current is None or row["ts_ms"] >= current["ts_ms"]:
+            newest[key] = row
+    return [{c: r[c] for c in LATEST_COLUMNS} for r in newest.values()]
+
+
+def _write_sqlite(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    stmt = sqlite.insert(SAMPLES).on_conflict_do_nothing(
+        index_elements=[*SERIES_KEY, "ts_ms"]
+    )
+    conn.execute(stmt, [{c: r.get(c) for c in SAMPLE_COLUMNS} for r in rows])
+    latest = sqlite.insert(LATEST)
+    conn.execute(
+        latest.on_conflict_do_update(
+            index_elements=list(SERIES_KEY),
+            set_={c: latest.excluded[c] for c in LATEST_COLUMNS if c not in SERIES_KEY},
+            where=LATEST.c.ts_ms <= latest.excluded.ts_ms,
+        ),
+        _latest_rows(rows),
+    )
+
+
+def _write_postgres(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    columns = ", ".join(SAMPLE_COLUMNS)
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS wl_ingest "
+        "(LIKE telemetry_samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(  # type: ignore[attr-defined]
+        f"COPY wl_ingest ({columns}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(tuple(row.get(c) for c in SAMPLE_COLUMNS))
+    conn.exec_driver_sql(
+        f"INSERT INTO telemetry_samples ({columns}) SELECT {columns} FROM wl_ingest "
+        "ON CONFLICT (switch_id, interface_id, priority, ts_ms) DO NOTHING"
+    )
+    latest_cols = ", ".join(LATEST_COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LATEST_COLUMNS if c not in SERIES_KEY)
+    conn.exec_driver_sql(
+        f"INSERT INTO telemetry_latest ({latest_cols}) "
+        f"SELECT DISTINCT ON (switch_id, interface_id, priority) {latest_cols} FROM wl_ingest "
+        "ORDER BY switch_id, interface_id, priority, ts_ms DESC "
+        f"ON CONFLICT (switch_id, interface_id, priority) DO UPDATE SET {updates} "
+        "WHERE telemetry_latest.ts_ms <= EXCLUDED.ts_ms"
+    )
+    conn.exec_driver_sql("TRUNCATE wl_ingest")
+
+
+@dataclass
+class IngestResult:
+    written: int = 0
+    buffered: int = 0
+    dropped: int = 0
+    error: str | None = None
+
+
+class Ingestor:
+    """Thread-safe buffered writer. ``write`` never raises because of the database."""
+
+    def __init__(self, engine: Engine, *, buffer_limit: int = 1_000_000, batch_rows: int = 50_000):
+        self.engine = engine
+        self.buffer_limit = buffer_limit
+        self.batch_rows = batch_rows
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self.overflow_total = 0
+        self.last_error: str | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self._buffer)
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> IngestResult:
+        with self._lock:
+            result = IngestResult()
+            self._buffer.extend(rows)
+            overflow = len(self._buffer) - self.buffer_limit
+            if overflow > 0:
+                for _ in range(overflow):
+                    self._buffer.popleft()
+                self.overflow_total += overflow
+                result.dropped = overflow
+                metrics.INGEST_BUFFER_OVERFLOW.inc(overflow)
+                log.warning("ingest buffer full: dropped %d oldest samples", overflow)
+            while self._buffer:
+                batch = [self._buffer.popleft()
+                         for _ in range(min(self.batch_rows, len(self._buffer)))]
+                try:
+                    with self.engine.begin() as conn:
+                        write_samples(conn, batch)
+                except Exception as exc:  # the database is down or refused: keep the rows
+                    self._buffer.extendleft(reversed(batch))
+                    self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    result.error = self.last_error
+                    metrics.INGEST_ERRORS.inc()
+                    log.warning("ingest failed, %d samples buffered: %s",
+                                len(self._buffer), self.last_error)
+                    break
+                result.written += len(batch)
+                metrics.SAMPLES_INGESTED.inc(len(batch))
+            result.buffered = len(self._buffer)
+            metrics.INGEST_BUFFER_DEPTH.set(len(self._buffer))
+            return result
+
+    def flush(self) -> IngestResult:
+        return self.write([])
+
+
+# --- rollups and retention ---------------------------------------------------------------------
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+# Buckets this close to now may still receive samples; they are recomputed on the next run.
+ROLLUP_LAG_MS = 30_000
+
+
+def _rollup_select(source: Table, bucket_ms: int, start_ms: int, end_ms: int) -> Any:
+    time_col = source.c.ts_ms if source is SAMPLES else source.c.bucket_ms
+    bucket = (time_col // bucket_ms) * bucket_ms
+    count = func.count() if source is SAMPLES else func.sum(source.c.samples)
+    columns = [
+        source.c.switch_id, source.c.interface_id, source.c.priority,
+        bucket.label("bucket_ms"), count.label("samples"),
+        *[func.avg(source.c[c]).label(c) for c in RATE_COLUMNS],
+        func.avg(source.c.occupancy_bytes).label("occupancy_bytes"),
+        func.max(source.c.watermark_bytes).label("watermark_bytes"),
+    ]
+    return (
+        select(*columns)
+        .where(time_col >= start_ms, time_col < end_ms)
+        .group_by(source.c.switch_id, source.c.interface_id, source.c.priority, bucket)
+    )
+
+
+def _upsert_rollup(conn: Connection, target: Table, query: Any) -> None:
+    names = ["switch_id", "interface_id", "priority", "bucket_ms", "samples", *RATE_COLUMNS,
+             "occupancy_bytes", "watermark_bytes"]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(target).from_select(names, query)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["switch_id", "interface_id", "priority", "bucket_ms"],
+        set_={n: stmt.excluded[n] for n in names[4:]},
+    )
+    conn.execute(stmt)
+
+
+def _state(conn: Connection, name: str) -> int | None:
+    return conn.execute(
+        select(RollupState.done_until_ms).where(RollupState.name == name)
+    ).scalar_one_or_none()
+
+
+def _set_state(conn: Connection, name: str, value: int) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(RollupState).values(name=name, done_until_ms=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
+                                            set_={"done_until_ms": value}))
+
+
+def run_rollups(engine: Engine, now_ms: int | None = None) -> dict[str, int]:
+    """Aggregate complete buckets: raw -> 1 min, 1 min -> 1 h. Re-running is harmless."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    done: dict[str, int] = {}
+    with engine.begin() as conn:
+        for name, source, target, width in (
+            ("rollup_1m", SAMPLES, ROLLUP_1M, MINUTE_MS),
+            ("rollup_1h", ROLLUP_1M, ROLLUP_1H, HOUR_MS),
+        ):
+            end = (now_ms - ROLLUP_LAG_MS) // width * width
+            previous = _state(conn, name)
+            if previous is None:
+                first_col = source.c.ts_ms if source is SAMPLES else source.c.bucket_ms
+                oldest = conn.execute(select(func.min(first_col))).scalar()
+                if oldest is None:
+                    continue
+                previous = int(oldest) // width * width
+            # Recompute the last bucket too: late samples may have arrived after it was rolled.
+            start = max(0, previous - width)
+            if end > start:
+                _upsert_rollup(conn, target, _rollup_select(source, width, start, end))
+                _set_state(conn, name, end)
+                done[name] = end
+    return done
+
+
+def apply_retention(
+    engine: Engine, *, raw_days: float, rollup_1m_days: float, now_ms: int | None = None
+) -> dict[str, int]:
+    """Delete raw samples and minute rollups older than their retention (never the 1 h rollup
+    data newer than a year). Returns rows deleted per table."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    deleted = {"raw": 0, "rollup_1m": 0}
+    with engine.begin() as conn:
+        # Only raw data that the minute rollup has already covered may go.
+        covered = _state(conn, "rollup_1m") or 0
+        raw_cutoff = min(now_ms - int(raw_days * 86_400_000), covered)
+        result = conn.execute(delete(SAMPLES).where(SAMPLES.c.ts_ms < raw_cutoff))
+        deleted["raw"] = result.rowcount or 0
+        covered_1h = _state(conn, "rollup_1h") or 0
+        cutoff_1m = min(now_ms - int(rollup_1m_days * 86_400_000), covered_1h)
+        result = conn.execute(delete(ROLLUP_1M).where(ROLLUP_1M.c.bucket_ms < cutoff_1m))
+        deleted["rollup_1m"] = result.rowcount or 0
+    return deleted
+
+
+def analyse(engine: Engine) -> None:
+    """Refresh planner statistics after a bulk load (PostgreSQL)."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE telemetry_samples"))
