@@ -1,0 +1,1 @@
+"""H3C Comware 7: parsers of display output and renderers of system-view configuration."""
