@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         "./var/admin.token",
         description="Where `make run` writes a bootstrap admin token (mode 0600) if none exists",
     )
+    fabric_metrics: bool = Field(
+        True,
+        description="Export fabric telemetry on the API's /metrics (turn off when collector "
+        "processes export it, to avoid duplicate series)",
+    )
     demo_switches: bool = Field(
         True, description="Load the demo virtual fabric when the inventory is empty"
     )

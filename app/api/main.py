@@ -7,12 +7,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import Engine
 
-from app.api.routes import health, switches, topology
+from app.api.routes import health, switches, telemetry, topology
 from app.config import Settings, get_settings
 from app.db.session import make_engine, make_session_factory
+from app.metrics import FabricCollector, new_registry
+from app.telemetry import load_snapshot
 
 log = logging.getLogger("waterline.api")
 
@@ -48,8 +51,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)
-    for module in (switches, topology):
+    for module in (switches, telemetry, topology):
         app.include_router(module.router, prefix=API_PREFIX)
+
+    fabric = FabricCollector(lambda: load_snapshot(engine)) if settings.fabric_metrics else None
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Service metrics and (unless disabled) fabric telemetry from the latest snapshot."""
+        body = generate_latest(REGISTRY)
+        if fabric is not None:
+            body += generate_latest(new_registry(fabric))
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def root() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import func, select
@@ -21,9 +21,9 @@ from tests.conftest import Database
 class ScriptedDriver:
     """A driver whose behaviour per switch is scripted by the test (counters grow linearly)."""
 
-    behaviour: dict[str, str] = {}
-    opened: dict[str, int] = {}
-    release = threading.Event()
+    behaviour: ClassVar[dict[str, str]] = {}
+    opened: ClassVar[dict[str, int]] = {}
+    release: ClassVar[threading.Event] = threading.Event()
 
     def __init__(self, target: SwitchTarget) -> None:
         self.name = target.name

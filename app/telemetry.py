@@ -1,0 +1,238 @@
+"""Reading stored telemetry: time series (picking raw samples or a rollup for the step),
+hot spots, and the latest snapshot that /metrics exports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from sqlalchemy import Engine, Table, and_, func, select
+from sqlalchemy.orm import Session
+
+from app.db.models import (
+    Interface,
+    QosWaterline,
+    RollupState,
+    Switch,
+    TelemetryLatest,
+    TelemetryRollup1h,
+    TelemetryRollup1m,
+    TelemetrySample,
+)
+from app.metrics import FabricSnapshot, QueueSnapshot, SwitchSnapshot, WaterlineSnapshot
+
+SAMPLES = cast(Table, TelemetrySample.__table__)
+ROLLUPS: dict[str, Table] = {
+    "1m": cast(Table, TelemetryRollup1m.__table__),
+    "1h": cast(Table, TelemetryRollup1h.__table__),
+}
+
+SERIES_METRICS: tuple[str, ...] = (
+    "tx_bytes_per_s",
+    "tx_packets_per_s",
+    "ecn_marked_packets_per_s",
+    "rx_pause_frames_per_s",
+    "tx_pause_frames_per_s",
+    "drop_packets_per_s",
+    "utilisation",
+    "occupancy_bytes",
+    "watermark_bytes",
+    "ecn_mark_ratio",
+)
+"""Metrics the series and hotspot queries accept. Rates are per second; ``ecn_mark_ratio`` is
+ECN-marked packets over transmitted packets; gauges are bytes."""
+
+MAX_POINTS = 11_000
+Source = Literal["raw", "1m", "1h"]
+
+
+def pick_source(step_s: float) -> Source:
+    """The coarsest storage that still resolves the step."""
+    if step_s >= 3600:
+        return "1h"
+    if step_s >= 60:
+        return "1m"
+    return "raw"
+
+
+def _metric_expr(table: Table, metric: str) -> Any:
+    if metric == "ecn_mark_ratio":
+        tx = func.avg(table.c.tx_packets_per_s)
+        return func.avg(table.c.ecn_marked_packets_per_s) / func.nullif(tx, 0)
+    if metric == "watermark_bytes":
+        return func.max(table.c.watermark_bytes)
+    return func.avg(table.c[metric])
+
+
+@dataclass(frozen=True)
+class Series:
+    switch: str
+    interface: str
+    priority: int
+    metric: str
+    step_s: float
+    source: Source
+    points: list[tuple[float, float | None]]
+
+
+class NotFound(LookupError):
+    pass
+
+
+def _interface_ids(session: Session, switch: str, interface: str) -> tuple[int, int]:
+    row = session.execute(
+        select(Switch.id, Interface.id)
+        .join(Interface, Interface.switch_id == Switch.id)
+        .where(Switch.name == switch, Interface.name == interface)
+    ).first()
+    if row is None:
+        if session.scalar(select(Switch.id).where(Switch.name == switch)) is None:
+            raise NotFound(f"switch {switch!r} not found")
+        raise NotFound(f"switch {switch!r} has no interface {interface!r}")
+    return int(row[0]), int(row[1])
+
+
+def _bucketed(table: Table, time_col: Any, where: Any, metric: str, step_ms: int) -> Any:
+    bucket = (time_col // step_ms) * step_ms
+    return (
+        select(bucket.label("t"), _metric_expr(table, metric).label("v"))
+        .where(where)
+        .group_by(bucket)
+        .order_by(bucket)
+    )
+
+
+def series(
+    session: Session,
+    *,
+    switch: str,
+    interface: str,
+    priority: int,
+    metric: str,
+    start_ms: int,
+    end_ms: int,
+    step_s: float,
+) -> Series:
+    """Points [(unix seconds, value)] at ``step_s`` resolution. Rollups serve what they cover;
+    raw samples serve the recent part the rollup has not reached yet."""
+    switch_id, interface_id = _interface_ids(session, switch, interface)
+    step_ms = max(1, int(step_s * 1000))
+    source = pick_source(step_s)
+    points: dict[int, float | None] = {}
+    raw_from = start_ms
+    if source != "raw":
+        table = ROLLUPS[source]
+        covered = session.scalar(
+            select(RollupState.done_until_ms).where(RollupState.name == f"rollup_{source}")
+        ) or 0
+        rollup_end = min(end_ms, covered)
+        if rollup_end > start_ms:
+            where = and_(
+                table.c.switch_id == switch_id, table.c.interface_id == interface_id,
+                table.c.priority == priority, table.c.bucket_ms >= start_ms,
+                table.c.bucket_ms < rollup_end,
+            )
+            for t, v in session.execute(_bucketed(table, table.c.bucket_ms, where, metric, step_ms)):
+                points[int(t)] = None if v is None else float(v)
+            raw_from = max(start_ms, rollup_end)
+    if raw_from < end_ms:
+        where = and_(
+            SAMPLES.c.switch_id == switch_id, SAMPLES.c.interface_id == interface_id,
+            SAMPLES.c.priority == priority, SAMPLES.c.ts_ms >= raw_from, SAMPLES.c.ts_ms < end_ms,
+        )
+        for t, v in session.execute(_bucketed(SAMPLES, SAMPLES.c.ts_ms, where, metric, step_ms)):
+            points.setdefault(int(t), None if v is None else float(v))
+    return Series(
+        switch=switch, interface=interface, priority=priority, metric=metric, step_s=step_s,
+        source=source,
+        points=[(t / 1000.0, v) for t, v in sorted(points.items())],
+    )
+
+
+@dataclass(frozen=True)
+class Hotspot:
+    switch: str
+    interface: str
+    priority: int
+    value: float
+    speed_gbps: int
+
+
+def hotspots(
+    session: Session,
+    *,
+    metric: str,
+    start_ms: int,
+    end_ms: int,
+    limit: int,
+    role: str | None = None,
+    pod: int | None = None,
+) -> list[Hotspot]:
+    """The ``limit`` ports with the highest value of ``metric`` over the window."""
+    value = _metric_expr(SAMPLES, metric).label("value")
+    query = (
+        select(Switch.name, Interface.name, SAMPLES.c.priority, value, Interface.speed_gbps)
+        .select_from(SAMPLES)
+        .join(Switch, Switch.id == SAMPLES.c.switch_id)
+        .join(Interface, Interface.id == SAMPLES.c.interface_id)
+        .where(SAMPLES.c.ts_ms >= start_ms, SAMPLES.c.ts_ms < end_ms)
+        .group_by(Switch.name, Interface.name, SAMPLES.c.priority, Interface.speed_gbps)
+    )
+    if role is not None:
+        query = query.where(Switch.role == role)
+    if pod is not None:
+        query = query.where(Switch.pod == pod)
+    query = query.having(value.is_not(None)).order_by(value.desc()).limit(limit)
+    return [
+        Hotspot(switch=s, interface=i, priority=int(p), value=float(v), speed_gbps=int(sp))
+        for s, i, p, v, sp in session.execute(query)
+    ]
+
+
+def load_snapshot(engine: Engine, switch_ids: Sequence[int] | None = None) -> FabricSnapshot:
+    """The newest stored sample of every series, switch health and configured waterlines."""
+    with Session(engine) as session:
+        switches = select(Switch.id, Switch.name, Switch.role, Switch.pod, Switch.health,
+                          Switch.buffer_bytes)
+        if switch_ids is not None:
+            switches = switches.where(Switch.id.in_(list(switch_ids)))
+        names: dict[int, str] = {}
+        switch_rows: list[SwitchSnapshot] = []
+        for sid, name, role, pod, health, buffer_bytes in session.execute(switches):
+            names[sid] = name
+            switch_rows.append(SwitchSnapshot(name, role, pod, health == "up", buffer_bytes))
+        interfaces: dict[int, str] = {}
+        speeds: list[tuple[str, str, int]] = []
+        iface_query = select(Interface.id, Interface.switch_id, Interface.name,
+                             Interface.speed_gbps)
+        for iid, sid, iname, speed in session.execute(iface_query):
+            if sid in names:
+                interfaces[iid] = iname
+                speeds.append((names[sid], iname, speed))
+        latest = select(
+            TelemetryLatest.switch_id, TelemetryLatest.interface_id, TelemetryLatest.priority,
+            TelemetryLatest.tx_bytes, TelemetryLatest.tx_packets,
+            TelemetryLatest.ecn_marked_packets, TelemetryLatest.rx_pause_frames,
+            TelemetryLatest.tx_pause_frames, TelemetryLatest.drop_packets,
+            TelemetryLatest.occupancy_bytes, TelemetryLatest.watermark_bytes,
+        )
+        if switch_ids is not None:
+            latest = latest.where(TelemetryLatest.switch_id.in_(list(switch_ids)))
+        queues = [
+            QueueSnapshot(names[r[0]], interfaces[r[1]], r[2], *r[3:])
+            for r in session.execute(latest)
+            if r[0] in names and r[1] in interfaces
+        ]
+        waterlines = [
+            WaterlineSnapshot(
+                names[w.switch_id], w.priority, w.kind,
+                {"kmin_bytes": w.kmin_bytes, "kmax_bytes": w.kmax_bytes, "pmax": w.pmax,
+                 "xoff_bytes": w.xoff_bytes, "xon_bytes": w.xon_bytes,
+                 "headroom_bytes": w.headroom_bytes, "alpha": w.alpha},
+            )
+            for w in session.scalars(select(QosWaterline).where(QosWaterline.interface_name == ""))
+            if w.switch_id in names
+        ]
+    return FabricSnapshot(queues=queues, switches=switch_rows, waterlines=waterlines,
+                          interface_speeds=speeds)
