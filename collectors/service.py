@@ -1,0 +1,126 @@
+"""The collector as a running service: poller + (optional) leases + rollups + /metrics.
+
+`waterline collector` runs it as its own process; `waterline serve` embeds it (without leases)
+so that `make run` polls the virtual fabric out of the box.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+
+from collectors.ingest import Ingestor, apply_retention, run_rollups
+from collectors.leases import LeaseManager
+from collectors.poller import Poller
+
+log = logging.getLogger("waterline.collector")
+
+
+@dataclass(frozen=True)
+class CollectorOptions:
+    concurrency: int = 32
+    interval_s: float = 10.0
+    timeout_s: float = 10.0
+    use_leases: bool = False
+    lease_s: float = 30.0
+    worker_name: str = ""
+    rollup_every_s: float = 60.0
+    raw_retention_days: float = 7.0
+    rollup_1m_retention_days: float = 90.0
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class CollectorService:
+    def __init__(self, engine: Engine, options: CollectorOptions) -> None:
+        self.engine = engine
+        self.options = options
+        self.leases = (
+            LeaseManager(engine, options.worker_name or default_worker_name(),
+                         lease_s=options.lease_s)
+            if options.use_leases else None
+        )
+        self.poller = Poller(
+            engine, ingestor=Ingestor(engine), concurrency=options.concurrency,
+            default_interval_s=options.interval_s, timeout_s=options.timeout_s,
+            owned=(lambda: self.leases.owned if self.leases else None),
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def owned_switch_ids(self) -> set[int] | None:
+        return set(self.leases.owned) if self.leases else None
+
+    def start(self) -> None:
+        if self.leases is not None:
+            self._claim()
+        self._threads = [
+            threading.Thread(target=self._poll_loop, name="poller", daemon=True),
+            threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _claim(self) -> None:
+        assert self.leases is not None
+        try:
+            before = set(self.leases.owned)
+            owned = self.leases.claim()
+            if owned != before:
+                log.info("collector %s now polls %d switches", self.leases.worker, len(owned))
+                self.poller.load_targets()
+        except Exception as exc:  # the database is down: keep polling what we hold
+            log.warning("lease renewal failed: %s", exc)
+
+    def _poll_loop(self) -> None:
+        reload_s = self.leases.renew_interval_s if self.leases else 30.0
+        self.poller.run(self._stop, reload_s=reload_s)
+
+    def _housekeeping(self) -> None:
+        next_claim = time.monotonic()
+        next_rollup = time.monotonic() + self.options.rollup_every_s
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            if self.leases is not None and now >= next_claim:
+                self._claim()
+                next_claim = now + self.leases.renew_interval_s
+            if now >= next_rollup:
+                next_rollup = now + self.options.rollup_every_s
+                self._rollup()
+
+    def _rollup(self) -> None:
+        try:
+            if self.engine.dialect.name == "postgresql":
+                # One worker at a time does the rollups; the others skip this round.
+                with self.engine.begin() as conn:
+                    if not conn.execute(text("SELECT pg_try_advisory_xact_lock(4242)")).scalar():
+                        return
+                    self._rollup_now()
+            else:
+                self._rollup_now()
+        except Exception as exc:
+            log.warning("rollup failed: %s", exc)
+
+    def _rollup_now(self) -> None:
+        run_rollups(self.engine)
+        apply_retention(self.engine, raw_days=self.options.raw_retention_days,
+                        rollup_1m_days=self.options.rollup_1m_retention_days)
+
+    def stop(self, *, release: bool = True) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        self.poller.close()
+        if self.leases is not None and release:
+            try:
+                self.leases.release_all()
+            except Exception as exc:
+                log.warning("could not release leases: %s", exc)
