@@ -63,7 +63,7 @@ def serve(
 
     settings = settings_or_exit()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, background=True),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
@@ -89,6 +89,51 @@ def migrate(
     except Exception as exc:
         fail(f"migration failed: {type(exc).__name__}: {exc}")
     typer.echo(f"database at revision {migrations.current_revision(engine)}")
+
+
+@app.command()
+def collector(
+    name: Annotated[str | None, typer.Option(help="Worker name (default host-pid)")] = None,
+    metrics_port: Annotated[int, typer.Option(help="Port of this collector's /metrics")] = 9108,
+    metrics_host: Annotated[str, typer.Option(help="Bind address of /metrics")] = "127.0.0.1",
+    concurrency: Annotated[int | None, typer.Option(help="Switches polled at once")] = None,
+    lease_s: Annotated[float, typer.Option(help="Lease period (PostgreSQL scale-out)")] = 30.0,
+    leases: Annotated[
+        bool | None, typer.Option("--leases/--no-leases",
+                                  help="Share switches with other collectors (default: on "
+                                  "with PostgreSQL, off with SQLite)")
+    ] = None,
+) -> None:
+    """Run the telemetry poller as its own process; several share the fabric via leases."""
+    import signal
+    import threading
+
+    from prometheus_client import REGISTRY, start_http_server
+
+    from app.db.session import make_engine
+    from app.metrics import FabricCollector
+    from app.telemetry import load_snapshot
+    from collectors.service import CollectorOptions, CollectorService, default_worker_name
+
+    settings = settings_or_exit()
+    engine = make_engine(settings.database_url)
+    use_leases = leases if leases is not None else engine.dialect.name == "postgresql"
+    options = CollectorOptions.from_settings(
+        settings, concurrency=concurrency, use_leases=use_leases, lease_s=lease_s,
+        worker_name=name or default_worker_name())
+    service = CollectorService(engine, options)
+    REGISTRY.register(FabricCollector(
+        lambda: load_snapshot(engine, sorted(service.owned_switch_ids() or [])
+                              if use_leases else None)))
+    start_http_server(metrics_port, addr=metrics_host)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service.start()
+    typer.echo(f"collector {options.worker_name} running; metrics on "
+               f"http://{metrics_host}:{metrics_port}/metrics", err=True)
+    stop.wait()
+    service.stop()
 
 
 @app.command()

@@ -43,6 +43,16 @@ class Settings(BaseSettings):
         description="Export fabric telemetry on the API's /metrics (turn off when collector "
         "processes export it, to avoid duplicate series)",
     )
+    embedded_collector: bool = Field(
+        True, description="`waterline serve` also polls the switches (single-process mode)"
+    )
+    poll_interval_s: float = Field(10.0, ge=1, le=3600, description="Default poll interval")
+    poll_timeout_s: float = Field(10.0, ge=0.5, le=300, description="Per-switch poll timeout")
+    poll_concurrency: int = Field(32, ge=1, le=1024, description="Switches polled at once")
+    raw_retention_days: float = Field(7.0, gt=0, le=3650, description="Raw sample retention")
+    rollup_1m_retention_days: float = Field(
+        90.0, gt=0, le=3650, description="1-minute rollup retention (hourly is kept)"
+    )
     demo_switches: bool = Field(
         True, description="Load the demo virtual fabric when the inventory is empty"
     )

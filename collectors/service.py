@@ -12,9 +12,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, text
 
+from app.config import Settings
 from collectors.ingest import Ingestor, apply_retention, run_rollups
 from collectors.leases import LeaseManager
 from collectors.poller import Poller
@@ -33,6 +35,18 @@ class CollectorOptions:
     rollup_every_s: float = 60.0
     raw_retention_days: float = 7.0
     rollup_1m_retention_days: float = 90.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> CollectorOptions:
+        values: dict[str, Any] = {
+            "concurrency": settings.poll_concurrency,
+            "interval_s": settings.poll_interval_s,
+            "timeout_s": settings.poll_timeout_s,
+            "raw_retention_days": settings.raw_retention_days,
+            "rollup_1m_retention_days": settings.rollup_1m_retention_days,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 def default_worker_name() -> str:

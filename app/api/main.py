@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,16 +38,41 @@ def _validation_handler(_: Request, exc: RequestValidationError) -> JSONResponse
     return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the embedded collector (single-process mode) and stop it on shutdown."""
+    settings: Settings = app.state.settings
+    service = None
+    if settings.embedded_collector and app.state.background:
+        from collectors.service import CollectorOptions, CollectorService
+
+        service = CollectorService(app.state.engine, CollectorOptions.from_settings(settings))
+        service.start()
+        log.info("embedded collector started")
+    app.state.collector = service
+    try:
+        yield
+    finally:
+        if service is not None:
+            service.stop()
+
+
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None, background: bool = False
+) -> FastAPI:
+    """The API. ``background`` starts the embedded collector (and later the daemon) with the
+    app; `waterline serve` sets it, tests that only exercise HTTP do not."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     app = FastAPI(
+        lifespan=_lifespan,
         title="Waterline",
         version="0.1.0",
         description="Open controller for RoCE lossless fabrics: telemetry, ECN/PFC waterline "
         "tuning and safe config push.",
     )
     app.state.settings = settings
+    app.state.background = background
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]

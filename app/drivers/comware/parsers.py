@@ -170,6 +170,9 @@ def _lines(command: str, text: str) -> list[tuple[str, str]]:
 # display priority-flow-control interface
 # --------------------------------------------------------------------------------------------
 
+SCREEN_WIDTH = 80
+"""Comware's default screen width; longer table rows wrap there."""
+
 _MODES = frozenset({"enabled", "disabled", "auto", "on", "off"})
 _DOT1P = re.compile(r"^[0-7](?:-[0-7])?(?:,[0-7](?:-[0-7])?)*$")
 _HEADER_WORDS = frozenset(
@@ -255,12 +258,23 @@ def parse_pfc_interface(text: str, *, command: str = DISPLAY_PFC) -> list[QueueS
                 raise ParseError(command, "PFC rows without a header", line=line)
             continue  # banner text before the table
         if pending is not None:
-            pline, ptoks, pdot = pending
+            pline, _ptoks, pdot = pending
             if _IFACE.match(toks[0]) and not re.fullmatch(r"\d+", toks[0]):
                 raise ParseError(command, "incomplete row", line=pline)
             pending = None
-            if not interpret(pline + " " + s, ptoks + toks, pdot):
-                pending = (pline + " " + s, ptoks + toks, pdot)
+            # Comware wraps long rows at the 80-column screen edge, possibly inside a number:
+            # the exact original is the first part padded to 80 columns plus the rest.
+            joins = [pline + " " + line.strip()]
+            if len(pline) <= SCREEN_WIDTH:
+                joins.insert(0, pline.ljust(SCREEN_WIDTH) + line)
+            for i, joined in enumerate(joins):
+                try:
+                    if not interpret(joined, joined.split(), pdot):
+                        pending = (joined, joined.split(), pdot)
+                    break
+                except ParseError:
+                    if i == len(joins) - 1:
+                        raise
             continue
         has_dot: bool | None = None
         if dot_span is not None and not line[:1].isspace() and len(line) > dot_span[0]:
