@@ -115,8 +115,8 @@ def run_fluid(
     dt = dt_us * 1e-6
     kmin = kmin_bytes / PACKET_BYTES
     kmax = kmax_bytes / PACKET_BYTES
-    steps = int(round(duration_ms * 1e-3 / dt))
-    delay = max(1, int(round(feedback_delay_us / dt_us)))
+    steps = round(duration_ms * 1e-3 / dt)
+    delay = max(1, round(feedback_delay_us / dt_us))
     half = steps // 2
 
     rc = [c * fr for fr in init]
@@ -132,7 +132,7 @@ def run_fluid(
     gain = g / taup
     q_sum = q_sq = served = 0.0
     rate_sum = [0.0] * ng
-    trace_every = int(round(trace_every_us / dt_us)) if trace_every_us > 0 else 0
+    trace_every = round(trace_every_us / dt_us) if trace_every_us > 0 else 0
     trace_t: list[float] = []
     trace_q: list[float] = []
     exp = math.exp
@@ -162,10 +162,9 @@ def run_fluid(
             a_ = -expm1(tau * rcd * l1)
             trc = tt * rcd
             xd = -trc * l1
-            if xd <= 0.0:
-                d_ = 1.0 / trc if trc > 0 else 0.0
-            else:
-                d_ = pdc / expm1(xd) if xd < 700.0 else 0.0
+            # d -> 1/(T RC~) as p~ -> 0, and -> 0 when (1-p~)^(-T RC~) overflows
+            d_ = pdc / expm1(xd) if 0.0 < xd < 700.0 else (0.0 if xd > 0.0 else
+                                                             1.0 / trc if trc > 0 else 0.0)
             e_ = d_ * exp(f * trc * l1)
             ri = rc[i]
             ti = rt[i]

@@ -8,7 +8,7 @@ The CDFs live beside this module in ``workloads/<name>.txt`` ("bytes cumulative%
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,8 @@ class FlowSizeCdf:
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Draw ``n`` flow sizes (bytes, >= 1) by inverse-CDF linear interpolation."""
         u = rng.random(n)
-        return np.maximum(1.0, np.round(np.interp(u, self.cum, self.sizes_bytes)))
+        sizes: np.ndarray = np.maximum(1.0, np.round(np.interp(u, self.cum, self.sizes_bytes)))
+        return sizes
 
     def fraction_below(self, size_bytes: float) -> float:
         return float(np.interp(size_bytes, self.sizes_bytes, self.cum))
@@ -64,7 +65,7 @@ def parse_cdf(text: str, name: str = "cdf") -> FlowSizeCdf:
     return FlowSizeCdf(name=name, sizes_bytes=s, cum=c)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_cdf(name: str) -> FlowSizeCdf:
     """Load a shipped CDF by name (``websearch``, ``hadoop``, ``alistorage2019``)."""
     path = WORKLOAD_DIR / f"{name}.txt"
