@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import Engine
 
-from app.api.routes import health, switches, telemetry, topology
+from app.api.routes import audit, changes, health, switches, telemetry, topology
+from app.api.routes import fabric as fabric_routes
+from app.changes.service import ChangeService, DriverOpener
 from app.config import Settings, get_settings
 from app.db.session import make_engine, make_session_factory
 from app.metrics import FabricCollector, new_registry
@@ -43,6 +45,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the embedded collector (single-process mode) and stop it on shutdown."""
     settings: Settings = app.state.settings
     service = None
+    if app.state.background:
+        recovered = app.state.changes.recover(wait=False)
+        if recovered:
+            log.warning("recovering changes left in flight by a crash: %s", recovered)
     if settings.embedded_collector and app.state.background:
         from collectors.service import CollectorOptions, CollectorService
 
@@ -58,7 +64,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings | None = None, *, engine: Engine | None = None, background: bool = False
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    background: bool = False,
+    driver_opener: DriverOpener | None = None,
 ) -> FastAPI:
     """The API. ``background`` starts the embedded collector (and later the daemon) with the
     app; `waterline serve` sets it, tests that only exercise HTTP do not."""
@@ -75,10 +85,11 @@ def create_app(
     app.state.background = background
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.changes = ChangeService(app.state.session_factory, driver_opener)
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)
-    for module in (switches, telemetry, topology):
+    for module in (switches, telemetry, topology, changes, audit, fabric_routes):
         app.include_router(module.router, prefix=API_PREFIX)
 
     fabric = FabricCollector(lambda: load_snapshot(engine)) if settings.fabric_metrics else None

@@ -80,6 +80,9 @@ class Switch(Base):
     health_reason: Mapped[str] = mapped_column(String(500), default="")
     last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_ok_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The RoCE QoS config last read from the switch (QosConfig as JSON) and when.
+    observed_qos: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    observed_qos_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -205,6 +208,8 @@ class ChangeSet(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str] = mapped_column(Text, default="")
     owner: Mapped[str | None] = mapped_column(String(128))  # process applying it (crash recovery)
+    heartbeat_ms: Mapped[int | None] = mapped_column(BigInteger)
+    on_failure: Mapped[str] = mapped_column(String(16), default="stop", server_default="stop")
 
     results: Mapped[list[ChangeResult]] = relationship(
         back_populates="change", cascade="all, delete-orphan", order_by="ChangeResult.id"

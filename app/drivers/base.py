@@ -30,8 +30,11 @@ class Driver(Protocol):
     """One switch session. Getters read; config goes candidate -> compare -> commit.
 
     ``load_candidate`` only stores the intent (nothing is sent); ``compare`` renders the CLI
-    lines that ``commit`` would send; ``commit`` sends them after saving a rollback point;
-    ``rollback`` restores the configuration saved by the last commit.
+    lines that ``commit`` would send; ``commit`` sends them after saving a rollback point (and
+    raises CommitFailed naming the line the switch rejected); ``rollback`` restores the
+    configuration saved by the last commit of this session. The change workflow restores
+    explicitly (``load_candidate(before, restore=True)`` + ``commit``) so that recovery works
+    from a fresh session too.
     """
 
     name: str
@@ -46,7 +49,15 @@ class Driver(Protocol):
 
     def get_qos_config(self) -> QosConfig: ...
 
-    def load_candidate(self, config: QosConfig) -> None: ...
+    def expected_readback(self, config: QosConfig) -> QosConfig:
+        """``config`` as this NOS will report it after a commit (device units, rounding),
+        for verifying a read-back. Pure: touches nothing."""
+        ...
+
+    def load_candidate(self, config: QosConfig, *, restore: bool = False) -> None:
+        """Store the intent (nothing is sent). ``restore`` marks a config read back from the
+        switch earlier (a rollback): policy checks are relaxed, text and range checks are not."""
+        ...
 
     def compare(self) -> str: ...
 

@@ -257,8 +257,15 @@ def check_waterline_basics(
     """
     f = f"waterlines[{prio}]"
     lo = 1 if strict else 0
-    kmin = check_int(f"{f}.kmin_bytes", w.kmin_bytes, lo=lo, hi=buffer_bytes)
-    kmax = check_int(f"{f}.kmax_bytes", w.kmax_bytes, lo=lo, hi=buffer_bytes)
+
+    def size(name: str, value: object) -> int:
+        v = check_int(f"{f}.{name}", value, lo=lo, hi=1 << 62)
+        if v > buffer_bytes:
+            raise refuse(f"{f}.{name}", value, f"larger than the switch buffer ({buffer_bytes} B)")
+        return v
+
+    kmin = size("kmin_bytes", w.kmin_bytes)
+    kmax = size("kmax_bytes", w.kmax_bytes)
     if strict and kmin >= kmax:
         raise refuse(f"{f}.kmin_bytes", kmin, f"Kmin must be below Kmax ({kmax})")
     if kmin > kmax:
@@ -267,7 +274,7 @@ def check_waterline_basics(
     for name in ("xoff_bytes", "xon_bytes", "headroom_bytes"):
         value = getattr(w, name)
         if value is not None:
-            check_int(f"{f}.{name}", value, lo=lo, hi=buffer_bytes)
+            size(name, value)
     if (
         strict
         and w.xoff_bytes is not None

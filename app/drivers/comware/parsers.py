@@ -646,7 +646,6 @@ _PFC_DOT1P = re.compile(
     r"(?P<what>headroom|ingress-buffer dynamic|ingress-buffer static|ingress-threshold-offset"
     r"|reserved-buffer) (?P<n>\d+)$"
 )
-_PFC_DOT1P_WORDS = ("headroom", "ingress-buffer", "ingress-threshold-offset", "reserved-buffer")
 _WRED_QUEUE = re.compile(
     r"^queue (?P<q>[0-7])(?: drop-level (?P<level>[0-2]))? low-limit (?P<low>\d+) "
     r"high-limit (?P<high>\d+)(?: discard-probability (?P<prob>\d+))?$"
@@ -702,9 +701,9 @@ def _interface_line(command: str, sec: InterfacePfcConfig, s: str, line: str) ->
     if s.startswith("priority-flow-control dot1p"):
         m = _PFC_DOT1P.match(s)
         if not m:
-            if any(w in s for w in _PFC_DOT1P_WORDS):
-                raise ParseError(command, "cannot read PFC buffer line", line=line)
-            return
+            # The per-priority buffer commands are a closed set (headroom, ingress-buffer,
+            # ingress-threshold-offset, reserved-buffer): anything else is garbage.
+            raise ParseError(command, "cannot read PFC buffer line", line=line)
         n = int(m.group("n"))
         target = {
             "headroom": sec.headroom,

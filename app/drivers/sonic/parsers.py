@@ -257,13 +257,25 @@ def _queue_anchor(command: str, toks: list[str], line: str) -> list[str] | None:
             raise ParseError(command, f"unknown queue counter column {col!r}", line=line)
     if not any(c in QUEUE_COLUMNS for c in cols):
         raise ParseError(command, "queue header without known counter columns", line=line)
+    # Known counters come in pkts/bytes pairs: half a pair means a damaged header.
+    for family in {c.split("/")[0] for c in QUEUE_COLUMNS}:
+        have = [f"{family}/{unit}" in cols for unit in ("pkts", "bytes")]
+        if any(have) and not all(have):
+            raise ParseError(command, f"queue header has half of the {family} columns", line=line)
     return toks
 
 
-def _parse_queue_table(command: str, text: str) -> list[QueueSample]:
+def _parse_queue_table(
+    command: str, text: str, required: tuple[str, ...], *, any_of: bool = False
+) -> list[QueueSample]:
     tables = _scan_tables(command, text, _queue_anchor)
     if not tables:
         raise _no_table(command, "'Port TxQ'")
+    for table in tables:
+        present = [c in table.columns for c in required]
+        if not (any(present) if any_of else all(present)):
+            raise ParseError(command, f"queue table without {' / '.join(required)} columns",
+                             line="  ".join(table.columns))
     out: list[QueueSample] = []
     seen: set[tuple[str, str]] = set()
     rows = 0
@@ -298,7 +310,9 @@ def _parse_queue_table(command: str, text: str) -> list[QueueSample]:
 def parse_queue_counters(text: str, *, command: str = SHOW_QUEUE_COUNTERS) -> list[QueueSample]:
     """``show queue counters``: Port, TxQ, Counter/pkts, Counter/bytes, Drop/pkts, Drop/bytes
     (+ EcnMarked/WredDrp columns on some platforms) -> one sample per port x UC0..UC7."""
-    return _parse_queue_table(command, text)
+    return _parse_queue_table(
+        command, text, ("Counter/pkts", "Counter/bytes", "Drop/pkts", "Drop/bytes")
+    )
 
 
 def parse_queue_wredcounters(
@@ -306,7 +320,7 @@ def parse_queue_wredcounters(
 ) -> list[QueueSample]:
     """``show queue wredcounters``: Port, TxQ, WredDrp/pkts, WredDrp/bytes, EcnMarked/pkts,
     EcnMarked/bytes (``N/A`` where the platform lacks the counter)."""
-    return _parse_queue_table(command, text)
+    return _parse_queue_table(command, text, ("WredDrp/pkts", "EcnMarked/pkts"), any_of=True)
 
 
 # --------------------------------------------------------------------------------------------
