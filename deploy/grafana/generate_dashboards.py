@@ -578,7 +578,8 @@ def tuner() -> Json:
         ("Changes rolled back",
          "sum(increase(waterline_tuner_changes_rolled_back_total[$__range]))", "short"),
     ):
-        thresholds = [(None, "green"), (1, "orange")] if "rolled" in title else None
+        thresholds: list[tuple[float | None, str]] | None = (
+            [(None, "green"), (1, "orange")] if "rolled" in title else None)
         lay.add(stat(f"{title} (time range)", targets((expr, title)), unit=unit,
                      thresholds=thresholds), 4, 4)
     lay.add(stat("Ports with a low-confidence profile",
