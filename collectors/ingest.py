@@ -69,29 +69,42 @@ def write_samples(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def _latest_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest row of each series in the batch."""
     newest: dict[tuple[int, int, int], dict[str, Any]] = {}
     for row in rows:
         key = (row["switch_id"], row["interface_id"], row["priority"])
         current = newest.get(key)
         if current is None or row["ts_ms"] >= current["ts_ms"]:
             newest[key] = row
-    return [{c: r[c] for c in LATEST_COLUMNS} for r in newest.values()]
+    return list(newest.values())
+
+
+_SQLITE_INSERT = (
+    f"INSERT INTO telemetry_samples ({', '.join(SAMPLE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))}) "
+    "ON CONFLICT (switch_id, interface_id, priority, ts_ms) DO NOTHING"
+)
+_SQLITE_LATEST = (
+    f"INSERT INTO telemetry_latest ({', '.join(LATEST_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(LATEST_COLUMNS))}) "
+    "ON CONFLICT (switch_id, interface_id, priority) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in LATEST_COLUMNS if c not in SERIES_KEY)
+    + " WHERE telemetry_latest.ts_ms <= excluded.ts_ms"
+)
 
 
 def _write_sqlite(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    stmt = sqlite.insert(SAMPLES).on_conflict_do_nothing(
-        index_elements=[*SERIES_KEY, "ts_ms"]
-    )
-    conn.execute(stmt, [{c: r.get(c) for c in SAMPLE_COLUMNS} for r in rows])
-    latest = sqlite.insert(LATEST)
-    conn.execute(
-        latest.on_conflict_do_update(
-            index_elements=list(SERIES_KEY),
-            set_={c: latest.excluded[c] for c in LATEST_COLUMNS if c not in SERIES_KEY},
-            where=LATEST.c.ts_ms <= latest.excluded.ts_ms,
-        ),
-        _latest_rows(rows),
-    )
+    # The DB-API cursor directly: SQLAlchemy's per-row parameter processing would cost more
+    # than SQLite's own insert.
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(_SQLITE_INSERT, [tuple(r.get(c) for c in SAMPLE_COLUMNS) for r in rows])
+        cursor.executemany(_SQLITE_LATEST,
+                           [tuple(r[c] for c in LATEST_COLUMNS) for r in _latest_rows(rows)])
+    finally:
+        cursor.close()
 
 
 def _write_postgres(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
