@@ -322,6 +322,7 @@ def simulate_batch(
     ecn: bool = True,
     dcqcn: Dcqcn | None = None,
     sample_us: float = 10.0,
+    warmup_ms: float = 2.0,
 ) -> list[SimResult]:
     """Simulate B configurations of one traffic scenario in one vectorised run.
 
@@ -329,7 +330,10 @@ def simulate_batch(
     ``gap_us``, ``queues``, ``senders``, ``slots``); ``flows``/``load``/``incast_degree`` are
     the common ones. ``buffer_bytes`` defaults to 16 MB x bw/50G; ``switch_ports`` x
     ``lossless_pgs`` PGs have headroom reserved. ``pfc=False`` makes the class lossy (drops at
-    the threshold, no pause); ``ecn=False`` disables marking. Same seed => identical results.
+    the threshold, no pause); ``ecn=False`` disables marking. ``warmup_ms`` (2 ms) of traffic
+    runs before the measurement starts, so that the start-up transient of DCQCN (all QPs at
+    line rate, alpha = 1) does not dominate short runs; KPIs, counters and FCTs cover flows
+    arriving after it, over ``duration_ms``. Same seed => identical results.
     """
     if not thresholds:
         return []
@@ -342,8 +346,10 @@ def simulate_batch(
     given = dict(params or {})
     given.update({"flows": flows, "load": load, "incast_degree": incast_degree})
     resolved = resolve_params(profile, given)
+    if warmup_ms < 0:
+        raise ValueError("warmup_ms must be >= 0")
     dt_s = dt_us * 1e-6
-    duration_s = duration_ms * 1e-3
+    duration_s = (duration_ms + warmup_ms) * 1e-3
     plan = build_plan(profile, resolved, speed_gbps=speed_gbps, duration_s=duration_s,
                       dt_s=dt_s, seed=seed)
     env = _Env(
@@ -361,6 +367,7 @@ def simulate_batch(
         dcqcn=dcqcn or Dcqcn(),
         sample_steps=max(1, round(sample_us / dt_us)),
         seed=seed,
+        warmup_steps=min(plan.steps - 1, round(warmup_ms / (dt_us * 1e-3))),
     )
     return _Engine(plan, list(thresholds), env).run()
 
@@ -380,6 +387,7 @@ class _Env:
     dcqcn: Dcqcn
     sample_steps: int
     seed: int
+    warmup_steps: int = 0
 
 
 _BIG_STEP = np.iinfo(np.int64).max // 4
@@ -574,7 +582,15 @@ class _Engine:
             keep = ~ready
             pend = [(pb[keep], pq[keep], pa[keep], pfid[keep])] if keep.any() else []
 
+        warm = env.warmup_steps
+        snap: dict[str, np.ndarray] = {}
         for k in range(steps):
+            if k == warm:
+                snap = {"D": D_cum.copy(), "marks_pk": marks_pk.copy(),
+                        "marks_by": marks_by.copy(), "drop_by": drop_by.copy(),
+                        "pause_frames": pause_frames.copy(), "paused": paused_steps.copy(),
+                        "sent": sent_cum.copy(), "phases": phases_done.copy(),
+                        "phase_time": phase_time_sum.copy()}
             # ---------------- arrivals of new flows ----------------
             if ev_i < n_ev and ev_steps[ev_i] == k:
                 lo, hi = ev_ptr[ev_i], ev_ptr[ev_i + 1]
@@ -607,8 +623,10 @@ class _Engine:
             np.minimum(rc, tmp, out=send)
             if K > 1:
                 arr_pg = send.reshape(B, Pt, K).sum(axis=2)
-                if (arr_pg > port_line * (1 + 1e-12)).any():
-                    scale = np.minimum(1.0, port_line / np.maximum(arr_pg, _TINY))
+                over_cap = arr_pg > port_line * (1 + 1e-12)
+                if over_cap.any():
+                    # element-wise decision so a batch member never sees another's branch
+                    scale = np.where(over_cap, port_line / np.maximum(arr_pg, _TINY), 1.0)
                     send.reshape(B, Pt, K)[...] *= scale[:, :, None]
                     arr_pg *= scale
             else:
@@ -794,12 +812,16 @@ class _Engine:
                 chunk_k0 = k + 1
         resolve(steps)
 
+        # measurement window: everything from the warm-up step on
         return self._results(
             B=B, Qn=Qn, Pt=Pt, S=S, steps=steps, dt=dt, line=line, rtt_s=rtt_s,
-            q_hist=q_hist, D_cum=D_cum, marks_pk=marks_pk, marks_by=marks_by, drop_by=drop_by,
-            pause_frames=pause_frames, paused_steps=paused_steps, sent_cum=sent_cum,
+            q_hist=q_hist[warm:], D_cum=D_cum - snap["D"],
+            marks_pk=marks_pk - snap["marks_pk"], marks_by=marks_by - snap["marks_by"],
+            drop_by=drop_by - snap["drop_by"], pause_frames=pause_frames - snap["pause_frames"],
+            paused_steps=paused_steps - snap["paused"], sent_cum=sent_cum - snap["sent"],
             done_b=done_b, done_f=done_f, done_t=done_t,
-            phases_done=phases_done, phase_time_sum=phase_time_sum,
+            phases_done=phases_done - snap["phases"],
+            phase_time_sum=phase_time_sum - snap["phase_time"],
         )
 
     # ----------------------------------------------------------------------------------
@@ -810,6 +832,10 @@ class _Engine:
                  done_b: list[np.ndarray], done_f: list[np.ndarray], done_t: list[np.ndarray],
                  phases_done: np.ndarray, phase_time_sum: np.ndarray) -> list[SimResult]:
         plan, env = self.plan, self.env
+        warm = env.warmup_steps
+        t_warm = warm * dt
+        T_end = steps * dt
+        steps = steps - warm  # steps of the measurement window
         T = steps * dt
         rate_bps = env.speed_gbps * 1e9
         bdp = rate_bps / 8 * rtt_s
@@ -824,22 +850,29 @@ class _Engine:
         standalone = rtt_s + sizes * 8 / rate_bps
         mice = sizes < MICE_BYTES
         has_mice = bool(mice.any())
-        # ideal work-conserving egress fed by the same arrivals
+        # ideal work-conserving egress fed by the same arrivals, over the window
         if plan.continuous:
             ideal = np.full(B, line * steps * Qn)
         elif plan.phase_bytes is not None:
             busy = plan.ports * plan.phase_bytes / line + 1  # steps per phase at line rate
             cycle = busy + plan.gap_steps + math.ceil(rtt_s / dt)
-            full = steps // cycle
-            rest = min(busy, steps - full * cycle)
-            ideal = np.full(B, (full * busy + rest) * line)
+            ideal = np.full(B, busy / cycle * line * steps)
         else:
-            # W_end = max(0, A_{n-1} - n line - min_j (A_{j-1} - j line)), A_{-1} = 0
-            a = np.cumsum(plan.offered_per_step, axis=0)  # (steps, Qn)
-            j = np.arange(steps)[:, None] * line
+            # after n steps the ideal backlog is W_n = max(0, a_{n-1} - n line
+            # - min_{j<n}(a_{j-1} - j line)), a_{-1} = 0; delivered_n = a_{n-1} - W_n
+            a = np.cumsum(plan.offered_per_step, axis=0)  # (all steps, Qn)
+            n_all = len(a)
+            j = np.arange(n_all)[:, None] * line
             prev = np.vstack([np.zeros((1, Qn)), a[:-1]])
-            w_end = np.maximum(0.0, a[-1] - steps * line - np.min(prev - j, axis=0))
-            ideal = np.full(B, float(np.sum(a[-1] - w_end)))
+            cmin = np.minimum.accumulate(prev - j, axis=0)
+
+            def delivered_ideal(n: int) -> float:
+                if n <= 0:
+                    return 0.0
+                w = np.maximum(0.0, a[n - 1] - n * line - cmin[n - 1])
+                return float(np.sum(a[n - 1] - w))
+
+            ideal = np.full(B, delivered_ideal(n_all) - delivered_ideal(warm))
         results: list[SimResult] = []
         sample = env.sample_steps
         for b in range(B):
@@ -851,21 +884,24 @@ class _Engine:
             slow = np.full(n_flows, np.nan)
             slow[ok] = np.maximum(1.0, f[ok] / standalone[ok])
             # unfinished flows that are already late count with their elapsed time
-            elapsed = T - plan.flow_arrival_s + rtt_s
+            elapsed = T_end - plan.flow_arrival_s + rtt_s
             late = ~ok & (elapsed > standalone)
             slow[late] = elapsed[late] / standalone[late]
+            slow[plan.flow_arrival_s < t_warm] = np.nan  # arrived during the warm-up
             ms = slow[mice & ~np.isnan(slow)]
-            kp["mice_flows"] = float(np.sum(mice))
+            kp["mice_flows"] = float(np.sum(mice & (plan.flow_arrival_s >= t_warm)))
             kp["mice_fct_slowdown_p50"] = float(np.percentile(ms, 50)) if len(ms) else 1.0
             kp["mice_fct_slowdown_p99"] = float(np.percentile(ms, 99)) if len(ms) else 1.0
             es = slow[~mice & ~np.isnan(slow)]
             kp["elephant_fct_slowdown_p50"] = float(np.percentile(es, 50)) if len(es) else 1.0
-            kp["flows_total"] = float(n_flows)
-            kp["flows_completed"] = float(np.sum(ok))
+            in_win = plan.flow_arrival_s >= t_warm
+            kp["flows_total"] = float(np.sum(in_win))
+            kp["flows_completed"] = float(np.sum(ok & in_win))
             # --- throughput ---
             delivered = float(D_cum[b].sum())
             kp["utilisation"] = delivered / (line * steps * Qn)
             kp["offered_utilisation"] = float(ideal[b] / (line * steps * Qn))
+            kp["offered_load"] = plan.nominal_load
             kp["lost_utilisation"] = (max(0.0, 1.0 - delivered / ideal[b])
                                       if ideal[b] > 0 else 0.0)
             if plan.continuous or plan.phase_bytes is not None:
@@ -874,7 +910,7 @@ class _Engine:
                 kp["jain_fairness"] = (float(per.sum() ** 2 / (len(per) * np.sum(per * per)))
                                        if per.sum() > 0 else 1.0)
             else:
-                big = ok & ~mice
+                big = ok & ~mice & in_win
                 kp["elephant_goodput_gbps"] = (
                     float(np.mean(sizes[big] * 8 / f[big]) / 1e9) if big.any() else 0.0)
             if plan.phase_bytes is not None:
@@ -882,7 +918,8 @@ class _Engine:
                 kp["phase_time_us"] = (float(phase_time_sum[b] / phases_done[b] * dt * 1e6)
                                        if phases_done[b] else T * 1e6)
             # --- queue / PFC / ECN ---
-            qh = q_hist[:, b, :]
+            # contiguous float64 copy: reductions then do not depend on the batch size
+            qh = np.array(q_hist[:, b, :], dtype=np.float64, order="C")
             kp["queue_p99_bytes"] = float(np.percentile(qh, 99)) if steps else 0.0
             kp["queue_mean_bytes"] = float(qh.mean())
             qmax = float(qh.max()) if steps else 0.0

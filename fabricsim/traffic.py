@@ -74,6 +74,8 @@ class TrafficPlan:
     # A port's capacity in line rates: 1 for a NIC (its QPs share it), ``slots`` for an
     # uplink that aggregates ``slots`` senders' NICs (PFC pauses them all together).
     port_cap_factor: float = 1.0
+    # Long-run offered load as a fraction of the bottleneck line rate (1.0 = saturating).
+    nominal_load: float = 0.0
     # Offered bytes per step per queue (for the ideal work-conserving reference).
     offered_per_step: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     params: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +135,7 @@ def build_plan(
         if n < 1:
             raise ValueError("allreduce needs flows >= 1")
         plan = TrafficPlan(profile, 1, n, 1, steps, dt_s, params=params)
+        plan.nominal_load = 1.0
         phase = params.get("phase_bytes")
         if phase:
             plan.phase_bytes = float(phase)
@@ -170,6 +173,7 @@ def build_plan(
             raise ValueError("ingress_ports must be between 1 and incast_degree")
         per = -(-n // n_in)  # senders per ingress port
         plan = TrafficPlan(profile, 1, n_in, per, steps, dt_s, params=params)
+        plan.nominal_load = min(1.0, n * mean * 8 / (line_bps * period_s))
         if per > 1:
             # an uplink runs at UPLINK_FACTOR x the host speed (400G over 100G hosts)
             plan.port_cap_factor = float(min(per, UPLINK_FACTOR))
@@ -188,6 +192,7 @@ def build_plan(
     if not 0 <= load <= 1.5:
         raise ValueError("load must be in [0, 1.5]")
     plan = TrafficPlan(profile, nq, npt, ns, steps, dt_s, params=params)
+    plan.nominal_load = min(1.0, load)
     t_all: list[np.ndarray] = []
     s_all: list[np.ndarray] = []
     slot_all: list[np.ndarray] = []
