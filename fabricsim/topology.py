@@ -111,7 +111,8 @@ def generate_fabric(params: FabricParams) -> dict[str, Any]:
             "model": dm.model,
             "asic": dm.asic,
             "buffer_bytes": dm.buffer_bytes,
-            "credentials_ref": params.credentials_ref,
+            # The in-process virtual fabric needs no password.
+            "credentials_ref": "" if params.driver == "mock" else params.credentials_ref,
             "enabled": True,
             "interfaces": [],
         }
