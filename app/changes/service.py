@@ -207,7 +207,12 @@ class ChangeService:
     def _desired(current: QosConfig, body: ChangeCreate) -> QosConfig:
         waterlines: dict[int, Waterlines] = dict(current.waterlines)
         for priority, w in body.waterlines.items():
-            waterlines[priority] = w.to_model()
+            new = w.to_model()
+            old = current.waterlines.get(priority)
+            # Fields the change leaves out keep the switch's current values (an ECN-only change
+            # does not clear the PFC headroom).
+            waterlines[priority] = new if old is None else old.model_copy(
+                update={k: v for k, v in new.model_dump().items() if v is not None})
         pfc = tuple(body.baseline.pfc_priorities) if body.baseline else current.pfc_priorities
         ecn = tuple(body.baseline.ecn_queues) if body.baseline else current.ecn_queues
         missing = sorted(set(body.waterlines) - set(ecn))

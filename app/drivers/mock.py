@@ -45,6 +45,8 @@ class MockFabric:
     config: dict[str, QosConfig] = field(default_factory=dict)
     faults: dict[str, str] = field(default_factory=dict)
     command_log: dict[str, list[str]] = field(default_factory=dict)
+    # A commit to a gated switch waits until the gate opens (tests of locking and crashes).
+    gates: dict[str, threading.Event] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def switch(self, name: str) -> dict[str, Any]:
@@ -245,6 +247,9 @@ class MockDriver:
         state = self._session()
         if self._candidate is None:
             return
+        gate = state.gates.get(self.name)
+        if gate is not None:
+            gate.wait(60)
         fault = self._fault()
         with state.lock:
             lines = render_lines(state.config[self.name], self._candidate)

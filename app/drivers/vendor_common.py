@@ -68,7 +68,8 @@ def check_printable(command: str, line: str) -> None:
 # Numbers
 # --------------------------------------------------------------------------------------------
 
-NA_TOKENS = frozenset({"N/A", "NA", "n/a", "-"})
+NA_TOKENS = frozenset({"N/A"})
+"""How SONiC and Comware print a counter the platform does not provide."""
 _INT = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)$")
 
 
@@ -83,6 +84,28 @@ def parse_count(command: str, token: str, *, line: str, allow_na: bool = True) -
     if not _INT.match(tok) or tok.startswith(("+", "-")):
         raise ParseError(command, f"not a counter value: {tok!r}", line=line)
     return int(tok.replace(",", ""))
+
+
+class SeparatorStyle:
+    """One output uses thousands separators for every number >= 1000 or for none (pfcstat and
+    queuestat always do, watermarkstat and Comware never do). A mix means a corrupted digit
+    (``1056768`` -> ``105,768``), so it is refused rather than read as another number."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.grouped: str | None = None
+        self.plain: str | None = None
+
+    def see(self, token: str, line: str) -> None:
+        tok = token.strip()
+        if "," in tok:
+            self.grouped = self.grouped or line
+            if self.plain is not None:
+                raise ParseError(self.command, "mixed thousands separators", line=line)
+        elif tok.isdigit() and len(tok) > 3:
+            self.plain = self.plain or line
+            if self.grouped is not None:
+                raise ParseError(self.command, "mixed thousands separators", line=line)
 
 
 def parse_signed(command: str, token: str, *, line: str) -> int:

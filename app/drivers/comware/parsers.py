@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from app.drivers.errors import ParseError
 from app.drivers.models import QosConfig, QueueSample, Waterlines
 from app.drivers.vendor_common import (
+    SeparatorStyle,
     check_printable,
     cleaned,
     is_rule,
@@ -187,6 +188,7 @@ def parse_pfc_interface(text: str, *, command: str = DISPLAY_PFC) -> list[QueueS
     (older releases: Conf, Ne, Dot1pList, P, Recv, Sent, ...). Recv -> ``rx_pause_frames``,
     Send -> ``tx_pause_frames``. Rows wrapped at 80 columns are joined."""
     samples: dict[tuple[str, int], QueueSample] = {}
+    style = SeparatorStyle(command)
     header_seen = False
     dot_span: tuple[int, int] | None = None  # Dot1pList column in the first header line
     pending: tuple[str, list[str], bool | None] | None = None
@@ -197,6 +199,8 @@ def parse_pfc_interface(text: str, *, command: str = DISPLAY_PFC) -> list[QueueS
         if not re.fullmatch(r"[0-7]", prio_tok):
             raise ParseError(command, f"not a priority: {prio_tok!r}", line=line)
         prio = int(prio_tok)
+        for tok in nums[1:]:
+            style.see(tok, line)
         recv = parse_count(command, nums[1], line=line)
         send = parse_count(command, nums[2], line=line)
         parse_count(command, nums[3], line=line)  # Inpps/Outpps: validated, not stored
@@ -299,7 +303,9 @@ _LABEL = re.compile(r"^([A-Za-z][A-Za-z0-9 ./-]*?)\s*:\s*(.*)$")
 _QUANTITY = re.compile(r"^(\S+)\s+(packets|bytes|pps|bps|cells)$")
 
 
-def _quantities(command: str, value: str, line: str) -> dict[str, int | None]:
+def _quantities(
+    command: str, value: str, line: str, style: SeparatorStyle | None = None
+) -> dict[str, int | None]:
     """``1,234 packets, 5,678 bytes, 0 pps, 0 bps`` -> {"packets": 1234, "bytes": 5678, ...}.
     List commas are followed by a space; thousands separators are not."""
     out: dict[str, int | None] = {}
@@ -307,6 +313,8 @@ def _quantities(command: str, value: str, line: str) -> dict[str, int | None]:
         m = _QUANTITY.match(part.strip())
         if not m:
             raise ParseError(command, f"cannot read {part!r}", line=line)
+        if style is not None:
+            style.see(m.group(1), line)
         if m.group(2) in out:
             raise ParseError(command, f"{m.group(2)} given twice", line=line)
         out[m.group(2)] = parse_count(command, m.group(1), line=line)
@@ -324,16 +332,32 @@ def parse_queue_statistics(
     u = units or ComwareUnits()
     iface: str | None = None
     sample: QueueSample | None = None
+    labels: set[str] = set()
     out: list[QueueSample] = []
     seen: set[tuple[str, int]] = set()
+    style = SeparatorStyle(command)
+
+    def finish(line: str | None) -> None:
+        # Every queue block carries Forwarded and Dropped: a block without them is damaged.
+        if sample is not None and not {"forwarded", "dropped"} <= labels:
+            missing = " and ".join(sorted({"forwarded", "dropped"} - labels))
+            raise ParseError(
+                command, f"{sample.interface} queue {sample.priority} has no {missing} line",
+                line=line,
+            )
+
     for line, s in _lines(command, text):
         m = re.match(r"^Interface\s*:\s*(.+)$", s)
         if m:
+            finish(line)
             iface = _iface(command, m.group(1).strip(), line)
             sample = None
+            labels = set()
             continue
         m = _QUEUE_HEAD.match(s)
         if m:
+            finish(line)
+            labels = set()
             if iface is None:
                 raise ParseError(command, "queue statistics before any 'Interface:' line", line=line)
             q = int(m.group(1))
@@ -362,16 +386,19 @@ def parse_queue_statistics(
             "wred dropped": ("wred_drop_packets", "wred_drop_bytes"),
         }.get(label)
         if fields is not None:
-            qty = _quantities(command, value, line)
+            qty = _quantities(command, value, line, style)
             if "packets" not in qty:
                 raise ParseError(command, f"{label}: no packet count", line=line)
+            if label in labels:
+                raise ParseError(command, f"{label} given twice", line=line)
+            labels.add(label)
             if sample is not None:  # interface totals (before any queue) are only validated
                 setattr(sample, fields[0], qty["packets"])
                 if "bytes" in qty:
                     setattr(sample, fields[1], qty["bytes"])
             continue
         if label == "current queue length":
-            qty = _quantities(command, value, line)
+            qty = _quantities(command, value, line, style)
             if sample is not None:
                 if "bytes" in qty:
                     sample.occupancy_bytes = qty["bytes"]
@@ -380,6 +407,7 @@ def parse_queue_statistics(
                     sample.occupancy_bytes = None if cells is None else u.to_bytes(cells)
             continue
         # Other labelled lines (rates, release-specific fields) carry nothing Waterline maps.
+    finish(None)
     if not out:
         raise ParseError(command, "no 'Queue N' blocks in the output")
     return out
@@ -389,6 +417,10 @@ def parse_queue_statistics(
 # display buffer usage interface [X] verbose
 # --------------------------------------------------------------------------------------------
 
+_BUFFER_COLUMNS = frozenset(
+    {"queueid", "queue", "qid", "interface", "port", "total", "used", "peak", "usage",
+     "threshold", "violations"}
+)
 _UNIT_HINT = re.compile(r"\((cells?|bytes|kb|%)\)$", re.IGNORECASE)
 
 
@@ -408,13 +440,19 @@ def parse_buffer_usage(
     scale: dict[str, int] = {}
     out: list[QueueSample] = []
     seen: set[tuple[str, int]] = set()
+    style = SeparatorStyle(command)
 
     def header(toks: list[str], line: str) -> list[str] | None:
         names = [_UNIT_HINT.sub("", t).lower() for t in toks]
         if not any(n in ("queueid", "queue", "qid") for n in names):
             return None
-        if not any(n in ("used", "peak", "usage") for n in names):
+        if not any(n in ("used", "peak") for n in names):
             raise ParseError(command, "buffer table without Used/Peak columns", line=line)
+        for n in names:
+            if n not in _BUFFER_COLUMNS:
+                raise ParseError(command, f"unknown buffer usage column {n!r}", line=line)
+        if len(set(names)) != len(names):
+            raise ParseError(command, "duplicate buffer usage column", line=line)
         scale.clear()
         for tok, name in zip(toks, names, strict=True):
             hint = _UNIT_HINT.search(tok)
@@ -448,6 +486,9 @@ def parse_buffer_usage(
         if len(toks) != len(cols):
             raise ParseError(command, f"row has {len(toks)} cells, header {len(cols)}", line=line)
         row = dict(zip(cols, toks, strict=True))
+        for name, tok in row.items():
+            if name not in ("interface", "port"):
+                style.see(tok, line)
         row_iface = iface
         for key in ("interface", "port"):
             if key in row:
@@ -761,7 +802,7 @@ def build_qos_config(
     limits (drop level 0). PFC priorities are the no-drop priorities common to every managed
     interface with ``priority-flow-control enable``. PFC waterline fields (headroom -> xoff,
     ingress-threshold-offset -> xon, dynamic % -> alpha) are reported when every managed
-    interface agrees; headroom_bytes = xoff + xon.
+    interface agrees; headroom_bytes = xoff + xon when both are known.
     """
     u = units or ComwareUnits()
     names = [normalize_interface(i) for i in interfaces] or list(running.interfaces)
@@ -799,7 +840,7 @@ def build_qos_config(
             pmax=prob / 100,
             xoff_bytes=xoff,
             xon_bytes=xon,
-            headroom_bytes=None if xoff is None else xoff + (xon or 0),
+            headroom_bytes=None if xoff is None or xon is None else xoff + xon,
             alpha=None if dyn is None else float(2.0 ** percent_to_alpha_exponent(dyn)),
         )
     return QosConfig(

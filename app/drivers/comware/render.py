@@ -93,7 +93,7 @@ def quantize(config: QosConfig, units: ComwareUnits | None = None) -> QosConfig:
             pmax=pmax_to_percent(f"{f}.pmax", w.pmax) / 100,
             xoff_bytes=xoff,
             xon_bytes=xon,
-            headroom_bytes=None if xoff is None else xoff + (xon or 0),
+            headroom_bytes=None if xoff is None or xon is None else xoff + xon,
             alpha=None if w.alpha is None else _q_alpha(f"{f}.alpha", w.alpha),
         )
     return QosConfig(

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from app.drivers.errors import ParseError
 from app.drivers.models import QosConfig, QueueSample, Waterlines
 from app.drivers.vendor_common import (
+    SeparatorStyle,
     check_printable,
     cleaned,
     is_rule,
@@ -161,6 +162,11 @@ def _scan_tables(command: str, text: str, anchor: Anchor, *, short_rows: bool = 
             )
         title = s
     close()
+    style = SeparatorStyle(command)
+    for table in tables:
+        for row_line, cells in table.rows:
+            for cell in cells[1:]:
+                style.see(cell, row_line)
     return tables
 
 
