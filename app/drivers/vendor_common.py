@@ -108,12 +108,13 @@ class SeparatorStyle:
                 raise ParseError(self.command, "mixed thousands separators", line=line)
 
 
-def parse_signed(command: str, token: str, *, line: str) -> int:
-    """A signed integer setting (e.g. SONiC ``dynamic_th`` -2)."""
+def parse_setting(command: str, token: str, *, line: str, signed: bool = False) -> int:
+    """A configured integer (thresholds, sizes, ``dynamic_th`` -2): plain digits only, as
+    configuration stores them; separators here would mean corruption."""
     tok = token.strip()
-    if not _INT.match(tok):
-        raise ParseError(command, f"not an integer: {tok!r}", line=line)
-    return int(tok.replace(",", ""))
+    if not re.fullmatch(r"-?\d+" if signed else r"\d+", tok):
+        raise ParseError(command, f"not an integer setting: {tok!r}", line=line)
+    return int(tok)
 
 
 def split_columns(line: str) -> list[str]:

@@ -39,6 +39,7 @@ from app.drivers.vendor_common import (
     looks_like_data,
     parse_count,
     parse_priority_list,
+    parse_setting,
 )
 
 DISPLAY_PFC = "display priority-flow-control interface"
@@ -621,7 +622,7 @@ def parse_wred_table(text: str, *, command: str = DISPLAY_WRED_TABLE) -> list[Wr
         kwargs: dict[str, int | None] = {}
         for col, attr in _WRED_COLUMNS.items():
             if col in row:
-                kwargs[attr] = parse_count(command, row[col], line=line, allow_na=False)
+                kwargs[attr] = parse_setting(command, row[col], line=line)
         for col in ("gprob", "yprob", "rprob"):
             v = kwargs.get(_WRED_COLUMNS[col])
             if v is not None and v > 100:
@@ -701,15 +702,16 @@ def parse_current_configuration(
     line Waterline relies on that cannot be read raises ParseError."""
     cfg = RunningConfig()
     section: InterfacePfcConfig | WredTableConfig | None = None
-    saw_config = False
+    saw_return = False
     for line, s in _lines(command, text):
+        if saw_return:
+            raise ParseError(command, "output after 'return'", line=line)
         if s == "#" or s == "return":
             section = None
-            saw_config = True
+            saw_return = s == "return"
             continue
         if not line[:1].isspace():
             section = None
-            saw_config = True
             m = re.match(r"^interface (\S+(?: \d+(?:/\d+)+(?::\d+)?)?)$", s)
             if m:
                 name = _iface(command, m.group(1), line)
@@ -724,8 +726,10 @@ def parse_current_configuration(
             _interface_line(command, section, s, line)
         elif isinstance(section, WredTableConfig):
             _wred_line(command, section, s, line)
-    if not saw_config:
-        raise ParseError(command, "no configuration in the output")
+    if not saw_return:
+        # Comware ends every configuration display with "return"; without it the output was
+        # cut short (pager, timeout) or is not a configuration at all.
+        raise ParseError(command, "no 'return' line: configuration incomplete")
     return cfg
 
 

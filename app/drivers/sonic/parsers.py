@@ -43,7 +43,7 @@ from app.drivers.vendor_common import (
     looks_like_data,
     parse_count,
     parse_priority_list,
-    parse_signed,
+    parse_setting,
 )
 
 SHOW_PFC_COUNTERS = "show pfc counters"
@@ -594,7 +594,7 @@ def parse_ecn(text: str, *, command: str = SHOW_ECN) -> list[WredProfile]:
         values: dict[str, int | None] = {}
         for key in _WRED_INT_FIELDS:
             if key in fields:
-                values[key] = parse_count(command, fields[key], line=f"{key}  {fields[key]}")
+                values[key] = parse_setting(command, fields[key], line=f"{key}  {fields[key]}")
         for color in ("green", "yellow", "red"):
             prob = values.get(f"{color}_drop_probability")
             if prob is not None and prob > 100:
@@ -663,10 +663,7 @@ def parse_buffer_configuration(
     def num(fields: dict[str, str], key: str, *, signed: bool = False) -> int | None:
         if key not in fields:
             return None
-        line = f"{key}  {fields[key]}"
-        if signed:
-            return parse_signed(command, fields[key], line=line)
-        return parse_count(command, fields[key], line=line, allow_na=False)
+        return parse_setting(command, fields[key], line=f"{key}  {fields[key]}", signed=signed)
 
     pools: list[BufferPool] = []
     profiles: list[BufferProfile] = []
