@@ -43,16 +43,18 @@ from __future__ import annotations
 
 import bisect
 import math
+import multiprocessing as mp
 import time
 import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import buffers
-from .physics import Thresholds, simulate_batch, sonic_default
+from .physics import SimResult, Thresholds, simulate_batch, sonic_default
 from .scenario import Assignment, Scenario
 
 COUNTER_NAMES = (
@@ -190,6 +192,13 @@ def default_profile(u: float, v: float, w: float, *, host_port: bool,
     return "idle", {}
 
 
+def _simulate_job(job: dict[str, Any]) -> list[SimResult]:
+    """One batch of classes that differ only in their waterlines (runs in a worker too)."""
+    job = dict(job)
+    return simulate_batch(job.pop("profile"), job.pop("speed_gbps"), job.pop("thresholds"),
+                          **job)
+
+
 def _params_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((str(k), v) for k, v in params.items() if v is not None))
 
@@ -208,6 +217,7 @@ class VirtualFabric:
         warmup_ms: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
+        workers: int = 1,
     ) -> None:
         if isinstance(scenario, dict):
             scenario = Scenario.from_dict(scenario)
@@ -218,6 +228,7 @@ class VirtualFabric:
         self.live = live
         self.window_ms = float(window_ms)
         self.warmup_ms = float(warmup_ms)
+        self.workers = max(1, int(workers))
         self._clock = clock
         self._t0 = clock()
         self._offset_s = 0.0
@@ -421,15 +432,25 @@ class VirtualFabric:
                 continue
             gkey = key[:5] + key[6:]  # everything but the waterlines
             groups.setdefault(gkey, []).append(c)
+        jobs: list[dict[str, Any]] = []
         for gkey, cids in groups.items():
             prof, pkey, speed, cable, buf, pfc, ecn = gkey
-            ths = [self._class_keys[c][5] for c in cids]
-            params = dict(pkey)
-            seed = (zlib.crc32(repr(gkey).encode()) ^ self.seed) & 0x7FFFFFFF
-            results = simulate_batch(
-                prof, speed, ths, params=params, duration_ms=self.window_ms,
-                warmup_ms=self.warmup_ms, seed=seed, buffer_bytes=buf or None, cable_m=cable,
-                pfc=pfc, ecn=ecn, nic_speed_gbps=min(speed, 200.0))
+            jobs.append({
+                "profile": prof, "speed_gbps": speed,
+                "thresholds": [self._class_keys[c][5] for c in cids],
+                "params": dict(pkey), "duration_ms": self.window_ms,
+                "warmup_ms": self.warmup_ms,
+                "seed": (zlib.crc32(repr(gkey).encode()) ^ self.seed) & 0x7FFFFFFF,
+                "buffer_bytes": buf or None, "cable_m": cable, "pfc": pfc, "ecn": ecn,
+                "nic_speed_gbps": min(speed, 200.0)})
+        if self.workers > 1 and len(jobs) > 1:
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+                all_results = list(pool.map(_simulate_job, jobs))
+        else:
+            all_results = [_simulate_job(job) for job in jobs]
+        for cids, results in zip(groups.values(), all_results, strict=True):
+            speed = float(self._class_keys[cids[0]][2])
             for c, res in zip(cids, results, strict=True):
                 dur = res.duration_s
                 nq = max(1, len(res.egress))

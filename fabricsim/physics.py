@@ -64,15 +64,18 @@ work-conserving egress at line rate would have delivered from the same arrivals,
 ``objective`` (lower is better), one scalar for every profile::
 
     J = log2(mice_p99) + 0.5 log2(mice_p50)                       # mice latency
-      + 10 x lost_utilisation                                     # throughput lost
+      + 20 x lost_utilisation                                     # throughput lost
       + 10 x pause_time_fraction                                  # PFC (HOL, victim flows)
-      + 0.25 x log2(1 + queue_p99_bytes / BDP)                    # standing queue
-    BDP = line rate x base RTT
+      + 0.1 x log2(1 + queue_p99_bytes / BDP)                     # standing queue
+    BDP = line rate x base RTT (~60 KB at 100G)
 
-Terms of absent traffic are zero (no mice: the mice terms vanish). The weights make 10% of
-lost throughput, 10% of pause time, a doubled mice p99 and a queue of ~15 BDP each cost about
-one unit. A drop in the lossless class makes the configuration infeasible:
-``feasible = False`` and ``J = 1e6 + drops`` (finite, so optimisers can still rank).
+Terms of absent traffic are zero (no mice: the mice terms vanish). One unit is worth a
+doubled mice p99, 5 % of the throughput, 10 % of the time paused, or a queue p99 of ~1,000
+BDP; so latency-bound mixes (websearch, hadoop) favour low waterlines until elephants lose
+throughput, saturating ones (allreduce) favour waterlines just high enough to keep the link
+full, and any standing queue that eats the shared buffer of a busy switch shows up as pause
+time. A drop in the lossless class makes the configuration infeasible: ``feasible = False``
+and ``J = 1e6 + drops`` (finite, so optimisers can still rank).
 """
 
 from __future__ import annotations
@@ -89,12 +92,12 @@ from .traffic import CONTINUOUS_BYTES, MICE_BYTES, TrafficPlan, build_plan, reso
 
 PACKET_BYTES = 1000  # HPCC ns-3 packet payload; ECN and counters count these packets
 INFEASIBLE_PENALTY = 1e6
-MEAN_FIELD_US = 200.0
+MEAN_FIELD_US = 200.0  # averaging time of the busy ports' shared-buffer use
 # Objective weights (module docstring): one unit ~ a doubled mice p99 ~ 5 % of the throughput
 # lost ~ 10 % of the time paused ~ a queue p99 of 1,000 BDP.
 W_LOST_UTILISATION = 20.0
 W_PAUSE = 10.0
-W_QUEUE = 0.1  # averaging time of the busy ports' shared-buffer use
+W_QUEUE = 0.1
 DEFAULT_CABLE_M = 40.0  # the SONiC published 100G profile (pg_lossless_100000_40m) length
 
 
