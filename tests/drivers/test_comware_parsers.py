@@ -283,3 +283,11 @@ def test_current_configuration_cut_short() -> None:
         P.parse_current_configuration(text.split("interface HundredGigE1/0/2")[0])
     with pytest.raises(ParseError, match="after 'return'"):
         P.parse_current_configuration(text + "interface HundredGigE1/0/9\n")
+
+
+def test_switch_errors_are_reported_as_such() -> None:
+    text = ("<leaf1>display priority-flow-control interfaze\n"
+            "                                           ^\n"
+            " % Unrecognized command found at '^' position.\n")
+    with pytest.raises(ParseError, match="reported an error"):
+        P.parse_pfc_interface(text)

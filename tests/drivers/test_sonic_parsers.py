@@ -264,3 +264,13 @@ def test_mixed_thousands_separators_are_a_corrupted_digit() -> None:
     text = rec("show_queue_watermark_unicast.txt")
     with pytest.raises(ParseError, match="mixed thousands separators"):
         P.parse_queue_watermark(text.replace("1056768", "105,768"))
+
+
+def test_switch_errors_are_reported_as_such() -> None:
+    for text in ("Error: No such command \"counterz\".\n",
+                 "Usage: show pfc [OPTIONS] COMMAND [ARGS]...\n",
+                 "Traceback (most recent call last):\n  File \"/usr/local/bin/pfcstat\"\n"):
+        with pytest.raises(ParseError, match="reported an error"):
+            P.parse_pfc_counters(text)
+    with pytest.raises(ParseError, match="reported an error"):
+        P.parse_ecn("Error: ConfigDB not reachable\n")

@@ -164,6 +164,9 @@ def _lines(command: str, text: str) -> list[tuple[str, str]]:
         s = line.strip()
         if not s or _PROMPT.match(s):
             continue
+        if s.startswith("% ") or s == "^":
+            # "% Unrecognized command found at '^' position." and friends.
+            raise ParseError(command, "the switch reported an error instead of output", line=line)
         out.append((line, s))
     return out
 

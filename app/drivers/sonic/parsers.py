@@ -75,6 +75,16 @@ def _is_noise(s: str) -> bool:
     return any(p.search(s) for p in _NOISE)
 
 
+# What sonic-utilities prints instead of a table when a command fails.
+_ERROR = re.compile(r"^(?:Error:|Usage:|Traceback \(most recent call last\)|Exception caught|"
+                    r"\S+: command not found|sudo: )")
+
+
+def _check_error(command: str, s: str, line: str) -> None:
+    if _ERROR.match(s):
+        raise ParseError(command, "the switch reported an error instead of output", line=line)
+
+
 def _check_port(command: str, name: str, line: str) -> str:
     if not _PORT.match(name):
         raise ParseError(command, f"not a port name: {name!r}", line=line)
@@ -119,6 +129,7 @@ def _scan_tables(command: str, text: str, anchor: Anchor, *, short_rows: bool = 
     for line in cleaned(command, text):
         check_printable(command, line)
         s = line.strip()
+        _check_error(command, s, line)
         if not s or _is_noise(s):
             close()
             continue
@@ -484,6 +495,7 @@ def parse_ecn_queue_status(
     for line in cleaned(command, text):
         check_printable(command, line)
         s = line.strip()
+        _check_error(command, s, line)
         if not s or _is_noise(s):
             continue
         if _ECN_STATUS_HEAD.match(s):
@@ -524,6 +536,7 @@ def _kv_blocks(
     for line in cleaned(command, text):
         check_printable(command, line)
         s = line.strip()
+        _check_error(command, s, line)
         if not s:
             cur = None
             continue
