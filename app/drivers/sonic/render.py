@@ -13,6 +13,8 @@ sonic-utilities syntax:
 
 The lines need root: the driver runs them in its ``sudo -s`` shell (and takes the ``config
 checkpoint`` before them). Rolling back is rendering the other way: ``render_qos(new, old)``.
+sonic-utilities cannot unset profile fields, so fields absent from ``desired`` (thresholds,
+xon/xoff/size, alpha) are left as they are; switching ECN/PFC off is rendered.
 
 Every value is validated before it becomes text (see ``vendor_common``). ``quantize`` returns
 the config as the switch will report it back (pmax in whole percent, size = xoff + xon when
