@@ -451,7 +451,7 @@ class _Engine:
         kmax = col * np.array([[t.kmax_bytes] for t in ths], float)
         pmax = col * np.array([[t.pmax] for t in ths], float)
         inv_span = 1.0 / np.maximum(kmax - kmin, 1.0)
-        default_h = buffers.default_headroom_bytes(speed, env.cable_m)
+        default_h = buffers.default_headroom_bytes(in_speed, env.cable_m)
         hdrm_cap = np.array([[float(t.headroom_bytes if t.headroom_bytes is not None
                                     else default_h)] for t in ths])
         alpha_dt = np.array([[float(t.alpha if t.alpha is not None
