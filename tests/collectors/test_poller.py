@@ -188,7 +188,8 @@ def test_backoff_after_failures(db: Database, monkeypatch: pytest.MonkeyPatch) -
 def test_missing_credentials_is_an_auth_failure_without_the_secret(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SWITCH_PASSWORD", raising=False)
-    load_fabric(db, pods=1, tors_per_pod=1, leaves_per_pod=1, spines=1, hosts_per_tor=1)
+    load_fabric(db, pods=1, tors_per_pod=1, leaves_per_pod=1, spines=1, hosts_per_tor=1,
+                driver="sonic")
     poller = Poller(db.engine, driver_factory=factory)
     poller.load_targets()
     report = poller.poll_cycle()
