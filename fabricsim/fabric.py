@@ -42,14 +42,16 @@ switch is first brought up to date under the old ones).
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import multiprocessing as mp
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -199,6 +201,20 @@ def _simulate_job(job: dict[str, Any]) -> list[SimResult]:
                           **job)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    """Serialise public calls: virtual switches read the fabric from several threads."""
+
+    @functools.wraps(method)
+    def wrapper(self: VirtualFabric, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _params_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((str(k), v) for k, v in params.items() if v is not None))
 
@@ -229,6 +245,7 @@ class VirtualFabric:
         self.window_ms = float(window_ms)
         self.warmup_ms = float(warmup_ms)
         self.workers = max(1, int(workers))
+        self._lock = threading.RLock()
         self._clock = clock
         self._t0 = clock()
         self._offset_s = 0.0
@@ -361,6 +378,7 @@ class VirtualFabric:
             return (self._clock() - self._t0) * self.time_scale + self._offset_s
         return self._offset_s
 
+    @_locked
     def advance(self, dt_s: float) -> None:
         """Move simulated time forward by ``dt_s`` (on top of the wall clock when live)."""
         if dt_s < 0:
@@ -418,6 +436,7 @@ class VirtualFabric:
     def _cache_key(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
         return (key, self.window_ms, self.warmup_ms, self.seed)
 
+    @_locked
     def prepare(self) -> int:
         """Simulate every class that is referenced and not cached yet; returns how many."""
         pending = [c for c, st in enumerate(self._class_stats) if st is None]
@@ -569,6 +588,7 @@ class VirtualFabric:
         self._last_t[si] = t
 
     # ------------------------------------------------------------------ reading
+    @_locked
     def read_counters(self, switch: str,
                       priorities: Iterable[int] | None = None) -> list[PortCounters]:
         """Counters of every interface x lossless priority (others, if asked, read zero)."""
@@ -599,6 +619,7 @@ class VirtualFabric:
                     out.append(PortCounters(iname, p, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
         return out
 
+    @_locked
     def kpis(self, switch: str, interface: str, priority: int) -> dict[str, float]:
         """KPIs of the class this entry carries right now (from its simulated window)."""
         e = self._entry(switch, interface, priority)
@@ -608,6 +629,7 @@ class VirtualFabric:
         assert st is not None
         return dict(st.kpis)
 
+    @_locked
     def traffic(self, switch: str, interface: str, priority: int) -> dict[str, Any]:
         """The profile and parameters an entry carries now (ground truth for evaluation)."""
         e = self._entry(switch, interface, priority)
@@ -615,9 +637,11 @@ class VirtualFabric:
         return {"profile": self._e_profile[e], "params": dict(self._e_params[e])}
 
     # ------------------------------------------------------------------ QoS
+    @_locked
     def get_qos(self, switch: str) -> SwitchQos:
         return self._qos[self._si(switch)].copy()
 
+    @_locked
     def set_thresholds(self, switch: str, priority: int, thresholds: Thresholds) -> None:
         thresholds.validate()
         si = self._si(switch)
@@ -625,6 +649,7 @@ class VirtualFabric:
         self._qos[si].thresholds[int(priority)] = thresholds
         self._reclass(si, int(priority))
 
+    @_locked
     def set_pfc_priorities(self, switch: str, priorities: Iterable[int]) -> None:
         prios = tuple(sorted({int(p) for p in priorities}))
         if any(not 0 <= p <= 7 for p in prios):
@@ -634,6 +659,7 @@ class VirtualFabric:
         self._qos[si].pfc_priorities = prios
         self._reclass(si)
 
+    @_locked
     def set_ecn_queues(self, switch: str, queues: Iterable[int]) -> None:
         qs = tuple(sorted({int(q) for q in queues}))
         if any(not 0 <= q <= 7 for q in qs):
@@ -643,6 +669,7 @@ class VirtualFabric:
         self._qos[si].ecn_queues = qs
         self._reclass(si)
 
+    @_locked
     def reset_counters(self, switch: str) -> None:
         """Zero every counter and watermark of the switch (a reboot or 'clear counters')."""
         si = self._si(switch)
@@ -651,6 +678,7 @@ class VirtualFabric:
         self._cnt[sl] = 0.0
         self._wm[sl] = self._occ[sl]
 
+    @_locked
     def clear_watermarks(self, switch: str) -> None:
         si = self._si(switch)
         self._sync(si, self.now_s)
@@ -658,6 +686,7 @@ class VirtualFabric:
         self._wm[sl] = self._occ[sl]
 
     # ------------------------------------------------------------------ traffic
+    @_locked
     def set_profile(self, profile: str, params: dict[str, Any] | None = None, *,
                     switch: str | None = None, interface: str | None = None,
                     priority: int | None = None, role: str | None = None,
