@@ -21,14 +21,15 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, bindparam, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from app import metrics
 from app.credentials import resolve_secret
 from app.db.models import Interface, PollError, Switch
 from app.drivers.base import Driver, SwitchTarget, get_driver
 from app.drivers.errors import DriverError, DriverTimeout
-from app.drivers.models import QueueSample
+from app.drivers.models import QosConfig, QueueSample
+from app.qos_state import store_qos
 from collectors.ingest import Ingestor
 from collectors.normalise import InterfaceInfo, Normaliser, NormaliseStats
 
@@ -58,6 +59,8 @@ class PollOutcome:
     duration_s: float
     samples: list[QueueSample] | None = None
     error: DriverError | None = None
+    qos: QosConfig | None = None
+    qos_error: DriverError | None = None
 
 
 @dataclass
@@ -69,6 +72,7 @@ class _SwitchState:
     future: Future[PollOutcome] | None = None
     started: float = 0.0
     timed_out: bool = False
+    next_qos_due: float = 0.0
 
 
 @dataclass
@@ -100,6 +104,8 @@ class Poller:
         max_backoff_s: float = 300.0,
         owned: Callable[[], set[int] | None] | None = None,
         seed: int | None = None,
+        qos_refresh_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.ingestor = ingestor or Ingestor(engine)
@@ -110,6 +116,9 @@ class Poller:
         self.timeout_s = timeout_s
         self.max_backoff_s = max_backoff_s
         self.owned = owned or (lambda: None)
+        self.qos_refresh_s = qos_refresh_s
+        # Wall-clock source of sample timestamps (tests drive simulated time through it).
+        self.clock = clock
         self.normaliser = Normaliser()
         self._random = random.Random(seed)
         # Extra threads beyond `concurrency` so that polls hung past their timeout (still
@@ -124,8 +133,6 @@ class Poller:
         """(Re)read the enabled switches this worker owns; keep sessions of unchanged ones."""
         owned = self.owned()
         with self.engine.connect() as conn:
-            from sqlalchemy.orm import Session
-
             with Session(bind=conn) as session:
                 query = select(Switch).where(Switch.enabled.is_(True)).options(
                     selectinload(Switch.interfaces)
@@ -184,7 +191,7 @@ class Poller:
     def _poll(self, state: _SwitchState) -> PollOutcome:
         target = state.target
         started = time.monotonic()
-        ts_ms = int(time.time() * 1000)
+        ts_ms = int(self.clock() * 1000)
         try:
             if state.driver is None:
                 secret = resolve_secret(target.credentials_ref, switch=target.name)
@@ -198,10 +205,23 @@ class Poller:
                 )
                 driver.open()
                 state.driver = driver
-            ts_ms = int(time.time() * 1000)
+            ts_ms = int(self.clock() * 1000)
             samples = state.driver.get_telemetry()
-            return PollOutcome(target.switch_id, target.name, ts_ms,
-                               time.monotonic() - started, samples=samples)
+            outcome = PollOutcome(target.switch_id, target.name, ts_ms,
+                                  time.monotonic() - started, samples=samples)
+            if time.monotonic() >= state.next_qos_due:
+                # The switch's RoCE config, less often: for the consistency check and the tuner.
+                try:
+                    outcome.qos = state.driver.get_qos_config()
+                    state.next_qos_due = time.monotonic() + self.qos_refresh_s
+                except DriverError as exc:
+                    outcome.qos_error = exc
+                except Exception as exc:  # a driver bug in one getter must not lose telemetry
+                    outcome.qos_error = DriverError(f"unexpected {type(exc).__name__}: {exc}",
+                                                    switch=target.name)
+                if outcome.qos_error is not None:
+                    state.next_qos_due = time.monotonic() + min(60.0, self.qos_refresh_s)
+            return outcome
         except DriverError as exc:
             exc.switch = exc.switch or target.name
             return PollOutcome(target.switch_id, target.name, ts_ms,
@@ -243,7 +263,7 @@ class Poller:
                     f"no answer within {self.timeout_s:g} s", switch=state.target.name
                 )
                 outcome = PollOutcome(state.target.switch_id, state.target.name,
-                                      int(time.time() * 1000), now - state.started, error=error)
+                                      int(self.clock() * 1000), now - state.started, error=error)
                 outcomes.append(outcome)
                 state.failures += 1
                 self._schedule(state, now)
@@ -292,6 +312,7 @@ class Poller:
         rows: list[dict[str, Any]] = []
         health: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
+        observed: list[tuple[int, QosConfig]] = []
         for outcome in outcomes:
             state = self._states.get(outcome.switch_id)
             polled_at = datetime.fromtimestamp(outcome.ts_ms / 1000, UTC)
@@ -305,6 +326,13 @@ class Poller:
                     ))
                 health.append({"b_id": outcome.switch_id, "b_health": "up", "b_reason": "",
                                "b_poll": polled_at, "b_ok": polled_at})
+                if outcome.qos is not None:
+                    observed.append((outcome.switch_id, outcome.qos))
+                if outcome.qos_error is not None:
+                    metrics.POLL_ERRORS.labels("qos_" + outcome.qos_error.reason).inc()
+                    errors.append({"switch_id": outcome.switch_id, "ts_ms": outcome.ts_ms,
+                                   "reason": "qos_" + outcome.qos_error.reason,
+                                   "message": _error_text(outcome.qos_error)})
                 if report is not None:
                     report.ok += 1
                     report.samples += len(outcome.samples)
@@ -325,9 +353,10 @@ class Poller:
         result = self.ingestor.write(rows)
         if report is not None:
             report.rows_written += result.written
-        self._write_health(health, errors)
+        self._write_health(health, errors, observed)
 
-    def _write_health(self, health: list[dict[str, Any]], errors: list[dict[str, Any]]) -> None:
+    def _write_health(self, health: list[dict[str, Any]], errors: list[dict[str, Any]],
+                      observed: list[tuple[int, QosConfig]]) -> None:
         ok = [h for h in health if h["b_ok"] is not None]
         failed = [h for h in health if h["b_ok"] is None]
         table = cast(Table, Switch.__table__)
@@ -349,6 +378,11 @@ class Poller:
                     )
                 if errors:
                     conn.execute(cast(Table, PollError.__table__).insert(), errors)
+                if observed:
+                    with Session(bind=conn) as session:
+                        for switch_id, qos in observed:
+                            store_qos(session, switch_id, observed=qos, source="poll")
+                        session.flush()
         except Exception as exc:  # the database being down must not stop polling
             log.warning("could not record switch health: %s", _error_text(exc))
 

@@ -403,3 +403,55 @@ class CollectorWorker(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     heartbeat_ms: Mapped[int] = mapped_column(BigInteger)
     started_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class TunerState(Base):
+    """The auto-tuning daemon's settings and progress (one row): restart-safe."""
+
+    __tablename__ = "tuner_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), default="propose")  # off|observe|propose|auto
+    freeze_windows: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_cycle_ms: Mapped[int | None] = mapped_column(BigInteger)
+    cycles: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+
+
+class PortProfile(Base):
+    """The classifier's latest verdict per port x priority."""
+
+    __tablename__ = "port_profiles"
+
+    switch_id: Mapped[int] = mapped_column(
+        ForeignKey("switches.id", ondelete="CASCADE"), primary_key=True
+    )
+    interface_id: Mapped[int] = mapped_column(
+        ForeignKey("interfaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    priority: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    profile: Mapped[str] = mapped_column(String(32))
+    probability: Mapped[float] = mapped_column(Float)
+    since_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class TunerTrial(Base):
+    """A tuner change under verification: KPIs before, when to judge, and the verdict."""
+
+    __tablename__ = "tuner_trials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_sets.id", ondelete="CASCADE"))
+    proposal_ids: Mapped[list[Any]] = mapped_column(JSON)
+    profile: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    switch_ids: Mapped[list[Any]] = mapped_column(JSON)
+    kpis_before: Mapped[dict[str, Any]] = mapped_column(JSON)
+    kpis_after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    applied_ms: Mapped[int] = mapped_column(BigInteger)
+    verify_after_ms: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="applying", index=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")

@@ -57,8 +57,8 @@ class ScriptedDriver:
     def get_facts(self) -> Facts:  # pragma: no cover - not used by the poller
         raise NotImplementedError
 
-    def get_qos_config(self) -> QosConfig:  # pragma: no cover
-        raise NotImplementedError
+    def get_qos_config(self) -> QosConfig:
+        return QosConfig(pfc_priorities=(3, 4), ecn_queues=(3, 4))
 
     def load_candidate(self, config: QosConfig) -> None:  # pragma: no cover
         raise NotImplementedError
