@@ -235,6 +235,11 @@ class VirtualFabric:
         time_scale: float = 1.0,
         workers: int = 1,
     ) -> None:
+        """``seed`` drives the default traffic mix, per-port variation and class windows (a
+        scenario's non-zero seed wins); ``live`` follows ``clock`` x ``time_scale`` (plus any
+        :meth:`advance`), otherwise only :meth:`advance` moves time; ``window_ms`` /
+        ``warmup_ms`` size the representative class windows; ``workers`` > 1 simulates new
+        classes in that many processes."""
         if isinstance(scenario, dict):
             scenario = Scenario.from_dict(scenario)
         elif isinstance(scenario, str):

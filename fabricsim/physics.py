@@ -875,8 +875,9 @@ class _Engine:
         if plan.continuous:
             ideal = np.full(B, line * steps * Qn)
         elif plan.phase_bytes is not None:
-            busy = plan.ports * plan.phase_bytes / line + 1  # steps per phase at line rate
-            cycle = busy + plan.gap_steps + math.ceil(rtt_s / dt)
+            # a phase at line rate, then the barrier step and the gap (as the engine runs it)
+            busy = plan.ports * plan.phase_bytes / line
+            cycle = busy + 1 + plan.gap_steps
             ideal = np.full(B, busy / cycle * line * steps)
         else:
             # after n steps the ideal backlog is W_n = max(0, a_{n-1} - n line
