@@ -137,6 +137,41 @@ def collector(
 
 
 @app.command()
+def daemon(
+    once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit")] = False,
+) -> None:
+    """Run the auto-tuning daemon as its own process (`serve` embeds it by default)."""
+    import json
+    import signal
+    import threading
+
+    from app.api.main import install_virtual_fabric
+    from app.changes.service import ChangeService
+    from app.daemon import DaemonOptions, TunerDaemon
+    from app.db.session import make_engine, make_session_factory
+
+    settings = settings_or_exit()
+    factory = make_session_factory(make_engine(settings.database_url))
+    install_virtual_fabric(factory, settings)
+    changes = ChangeService(factory)
+    changes.recover(wait=True)
+    tuner = TunerDaemon(factory, changes, options=DaemonOptions(
+        interval_s=settings.tuner_interval_s, window_s=settings.tuner_window_s,
+        verify_s=settings.tuner_verify_s, initial_mode=settings.tuner_mode))
+    if once:
+        report = tuner.cycle()
+        typer.echo(json.dumps(report.__dict__, default=str))
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    tuner.start()
+    typer.echo(f"tuning daemon running, a cycle every {settings.tuner_interval_s:g} s", err=True)
+    stop.wait()
+    tuner.stop()
+
+
+@app.command()
 def bootstrap() -> None:
     """First-run set-up for `make run`: load the demo fabric into an empty inventory and write
     a bootstrap admin token file if no token exists yet."""
@@ -305,6 +340,16 @@ def _mount_optional() -> None:
         pass
     else:
         app.add_typer(sim_app, name="sim", help="Run the virtual fabric's physics.")
+    try:
+        from app.tuner_cli import app as tuner_app
+    except ImportError:
+        pass
+    else:
+        app.add_typer(tuner_app, name="tuner", help="Train and evaluate the AI-ECN tuner.")
+    from app.drivers.cli import headroom, parse
+
+    app.command("parse")(parse)
+    app.command("headroom")(headroom)
 
 
 _mount_optional()

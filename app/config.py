@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     rollup_1m_retention_days: float = Field(
         90.0, gt=0, le=3650, description="1-minute rollup retention (hourly is kept)"
     )
+    embedded_daemon: bool = Field(
+        True, description="`waterline serve` also runs the auto-tuning daemon"
+    )
+    tuner_mode: Literal["off", "observe", "propose", "auto"] = Field(
+        "propose", description="The daemon's mode on first start (then kept in the database)"
+    )
+    tuner_interval_s: float = Field(60.0, ge=1, le=86_400, description="Daemon cycle period")
+    tuner_window_s: float = Field(120.0, ge=10, le=86_400, description="Telemetry window")
+    tuner_verify_s: float = Field(
+        120.0, ge=5, le=86_400, description="How long a tuner change is watched before kept"
+    )
+    sim_seed: int = Field(0, ge=0, description="Seed of the virtual fabric behind mock switches")
+    sim_scenario: str = Field(
+        "", description="YAML traffic scenario for the virtual fabric (file path; empty: mix)"
+    )
     demo_switches: bool = Field(
         True, description="Load the demo virtual fabric when the inventory is empty"
     )

@@ -257,3 +257,26 @@ TUNER_KPI = Gauge(
     "A KPI of a switch x priority before and after the tuner's last change.",
     ["switch", "priority", "kpi", "phase"],
 )
+
+
+class VirtualFabricCollector(Collector):
+    """Ground truth of the virtual fabric behind mock switches (the simulator's KPIs), so the
+    tuner's effect can be watched on a dashboard: ``waterline_virtual_fabric_kpi{kpi}``."""
+
+    def __init__(self, load: Callable[[], dict[str, float] | None]) -> None:
+        self._load = load
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        values = self._load()
+        if not values:
+            return
+        family = GaugeMetricFamily(
+            "waterline_virtual_fabric_kpi",
+            "Mean over the virtual fabric's busy ports of a simulator KPI (objective: lower is "
+            "better).", labels=["kpi"])
+        for name, value in sorted(values.items()):
+            family.add_metric([name], value)
+        yield family

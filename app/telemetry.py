@@ -236,3 +236,45 @@ def load_snapshot(engine: Engine, switch_ids: Sequence[int] | None = None) -> Fa
         ]
     return FabricSnapshot(queues=queues, switches=switch_rows, waterlines=waterlines,
                           interface_speeds=speeds)
+
+
+WINDOW_COLUMNS: tuple[str, ...] = (
+    "tx_bytes_per_s", "tx_packets_per_s", "ecn_marked_packets_per_s", "rx_pause_frames_per_s",
+    "tx_pause_frames_per_s", "drop_packets_per_s", "occupancy_bytes", "watermark_bytes",
+)
+
+
+def load_windows(
+    session: Session,
+    *,
+    start_ms: int,
+    end_ms: int,
+    priorities: Sequence[int],
+    switch_ids: Sequence[int] | None = None,
+) -> dict[tuple[int, int, int], dict[str, Any]]:
+    """Raw samples of every (switch, interface, priority) in [start, end), as numpy arrays per
+    column (NaN where missing), keyed by ids; ``ts_ms`` holds the sample times."""
+    import numpy as np
+
+    columns = [SAMPLES.c[c] for c in WINDOW_COLUMNS]
+    query = (
+        select(SAMPLES.c.switch_id, SAMPLES.c.interface_id, SAMPLES.c.priority, SAMPLES.c.ts_ms,
+               *columns)
+        .where(SAMPLES.c.ts_ms >= start_ms, SAMPLES.c.ts_ms < end_ms,
+               SAMPLES.c.priority.in_(list(priorities)))
+        .order_by(SAMPLES.c.switch_id, SAMPLES.c.interface_id, SAMPLES.c.priority,
+                  SAMPLES.c.ts_ms)
+    )
+    if switch_ids is not None:
+        query = query.where(SAMPLES.c.switch_id.in_(list(switch_ids)))
+    grouped: dict[tuple[int, int, int], list[tuple[Any, ...]]] = {}
+    for row in session.execute(query):
+        grouped.setdefault((int(row[0]), int(row[1]), int(row[2])), []).append(tuple(row[3:]))
+    out: dict[tuple[int, int, int], dict[str, Any]] = {}
+    for key, rows in grouped.items():
+        matrix = np.array([[np.nan if v is None else float(v) for v in r] for r in rows])
+        series = {"ts_ms": matrix[:, 0]}
+        for i, name in enumerate(WINDOW_COLUMNS, start=1):
+            series[name] = matrix[:, i]
+        out[key] = series
+    return out

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,13 +13,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.api.routes import audit, changes, health, switches, telemetry, topology
+from app.api.routes import audit, changes, health, switches, telemetry, topology, tuner
 from app.api.routes import fabric as fabric_routes
+from app.api.routes.fabric import virtual_fabric_kpis
 from app.changes.service import ChangeService, DriverOpener
 from app.config import Settings, get_settings
+from app.daemon import DaemonOptions, TunerDaemon
 from app.db.session import make_engine, make_session_factory
-from app.metrics import FabricCollector, new_registry
+from app.metrics import FabricCollector, VirtualFabricCollector, new_registry
 from app.telemetry import load_snapshot
 
 log = logging.getLogger("waterline.api")
@@ -45,7 +49,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the embedded collector (single-process mode) and stop it on shutdown."""
     settings: Settings = app.state.settings
     service = None
+    daemon: TunerDaemon = app.state.daemon
     if app.state.background:
+        install_virtual_fabric(app.state.session_factory, settings)
         recovered = app.state.changes.recover(wait=False)
         if recovered:
             log.warning("recovering changes left in flight by a crash: %s", recovered)
@@ -55,12 +61,38 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = CollectorService(app.state.engine, CollectorOptions.from_settings(settings))
         service.start()
         log.info("embedded collector started")
+    if settings.embedded_daemon and app.state.background:
+        daemon.start()
+        log.info("embedded tuning daemon started")
     app.state.collector = service
     try:
         yield
     finally:
+        daemon.stop()
         if service is not None:
             service.stop()
+
+
+def install_virtual_fabric(factory: sessionmaker[Session], settings: Settings) -> bool:
+    """Build the process's virtual fabric for the inventory's mock switches (if any)."""
+    from app.drivers import mock
+    from app.inventory import export_inventory
+
+    def inventory() -> dict[str, Any]:
+        with factory() as session:
+            return export_inventory(session)
+
+    data = inventory()
+    mock.set_inventory_provider(inventory)
+    if not any(s["driver"] == "mock" for s in data["switches"]):
+        return False
+    scenario: Any = None
+    if settings.sim_scenario:
+        scenario = Path(settings.sim_scenario).read_text()
+    mock.install(data, seed=settings.sim_seed, scenario=scenario)
+    log.info("virtual fabric ready for %d mock switches",
+             sum(1 for s in data["switches"] if s["driver"] == "mock"))
+    return True
 
 
 def create_app(
@@ -69,6 +101,7 @@ def create_app(
     engine: Engine | None = None,
     background: bool = False,
     driver_opener: DriverOpener | None = None,
+    models_loader: Callable[[], Any] | None = None,
 ) -> FastAPI:
     """The API. ``background`` starts the embedded collector (and later the daemon) with the
     app; `waterline serve` sets it, tests that only exercise HTTP do not."""
@@ -86,20 +119,26 @@ def create_app(
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.changes = ChangeService(app.state.session_factory, driver_opener)
+    app.state.daemon = TunerDaemon(
+        app.state.session_factory, app.state.changes, models_loader=models_loader,
+        options=DaemonOptions(
+            interval_s=settings.tuner_interval_s, window_s=settings.tuner_window_s,
+            verify_s=settings.tuner_verify_s, initial_mode=settings.tuner_mode))
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)
-    for module in (switches, telemetry, topology, changes, audit, fabric_routes):
+    for module in (switches, telemetry, topology, changes, audit, fabric_routes, tuner):
         app.include_router(module.router, prefix=API_PREFIX)
 
     fabric = FabricCollector(lambda: load_snapshot(engine)) if settings.fabric_metrics else None
+    virtual = VirtualFabricCollector(virtual_fabric_kpis)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
         """Service metrics and (unless disabled) fabric telemetry from the latest snapshot."""
         body = generate_latest(REGISTRY)
         if fabric is not None:
-            body += generate_latest(new_registry(fabric))
+            body += generate_latest(new_registry(fabric, virtual))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from app.api.deps import SessionDep, Viewer
 from app.qos_state import check_consistency
@@ -34,3 +36,90 @@ def consistency(session: SessionDep, _: Viewer) -> ConsistencyOut:
         checked=checked, consistent=checked - len(bad),
         inconsistent=[InconsistentSwitch(switch=b.switch, problems=b.problems,
                                          observed_at=b.observed_at) for b in bad])
+
+
+class ProfileKpis(BaseModel):
+    profile: str
+    ports: int
+    kpis: dict[str, float]
+
+
+class FabricKpisOut(BaseModel):
+    window_s: float
+    ports: int
+    telemetry: dict[str, float]
+    by_profile: list[ProfileKpis]
+    virtual_fabric: dict[str, float] | None = None
+
+
+@router.get("/kpis", response_model=FabricKpisOut)
+def fabric_kpis(
+    session: SessionDep, _: Viewer,
+    window: Annotated[float, Query(gt=0, le=86_400, description="seconds back from now")] = 300,
+) -> FabricKpisOut:
+    """Fabric KPIs over the window from stored telemetry (mean over lossless ports, and per
+    classified profile). With the virtual fabric, also its ground truth (the simulator's KPIs
+    and objective, mean over the mock switches' active ports)."""
+    import time
+
+    import numpy as np
+
+    from app.db.models import Fabric, Interface, PortProfile, Switch
+    from app.telemetry import load_windows
+    from tuning.features import PortWindow, window_kpis
+
+    now_ms = int(time.time() * 1000)
+    fabric = session.scalars(select(Fabric)).first()
+    priorities = list(fabric.lossless_priorities) if fabric else [3]
+    interfaces = {i.id: i for i in session.scalars(select(Interface))}
+    buffers = dict(session.execute(select(Switch.id, Switch.buffer_bytes)).tuples().all())
+    profiles = {(p.switch_id, p.interface_id, p.priority): p.profile
+                for p in session.scalars(select(PortProfile))}
+    per_profile: dict[str, list[dict[str, float]]] = {}
+    every: list[dict[str, float]] = []
+    series = load_windows(session, start_ms=now_ms - int(window * 1000), end_ms=now_ms + 1,
+                          priorities=priorities)
+    for (sid, iid, prio), data in series.items():
+        iface = interfaces.get(iid)
+        if iface is None:
+            continue
+        kpis = window_kpis(PortWindow(speed_gbps=float(iface.speed_gbps),
+                                      buffer_bytes=buffers.get(sid, 1), cable_m=iface.cable_m,
+                                      **{k: v for k, v in data.items() if k != "ts_ms"}))
+        if kpis["utilisation"] <= 0.001:
+            continue  # idle ports would drown the averages
+        every.append(kpis)
+        per_profile.setdefault(profiles.get((sid, iid, prio), "unclassified"), []).append(kpis)
+
+    def mean(rows: list[dict[str, float]]) -> dict[str, float]:
+        return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+    return FabricKpisOut(
+        window_s=window, ports=len(every), telemetry=mean(every),
+        by_profile=[ProfileKpis(profile=k, ports=len(v), kpis=mean(v))
+                    for k, v in sorted(per_profile.items())],
+        virtual_fabric=virtual_fabric_kpis(),
+    )
+
+
+def virtual_fabric_kpis() -> dict[str, float] | None:
+    """The simulator's ground truth for the mock switches' busy ports (None without one)."""
+    from app.drivers import mock
+
+    state = mock.current()
+    if state is None:
+        return None
+    vf = state.fabric
+    rows = []
+    for switch in vf.switches():
+        for interface in vf.interfaces(switch):
+            for priority in vf.lossless_priorities:
+                if vf.traffic(switch, interface, priority)["profile"] == "idle":
+                    continue
+                rows.append(vf.kpis(switch, interface, priority))
+    if not rows:
+        return {}
+    keys = ("objective", "utilisation", "pause_time_fraction", "queue_p99_bytes",
+            "mice_fct_slowdown_p99", "drops")
+    return {k: float(sum(r.get(k, 0.0) for r in rows) / len(rows)) for k in keys} | {
+        "ports": float(len(rows))}

@@ -1,0 +1,643 @@
+"""The auto-tuning daemon: classify every port, propose waterlines, and (in `auto`) apply them
+through the change workflow, watch the KPIs for a verification window, and keep the change or
+roll it back on regression.
+
+Modes: `off` (nothing), `observe` (classify only), `propose` (store proposals for operators),
+`auto` (apply them, canary first). Freeze windows stop proposing and applying (verification and
+rollback still run: they only ever make things safer). Everything the daemon decides lives in
+the database (mode, profiles, proposals, trials), so a restart resumes where it was; database or
+driver errors are logged and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from app import metrics
+from app.changes.schemas import ChangeCreate, TargetsIn, WaterlinesIn
+from app.changes.service import ChangeError, ChangeService
+from app.db.models import (
+    ChangeSet,
+    Fabric,
+    ModelVersion,
+    PortProfile,
+    Proposal,
+    Switch,
+    TunerState,
+    TunerTrial,
+)
+from app.drivers.models import QosConfig, Waterlines
+from app.telemetry import load_windows
+from tuning.features import PROFILES, PortWindow, port_features, window_kpis
+from tuning.guard import Waterline, check_waterlines
+
+log = logging.getLogger("waterline.daemon")
+
+MODES = ("off", "observe", "propose", "auto")
+Mode = Literal["off", "observe", "propose", "auto"]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class FreezeWindow(BaseModel):
+    """No tuning changes inside: a daily UTC time range (optionally on some weekdays), or an
+    absolute range."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=list)
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FreezeWindow:
+        daily = self.start is not None and self.end is not None
+        absolute = self.start_at is not None and self.end_at is not None
+        if daily == absolute:
+            raise ValueError("give start and end (HH:MM, daily UTC) or start_at and end_at")
+        if absolute and self.start_at and self.end_at:
+            if self.start_at.tzinfo is None or self.end_at.tzinfo is None:
+                raise ValueError("start_at and end_at need a timezone")
+            if self.start_at >= self.end_at:
+                raise ValueError("start_at must be before end_at")
+        return self
+
+    def contains(self, moment: datetime) -> bool:
+        if self.start_at is not None and self.end_at is not None:
+            return self.start_at <= moment < self.end_at
+        assert self.start is not None and self.end is not None
+        if self.days and WEEKDAYS[moment.weekday()] not in self.days:
+            return False
+        now = moment.strftime("%H:%M")
+        if self.start <= self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end  # across midnight
+
+
+def frozen(windows: Sequence[dict[str, Any]], moment: datetime) -> bool:
+    return any(FreezeWindow.model_validate(w).contains(moment) for w in windows)
+
+
+@dataclass
+class Tolerance:
+    """How much worse a KPI may get before a tuner change counts as a regression."""
+
+    utilisation_drop: float = 0.10  # relative
+    pause_increase: float = 0.25  # relative ...
+    pause_floor_per_s: float = 5.0  # ... and absolute, pause frames/s
+    drops_floor_per_s: float = 0.0  # any new drops
+
+
+@dataclass
+class DaemonOptions:
+    interval_s: float = 60.0
+    window_s: float = 120.0
+    verify_s: float = 120.0
+    settle_s: float = 15.0
+    min_polls: int = 3
+    max_changes_per_cycle: int = 20
+    wave_size: int = 10
+    initial_mode: Mode = "propose"
+    tolerance: Tolerance = field(default_factory=Tolerance)
+
+
+@dataclass
+class CycleReport:
+    mode: str
+    frozen: bool = False
+    ports: int = 0
+    classified: int = 0
+    proposals: int = 0
+    applied: int = 0
+    kept: int = 0
+    rolled_back: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def waterline_of(w: Waterlines) -> Waterline:
+    return Waterline(**w.model_dump())
+
+
+def _dump(w: Waterline) -> dict[str, Any]:
+    return {k: getattr(w, k) for k in ("kmin_bytes", "kmax_bytes", "pmax", "xoff_bytes",
+                                       "xon_bytes", "headroom_bytes", "alpha")}
+
+
+@dataclass
+class _Port:
+    switch_id: int
+    interface_id: int
+    interface: str
+    priority: int
+    speed_gbps: int
+    cable_m: float
+    window: PortWindow
+    features: np.ndarray
+    profile: str = "idle"
+    probability: float = 0.0
+
+
+class TunerDaemon:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        changes: ChangeService,
+        *,
+        models_loader: Callable[[], Any] | None = None,
+        options: DaemonOptions | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.factory = factory
+        self.changes = changes
+        self.options = options or DaemonOptions()
+        self.clock = clock
+        self._models_loader = models_loader
+        self._models: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- models ---------------------------------------------------------------------------
+
+    @property
+    def models(self) -> Any:
+        if self._models is None:
+            if self._models_loader is None:
+                from tuning.models import default_models
+
+                self._models_loader = default_models
+            self._models = self._models_loader()
+            self._record_versions()
+            self._replay_outcomes()
+        return self._models
+
+    def _record_versions(self) -> None:
+        versions: dict[str, dict[str, Any]] = getattr(self._models, "versions", {}) or {}
+        with self.factory() as session:
+            for kind, meta in versions.items():
+                version = str(meta.get("version", "unknown"))
+                row = session.scalars(select(ModelVersion).where(
+                    ModelVersion.kind == kind, ModelVersion.version == version)).first()
+                if row is None:
+                    row = ModelVersion(kind=kind, version=version, meta=_jsonable(meta))
+                    session.add(row)
+                for other in session.scalars(select(ModelVersion).where(
+                        ModelVersion.kind == kind)):
+                    other.active = other is row
+                row.active = True
+            session.commit()
+
+    def _replay_outcomes(self) -> None:
+        """Feed the optimiser what earlier runs measured (restart-safe online learning)."""
+        with self.factory() as session:
+            trials = session.scalars(select(TunerTrial).where(TunerTrial.status == "kept")
+                                     .order_by(TunerTrial.id)).all()
+            for trial in trials:
+                outcome = (trial.kpis_after or {}).get("outcome")
+                if not outcome:
+                    continue
+                try:
+                    self._models.optimiser.observe(
+                        trial.profile, np.asarray(outcome["features"], dtype=float),
+                        Waterline(**outcome["waterlines"]), float(outcome["objective"]))
+                except Exception as exc:
+                    log.warning("could not replay trial %s: %s", trial.id, exc)
+
+    # --- state ----------------------------------------------------------------------------
+
+    def state(self, session: Session) -> TunerState:
+        row = session.get(TunerState, 1)
+        if row is None:
+            row = TunerState(id=1, mode=self.options.initial_mode, freeze_windows=[], cycles=0,
+                             updated_by="default")
+            session.add(row)
+            session.flush()
+        return row
+
+    def set_mode(self, mode: Mode, actor: str, freeze_windows: list[dict[str, Any]] | None = None
+                 ) -> None:
+        from app.audit import record
+
+        with self.factory() as session:
+            row = self.state(session)
+            row.mode = mode
+            if freeze_windows is not None:
+                row.freeze_windows = freeze_windows
+            row.updated_by = actor
+            row.updated_at = datetime.now(UTC)
+            record(session, actor, "tuner.set", detail={"mode": mode,
+                                                        "freeze_windows": row.freeze_windows})
+            session.commit()
+        self._export_mode(mode)
+
+    @staticmethod
+    def _export_mode(mode: str) -> None:
+        for m in MODES:
+            metrics.TUNER_MODE.labels(m).set(1 if m == mode else 0)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tuner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.options.interval_s):
+            self.cycle()
+
+    def cycle(self) -> CycleReport:
+        """One pass; never raises."""
+        try:
+            with self.factory() as session:
+                state = self.state(session)
+                mode, windows = state.mode, list(state.freeze_windows or [])
+                session.commit()
+        except Exception as exc:
+            metrics.TUNER_CYCLES.labels("error").inc()
+            log.warning("tuner cycle: database unavailable: %s", exc)
+            return CycleReport(mode="unknown", errors=[str(exc)])
+        self._export_mode(mode)
+        report = CycleReport(mode=mode)
+        if mode == "off":
+            metrics.TUNER_CYCLES.labels("off").inc()
+            return report
+        now_ms = int(self.clock() * 1000)
+        report.frozen = frozen(windows, datetime.fromtimestamp(now_ms / 1000, UTC))
+        try:
+            self._judge_trials(now_ms, report)
+            ports = self._classify(now_ms, report)
+            if mode in ("propose", "auto") and not report.frozen:
+                proposal_ids = self._propose(ports, now_ms, report)
+                if mode == "auto" and proposal_ids:
+                    self._apply(proposal_ids, ports, now_ms, report)
+            outcome = "ok"
+        except Exception as exc:  # a bad cycle is counted and logged; the next one retries
+            log.exception("tuner cycle failed")
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+            outcome = "error"
+        try:
+            with self.factory() as session:
+                state = self.state(session)
+                state.cycles += 1
+                state.last_cycle_ms = now_ms
+                state.last_error = report.errors[0][:500] if report.errors else ""
+                session.commit()
+        except Exception as exc:
+            log.warning("could not record the tuner cycle: %s", exc)
+        metrics.TUNER_CYCLES.labels(outcome).inc()
+        return report
+
+    # --- classify -------------------------------------------------------------------------
+
+    def _current_waterlines(self, switch: Switch) -> dict[int, Waterline]:
+        if not switch.observed_qos:
+            return {}
+        config = QosConfig.model_validate(switch.observed_qos)
+        return {p: waterline_of(w) for p, w in config.waterlines.items()}
+
+    def _load_ports(self, session: Session, now_ms: int) -> list[_Port]:
+        fabric = session.scalars(select(Fabric)).first()
+        priorities = list(fabric.lossless_priorities) if fabric else [3]
+        switches = {s.id: s for s in session.scalars(
+            select(Switch).where(Switch.enabled.is_(True)).options(
+                selectinload(Switch.interfaces)))}
+        windows = load_windows(session, start_ms=now_ms - int(self.options.window_s * 1000),
+                               end_ms=now_ms + 1, priorities=priorities,
+                               switch_ids=list(switches))
+        interfaces = {i.id: i for s in switches.values() for i in s.interfaces}
+        current = {sid: self._current_waterlines(s) for sid, s in switches.items()}
+        ports = []
+        for (sid, iid, prio), series in windows.items():
+            iface = interfaces.get(iid)
+            waterlines = current.get(sid, {}).get(prio)
+            if iface is None or waterlines is None:
+                continue
+            if np.sum(np.isfinite(series["tx_bytes_per_s"])) < self.options.min_polls:
+                continue
+            window = PortWindow(
+                speed_gbps=float(iface.speed_gbps), buffer_bytes=switches[sid].buffer_bytes,
+                cable_m=float(iface.cable_m),
+                **{k: v for k, v in series.items() if k != "ts_ms"})
+            ports.append(_Port(sid, iid, iface.name, prio, iface.speed_gbps, iface.cable_m,
+                               window, port_features(window, waterlines)))
+        return ports
+
+    def _classify(self, now_ms: int, report: CycleReport) -> list[_Port]:
+        with self.factory() as session:
+            ports = self._load_ports(session, now_ms)
+            report.ports = len(ports)
+            if not ports:
+                return []
+            proba = self.models.classifier.predict_proba(np.vstack([p.features for p in ports]))
+            names = {s.id: s.name for s in session.scalars(select(Switch))}
+            previous = {(r.switch_id, r.interface_id, r.priority): r
+                        for r in session.scalars(select(PortProfile))}
+            metrics.PORT_PROFILE.clear()
+            for port, row in zip(ports, proba, strict=True):
+                k = int(np.argmax(row))
+                port.profile, port.probability = PROFILES[k], float(row[k])
+                key = (port.switch_id, port.interface_id, port.priority)
+                record = previous.get(key)
+                if record is None:
+                    record = PortProfile(switch_id=key[0], interface_id=key[1], priority=key[2],
+                                         profile=port.profile, probability=port.probability,
+                                         since_ms=now_ms, updated_ms=now_ms)
+                    session.add(record)
+                elif record.profile != port.profile:
+                    record.profile, record.since_ms = port.profile, now_ms
+                record.probability, record.updated_ms = port.probability, now_ms
+                labels = (names.get(port.switch_id, "?"), port.interface, str(port.priority))
+                metrics.PORT_PROFILE.labels(*labels, port.profile).set(1)
+                metrics.PORT_PROFILE_PROBABILITY.labels(*labels).set(port.probability)
+            session.commit()
+        report.classified = len(ports)
+        return ports
+
+    # --- propose --------------------------------------------------------------------------
+
+    @staticmethod
+    def _groups(ports: list[_Port]) -> dict[tuple[int, int], tuple[str, list[_Port]]]:
+        """Per (switch, priority): the dominant non-idle profile, weighted by traffic."""
+        by_key: dict[tuple[int, int], list[_Port]] = defaultdict(list)
+        for p in ports:
+            by_key[(p.switch_id, p.priority)].append(p)
+        out: dict[tuple[int, int], tuple[str, list[_Port]]] = {}
+        for key, members in by_key.items():
+            weight: dict[str, float] = defaultdict(float)
+            for p in members:
+                if p.profile != "idle":
+                    weight[p.profile] += p.probability * max(
+                        1e-3, window_kpis(p.window)["utilisation"])
+            if not weight:
+                continue
+            profile = max(weight, key=lambda k: weight[k])
+            out[key] = (profile, [p for p in members if p.profile == profile])
+        return out
+
+    def _propose(self, ports: list[_Port], now_ms: int, report: CycleReport) -> list[int]:
+        created: list[int] = []
+        groups = self._groups(ports)
+        with self.factory() as session:
+            switches = {s.id: s for s in session.scalars(select(Switch))}
+            busy = self._busy_switches(session)
+            for (sid, prio), (profile, members) in sorted(groups.items()):
+                switch = switches[sid]
+                current = self._current_waterlines(switch).get(prio)
+                if current is None or sid in busy:
+                    continue
+                feats = np.median(np.vstack([m.features for m in members]), axis=0)
+                speed = max(m.speed_gbps for m in members)
+                cable = max(m.cable_m for m in members)
+                try:
+                    proposal = self.models.optimiser.propose(
+                        profile, feats, current, speed_gbps=speed,
+                        buffer_bytes=switch.buffer_bytes, cable_m=cable)
+                except Exception as exc:
+                    report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
+                    continue
+                proposed = proposal.waterlines
+                if proposal.method == "hold" or _dump(proposed) == _dump(current):
+                    continue
+                refusals = check_waterlines(proposed, speed_gbps=speed,
+                                            buffer_bytes=switch.buffer_bytes, cable_m=cable)
+                if refusals:
+                    report.errors.append(f"{switch.name}/{prio}: guard refused {refusals[0]}")
+                    continue
+                for old in session.scalars(select(Proposal).where(
+                        Proposal.switch_id == sid, Proposal.priority == prio,
+                        Proposal.status == "pending")):
+                    old.status = "superseded"
+                probability = float(np.mean([m.probability for m in members]))
+                kpis = [window_kpis(m.window) for m in members]
+                row = Proposal(
+                    switch_id=sid, priority=prio, interfaces=[m.interface for m in members],
+                    profile=profile, probability=probability, current=_dump(current),
+                    proposed=_dump(proposed),
+                    predicted={
+                        "objective_current": proposal.predicted_objective_current,
+                        "objective_proposed": proposal.predicted_objective_proposed,
+                        "kpis_current": proposal.predicted_kpis_current,
+                        "kpis_proposed": proposal.predicted_kpis_proposed,
+                    },
+                    confidence=float(proposal.confidence),
+                    explanation={
+                        "method": proposal.method, "reason": proposal.reason,
+                        "features": {k: float(np.mean([kp[k] for kp in kpis])) for k in kpis[0]},
+                        "feature_vector": [float(x) for x in feats],
+                        "ports": len(members), "speed_gbps": speed, "cable_m": cable,
+                    },
+                )
+                session.add(row)
+                session.flush()
+                created.append(row.id)
+                metrics.TUNER_PROPOSALS.labels(profile).inc()
+            session.commit()
+        report.proposals = len(created)
+        return created
+
+    @staticmethod
+    def _busy_switches(session: Session) -> set[int]:
+        """Switches with a tuner change still applying or under verification."""
+        busy: set[int] = set()
+        for trial in session.scalars(select(TunerTrial).where(
+                TunerTrial.status.in_(("applying", "verifying")))):
+            busy.update(int(s) for s in trial.switch_ids)
+        return busy
+
+    # --- apply and verify -----------------------------------------------------------------
+
+    def _apply(self, proposal_ids: list[int], ports: list[_Port], now_ms: int,
+               report: CycleReport) -> None:
+        """Group identical proposals into one change each (canary first), record a trial."""
+        with self.factory() as session:
+            rows = session.scalars(select(Proposal).where(Proposal.id.in_(proposal_ids))).all()
+            groups: dict[tuple[Any, ...], list[Proposal]] = defaultdict(list)
+            for p in rows:
+                groups[(p.priority, p.profile, tuple(sorted(p.proposed.items())))].append(p)
+        by_switch: dict[tuple[int, int], list[_Port]] = defaultdict(list)
+        for port in ports:
+            by_switch[(port.switch_id, port.priority)].append(port)
+        for (priority, profile, _), members in list(groups.items())[
+                : self.options.max_changes_per_cycle]:
+            ids = [p.id for p in members]
+            try:
+                change_id = self.apply_proposals(ids, actor="tuner", source="daemon")
+            except ChangeError as exc:
+                report.errors.append(f"apply proposals {ids}: {exc}")
+                continue
+            windows = [pt.window for p in members for pt in by_switch[(p.switch_id, priority)]
+                       if pt.profile == profile]
+            with self.factory() as session:
+                session.add(TunerTrial(
+                    change_id=change_id, proposal_ids=ids, profile=profile, priority=priority,
+                    switch_ids=sorted({p.switch_id for p in members}),
+                    kpis_before=_mean_kpis(windows), applied_ms=now_ms,
+                    verify_after_ms=now_ms + int(self.options.verify_s * 1000),
+                    status="applying"))
+                session.commit()
+            report.applied += 1
+            metrics.TUNER_APPLIED.inc()
+
+    def apply_proposals(self, proposal_ids: list[int], *, actor: str, source: str) -> int:
+        """Turn proposals (same priority and waterlines) into one change, approve and apply it."""
+        with self.factory() as session:
+            rows = session.scalars(select(Proposal).where(Proposal.id.in_(proposal_ids))).all()
+            if not rows:
+                raise ChangeError(404, "no such proposals")
+            if any(r.status != "pending" for r in rows):
+                raise ChangeError(409, "only pending proposals can be applied")
+            names = {s.id: s.name for s in session.scalars(
+                select(Switch).where(Switch.id.in_([r.switch_id for r in rows])))}
+            first = rows[0]
+            body = ChangeCreate(
+                targets=TargetsIn(switches=sorted(names[r.switch_id] for r in rows)),
+                waterlines={first.priority: WaterlinesIn(**first.proposed)},
+                wave_size=self.options.wave_size,
+                description=f"tuner: {first.profile} waterlines for priority {first.priority}",
+            )
+        change_id = self.changes.create(body, actor, source=source)
+        self.changes.approve(change_id, actor)
+        with self.factory() as session:
+            for r in session.scalars(select(Proposal).where(Proposal.id.in_(proposal_ids))):
+                r.status = "applied"
+                r.change_id = change_id
+                r.decided_by = actor
+                r.decided_at = datetime.now(UTC)
+            session.commit()
+        self.changes.start_apply(change_id, actor)
+        return change_id
+
+    def _judge_trials(self, now_ms: int, report: CycleReport) -> None:
+        with self.factory() as session:
+            trials = session.scalars(select(TunerTrial).where(
+                TunerTrial.status.in_(("applying", "verifying")))).all()
+            for trial in trials:
+                change = session.get(ChangeSet, trial.change_id)
+                if change is None:
+                    trial.status, trial.reason = "failed", "change vanished"
+                    continue
+                if trial.status == "applying":
+                    if change.status == "applied":
+                        trial.status = "verifying"
+                        trial.applied_ms = now_ms
+                        trial.verify_after_ms = now_ms + int(self.options.verify_s * 1000)
+                    elif change.status not in ("approved", "applying"):
+                        trial.status = "failed"
+                        trial.reason = f"change {change.id} {change.status}: {change.reason}"[:500]
+                        metrics.TUNER_ROLLED_BACK.inc()
+                        report.rolled_back += 1
+                    continue
+                if now_ms < trial.verify_after_ms:
+                    continue
+                verdict, after, outcome = self._verdict(session, trial, now_ms)
+                trial.kpis_after = {**after, "outcome": outcome}
+                if verdict:
+                    trial.status, trial.reason = "rolling_back", verdict
+                else:
+                    trial.status = "kept"
+                    report.kept += 1
+            session.commit()
+            to_roll = [(t.id, t.change_id, t.reason) for t in trials if t.status == "rolling_back"]
+            kept = [t for t in trials if t.status == "kept" and (t.kpis_after or {}).get("outcome")]
+            kept_outcomes = [(t.profile, t.kpis_after["outcome"]) for t in kept if t.kpis_after]
+        for profile, outcome in kept_outcomes:
+            try:
+                self.models.optimiser.observe(
+                    profile, np.asarray(outcome["features"], dtype=float),
+                    Waterline(**outcome["waterlines"]), float(outcome["objective"]))
+            except Exception as exc:
+                report.errors.append(f"optimiser update: {exc}")
+        for trial_id, change_id, reason in to_roll:
+            try:
+                self.changes.start_rollback(change_id, "tuner")
+                status = "rolled_back"
+            except ChangeError as exc:
+                status, reason = "failed", f"{reason}; rollback refused: {exc}"
+            with self.factory() as session:
+                row = session.get(TunerTrial, trial_id)
+                if row is not None:
+                    row.status, row.reason = status, reason[:500]
+                session.commit()
+            metrics.TUNER_ROLLED_BACK.inc()
+            report.rolled_back += 1
+            log.warning("tuner change %s rolled back: %s", change_id, reason)
+
+    def _verdict(self, session: Session, trial: TunerTrial, now_ms: int
+                 ) -> tuple[str, dict[str, float], dict[str, Any] | None]:
+        """Compare the trial's ports before and after; a reason string means regression."""
+        start = trial.applied_ms + int(self.options.settle_s * 1000)
+        switches = {s.id: s for s in session.scalars(select(Switch).where(
+            Switch.id.in_(trial.switch_ids)).options(selectinload(Switch.interfaces)))}
+        proposals = session.scalars(select(Proposal).where(
+            Proposal.id.in_(trial.proposal_ids))).all()
+        wanted = {(p.switch_id, name) for p in proposals for name in p.interfaces}
+        series = load_windows(session, start_ms=start, end_ms=now_ms + 1,
+                              priorities=[trial.priority], switch_ids=trial.switch_ids)
+        windows: list[PortWindow] = []
+        features: list[np.ndarray] = []
+        for (sid, iid, _prio), data in series.items():
+            iface = next((i for i in switches[sid].interfaces if i.id == iid), None)
+            if iface is None or (sid, iface.name) not in wanted:
+                continue
+            window = PortWindow(speed_gbps=float(iface.speed_gbps),
+                                buffer_bytes=switches[sid].buffer_bytes, cable_m=iface.cable_m,
+                                **{k: v for k, v in data.items() if k != "ts_ms"})
+            windows.append(window)
+            proposed = proposals[0].proposed
+            features.append(port_features(window, Waterline(**proposed)))
+        after = _mean_kpis(windows)
+        before = trial.kpis_before
+        tol = self.options.tolerance
+        outcome = None
+        if features:
+            feats = np.median(np.vstack(features), axis=0)
+            try:
+                objective = float(self.models.optimiser.estimate_objective(trial.profile, feats))
+                outcome = {"features": [float(x) for x in feats], "objective": objective,
+                           "waterlines": proposals[0].proposed}
+            except Exception as exc:
+                log.warning("objective estimate failed: %s", exc)
+        if not windows:
+            return "no telemetry after the change", after, None
+        drops_before, drops_after = before.get("drops_per_s", 0.0), after.get("drops_per_s", 0.0)
+        if drops_after > max(drops_before * 1.5, tol.drops_floor_per_s) and drops_after > 0:
+            return f"drops rose from {drops_before:.1f}/s to {drops_after:.1f}/s", after, outcome
+        for key in ("rx_pause_per_s", "tx_pause_per_s"):
+            b, a = before.get(key, 0.0), after.get(key, 0.0)
+            if a > b * (1 + tol.pause_increase) and a - b > tol.pause_floor_per_s:
+                return f"{key} rose from {b:.1f} to {a:.1f}", after, outcome
+        ub, ua = before.get("utilisation", 0.0), after.get("utilisation", 0.0)
+        if ub > 0.05 and ua < ub * (1 - tol.utilisation_drop):
+            return f"utilisation fell from {ub:.3f} to {ua:.3f}", after, outcome
+        return "", after, outcome
+
+
+def _mean_kpis(windows: list[PortWindow]) -> dict[str, float]:
+    if not windows:
+        return {}
+    kpis = [window_kpis(w) for w in windows]
+    return {k: float(np.mean([x[k] for x in kpis])) for k in kpis[0]}
+
+
+def _jsonable(meta: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return dict(json.loads(json.dumps(meta, default=str)))
