@@ -118,9 +118,11 @@ def collector(
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)
     use_leases = leases if leases is not None else engine.dialect.name == "postgresql"
+    # A separate process cannot see the API process's virtual fabric: mock switches are left
+    # to `waterline serve`.
     options = CollectorOptions.from_settings(
         settings, concurrency=concurrency, use_leases=use_leases, lease_s=lease_s,
-        worker_name=name or default_worker_name())
+        worker_name=name or default_worker_name(), drivers="real")
     service = CollectorService(engine, options)
     REGISTRY.register(FabricCollector(
         lambda: load_snapshot(engine, sorted(service.owned_switch_ids() or [])

@@ -43,8 +43,11 @@ class Settings(BaseSettings):
         description="Export fabric telemetry on the API's /metrics (turn off when collector "
         "processes export it, to avoid duplicate series)",
     )
-    embedded_collector: bool = Field(
-        True, description="`waterline serve` also polls the switches (single-process mode)"
+    embedded_collector: Literal["all", "mock", "off"] = Field(
+        "all",
+        description="What `waterline serve` polls itself: all switches (single process), only "
+        "the virtual fabric's mock switches (when `waterline collector` processes poll the rest), "
+        "or nothing",
     )
     poll_interval_s: float = Field(10.0, ge=1, le=3600, description="Default poll interval")
     poll_timeout_s: float = Field(10.0, ge=0.5, le=300, description="Per-switch poll timeout")
@@ -80,6 +83,18 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://") or value.startswith("postgresql+psycopg2"):
             # psycopg 3 is the driver we ship.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("embedded_collector", mode="before")
+    @classmethod
+    def _collector_bool(cls, value: object) -> object:
+        # true/false read as all/off
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return "all"
+        if isinstance(value, str) and value.lower() in ("false", "0", "no"):
+            return "off"
+        if isinstance(value, bool):
+            return "all" if value else "off"
         return value
 
     @field_validator("log_level", mode="before")

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, Table, and_, delete, func, literal, null, or_, se
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.db.models import CollectorLease, CollectorWorker, Switch
 
@@ -32,8 +33,11 @@ def _now_ms() -> int:
 
 
 class LeaseManager:
-    def __init__(self, engine: Engine, worker: str, *, lease_s: float = 30.0) -> None:
+    def __init__(self, engine: Engine, worker: str, *, lease_s: float = 30.0,
+                 real_only: bool = False) -> None:
         self.engine = engine
+        # Mock switches live in one process's virtual fabric: collector processes leave them.
+        self.real_only = real_only
         self.worker = worker
         self.lease_ms = int(lease_s * 1000)
         self.started_ms = _now_ms()
@@ -58,11 +62,14 @@ class LeaseManager:
             )
             conn.execute(beat.on_conflict_do_update(
                 index_elements=["name"], set_={"heartbeat_ms": now}))
-            enabled = select(SWITCHES.c.id).where(SWITCHES.c.enabled.is_(True))
+            eligible: ColumnElement[bool] = SWITCHES.c.enabled.is_(True)
+            if self.real_only:
+                eligible = and_(eligible, SWITCHES.c.driver != "mock")
+            enabled = select(SWITCHES.c.id).where(eligible)
             missing = self._insert(conn, LEASES).from_select(
                 ["switch_id", "owner", "expires_ms"],
                 select(SWITCHES.c.id, sa_cast(null(), LEASES.c.owner.type), literal(0))
-                .where(SWITCHES.c.enabled.is_(True)),
+                .where(eligible),
             ).on_conflict_do_nothing(index_elements=["switch_id"])
             conn.execute(missing)
             # Leases of disabled or deleted switches are released.

@@ -106,6 +106,7 @@ class Poller:
         seed: int | None = None,
         qos_refresh_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        driver_filter: Callable[[str], bool] | None = None,
     ) -> None:
         self.engine = engine
         self.ingestor = ingestor or Ingestor(engine)
@@ -117,6 +118,7 @@ class Poller:
         self.max_backoff_s = max_backoff_s
         self.owned = owned or (lambda: None)
         self.qos_refresh_s = qos_refresh_s
+        self.driver_filter = driver_filter or (lambda _name: True)
         # Wall-clock source of sample timestamps (tests drive simulated time through it).
         self.clock = clock
         self.normaliser = Normaliser()
@@ -141,7 +143,7 @@ class Poller:
                 targets = {
                     s.id: self._target(s, s.interfaces)
                     for s in switches
-                    if owned is None or s.id in owned
+                    if (owned is None or s.id in owned) and self.driver_filter(s.driver)
                 }
         now = time.monotonic()
         for switch_id in list(self._states):

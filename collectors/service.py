@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -35,6 +36,9 @@ class CollectorOptions:
     rollup_every_s: float = 60.0
     raw_retention_days: float = 7.0
     rollup_1m_retention_days: float = 90.0
+    # Which switches: "all", "mock" (the in-process virtual fabric only) or "real" (all but
+    # mock: a separate collector process cannot see another process's virtual fabric).
+    drivers: str = "all"
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> CollectorOptions:
@@ -49,6 +53,14 @@ class CollectorOptions:
         return cls(**values)
 
 
+def _driver_filter(drivers: str) -> Callable[[str], bool]:
+    if drivers == "mock":
+        return lambda name: name == "mock"
+    if drivers == "real":
+        return lambda name: name != "mock"
+    return lambda name: True
+
+
 def default_worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -59,13 +71,14 @@ class CollectorService:
         self.options = options
         self.leases = (
             LeaseManager(engine, options.worker_name or default_worker_name(),
-                         lease_s=options.lease_s)
+                         lease_s=options.lease_s, real_only=options.drivers == "real")
             if options.use_leases else None
         )
         self.poller = Poller(
             engine, ingestor=Ingestor(engine), concurrency=options.concurrency,
             default_interval_s=options.interval_s, timeout_s=options.timeout_s,
             owned=(lambda: self.leases.owned if self.leases else None),
+            driver_filter=_driver_filter(options.drivers),
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

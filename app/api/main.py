@@ -55,10 +55,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         recovered = app.state.changes.recover(wait=False)
         if recovered:
             log.warning("recovering changes left in flight by a crash: %s", recovered)
-    if settings.embedded_collector and app.state.background:
+    if settings.embedded_collector != "off" and app.state.background:
         from collectors.service import CollectorOptions, CollectorService
 
-        service = CollectorService(app.state.engine, CollectorOptions.from_settings(settings))
+        service = CollectorService(app.state.engine, CollectorOptions.from_settings(
+            settings, drivers="mock" if settings.embedded_collector == "mock" else "all"))
         service.start()
         log.info("embedded collector started")
     if settings.embedded_daemon and app.state.background:
