@@ -134,17 +134,16 @@ class Poller:
     def load_targets(self) -> int:
         """(Re)read the enabled switches this worker owns; keep sessions of unchanged ones."""
         owned = self.owned()
-        with self.engine.connect() as conn:
-            with Session(bind=conn) as session:
-                query = select(Switch).where(Switch.enabled.is_(True)).options(
-                    selectinload(Switch.interfaces)
-                )
-                switches = session.scalars(query).all()
-                targets = {
-                    s.id: self._target(s, s.interfaces)
-                    for s in switches
-                    if (owned is None or s.id in owned) and self.driver_filter(s.driver)
-                }
+        with self.engine.connect() as conn, Session(bind=conn) as session:
+            query = select(Switch).where(Switch.enabled.is_(True)).options(
+                selectinload(Switch.interfaces)
+            )
+            switches = session.scalars(query).all()
+            targets = {
+                s.id: self._target(s, s.interfaces)
+                for s in switches
+                if (owned is None or s.id in owned) and self.driver_filter(s.driver)
+            }
         now = time.monotonic()
         for switch_id in list(self._states):
             if switch_id not in targets:
