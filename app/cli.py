@@ -343,6 +343,12 @@ def _mount_optional() -> None:
     else:
         app.add_typer(sim_app, name="sim", help="Run the virtual fabric's physics.")
     try:
+        from fabricsim.lab_cli import app as lab_app
+    except ImportError:
+        pass
+    else:
+        app.add_typer(lab_app, name="lab", help="Virtual SSH switches (Comware, SONiC).")
+    try:
         from app.tuner_cli import app as tuner_app
     except ImportError:
         pass
