@@ -111,6 +111,8 @@ class NetmikoSession:
             "banner_timeout": t,
             "blocking_timeout": t,
             "session_timeout": max(60.0, t),
+            # netmiko's own reads (login, prompt discovery, sudo) wait no longer than ours
+            "read_timeout_override": t,
             "use_keys": False,
             "allow_agent": False,
             "ssh_strict": False,

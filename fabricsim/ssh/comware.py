@@ -26,7 +26,7 @@ from typing import Any
 
 from fabricsim.buffers import sonic_headroom
 from fabricsim.fabric import PortCounters, VirtualFabric
-from fabricsim.physics import sonic_default
+from fabricsim.physics import Thresholds, sonic_default
 
 from .device import CliSession, EmulatedSwitch, Reply, alpha_from_exponent, fabric_thresholds
 from .text import columns
@@ -126,10 +126,10 @@ class ComwareSwitch(EmulatedSwitch):
                 description=f"to-{peer}" if peer else "")
         self._peak: dict[tuple[str, int], int] = {}
         self._rates: dict[tuple[str, int, str], tuple[float, int]] = {}
-        self.apply_config()
+        self.apply_config(now=True)
 
     # ---------------------------------------------------------------- config -> physics
-    def apply_config(self) -> None:
+    def physics(self) -> tuple[tuple[int, ...], tuple[int, ...], dict[int, Thresholds]]:
         with self.lock:
             ifs = list(self.ifcfg.values())
             applied = [i.wred for i in ifs if i.wred]
@@ -149,11 +149,12 @@ class ComwareSwitch(EmulatedSwitch):
                     low * self.cell, high * self.cell, pct / 100,
                     None if head is None else (head + off) * self.cell,
                     None if dyn is None else percent_to_alpha(dyn))
-            self.push(pfc=pfc, ecn=ecn, thresholds=thresholds)
+            return pfc, ecn, thresholds
 
     # ---------------------------------------------------------------- counters
     def sample(self) -> dict[tuple[str, int], PortCounters]:
         with self.lock:
+            self.flush()
             rows = self.fabric.read_counters(self.name)
             self.fabric.clear_watermarks(self.name)
             out = {}
@@ -632,7 +633,7 @@ class ComwareSession(CliSession):
                     c.no_drop = []
                 else:
                     prios = self._priority_list(toks[i + 3:], end)
-                    c.no_drop = sorted(set(c.no_drop) | set(prios))
+                    c.no_drop = sorted(set(prios))  # the list replaces the previous one
                 sw.apply_config()
                 return Reply()
             if _kw(rest[0], "dot1p", 1):

@@ -100,6 +100,8 @@ class EmulatedSwitch:
         self.log: list[CommandRecord] = []
         self.booted = time.time()
         self._pushed: dict[str, Any] = {}
+        self._dirty = False
+        self._timer: threading.Timer | None = None
         self.sessions_opened = 0
 
     # ---------------------------------------------------------------- identity
@@ -138,6 +140,47 @@ class EmulatedSwitch:
         return pat is not None and pat.search(line) is not None
 
     # ---------------------------------------------------------------- physics
+    PUSH_DELAY_S = 0.2
+    """Configuration changes reach the physics this long after the last one, so that the
+    intermediate states of a multi-line change are never simulated (each new waterline
+    combination costs a simulated window); a read of the counters pushes at once."""
+
+    def physics(self) -> tuple[tuple[int, ...], tuple[int, ...], dict[int, Thresholds]]:
+        """(PFC priorities, ECN queues, thresholds per lossless priority) of the config."""
+        raise NotImplementedError
+
+    def apply_config(self, *, now: bool = False) -> None:
+        """The configuration changed: push it to the physics (debounced, see PUSH_DELAY_S)."""
+        with self.lock:
+            self._dirty = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if now:
+                self.flush()
+                return
+            self._timer = threading.Timer(self.PUSH_DELAY_S, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Push a pending configuration change to the physics now."""
+        with self.lock:
+            if not self._dirty:
+                return
+            self._dirty = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            pfc, ecn, thresholds = self.physics()
+            self.push(pfc=pfc, ecn=ecn, thresholds=thresholds)
+
+    def stop(self) -> None:
+        with self.lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
     def push(self, *, pfc: tuple[int, ...], ecn: tuple[int, ...],
              thresholds: dict[int, Thresholds]) -> None:
         """Make the physics follow the configuration (only what changed is pushed)."""

@@ -203,6 +203,8 @@ class Lab:
 
     def stop(self) -> None:
         self.server.stop()
+        for sw in self.switches.values():
+            sw.stop()
 
     def __enter__(self) -> Lab:
         return self

@@ -321,7 +321,7 @@ class SshServer:
             if faults.hang_on is not None and faults.hang_on.search(line):
                 faults.hang_on = None
                 faults.hang_until = time.monotonic() + faults.hang_s
-        while faults.hung():
+        while switch.faults.hung():  # clear() replaces the faults object
             if _gone(chan) or self._stopping.is_set():
                 return False  # the line is lost with the session
             time.sleep(_POLL_S)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from fabricsim.buffers import sonic_headroom
 from fabricsim.fabric import PortCounters, VirtualFabric
-from fabricsim.physics import sonic_default
+from fabricsim.physics import Thresholds, sonic_default
 
 from .device import (
     CliSession,
@@ -129,10 +129,10 @@ class SonicSwitch(EmulatedSwitch):
         self._wm_persist: dict[tuple[str, int], int] = {}
         self._base_queue: dict[tuple[str, int], PortCounters] = {}
         self._base_pfc: dict[tuple[str, int], PortCounters] = {}
-        self.apply_config()
+        self.apply_config(now=True)
 
     # ---------------------------------------------------------------- config -> physics
-    def apply_config(self) -> None:
+    def physics(self) -> tuple[tuple[int, ...], tuple[int, ...], dict[int, Thresholds]]:
         with self.lock:
             w = self.cfg["WRED_PROFILE"].get(WRED_LOSSLESS, {})
             kmin = int(w.get("green_min_threshold", 0))
@@ -145,13 +145,13 @@ class SonicSwitch(EmulatedSwitch):
             pfc = tuple(sorted(set.intersection(*sets))) if sets else ()
             ecn = tuple(sorted(self.cfg["ECN_QUEUES"]))
             th = fabric_thresholds(kmin, kmax, pmax, size, alpha)
-            self.push(pfc=pfc, ecn=ecn,
-                      thresholds={p: th for p in self.fabric.lossless_priorities})
+            return pfc, ecn, {p: th for p in self.fabric.lossless_priorities}
 
     # ---------------------------------------------------------------- counters
     def sample(self) -> dict[tuple[str, int], PortCounters]:
         """Counters now; folds the fabric's watermark into the user/persistent watermarks."""
         with self.lock:
+            self.flush()
             rows = self.fabric.read_counters(self.name)
             self.fabric.clear_watermarks(self.name)
             out: dict[tuple[str, int], PortCounters] = {}

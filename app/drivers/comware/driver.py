@@ -34,9 +34,10 @@ from app.drivers.comware.render import (
     render_qos,
     render_rollback,
 )
-from app.drivers.errors import CommitFailed, DriverError, ParseError
+from app.drivers.errors import CommitFailed, DriverError, ParseError, ValidationFailed
 from app.drivers.models import Facts, QosConfig, QueueSample, merge_samples
 from app.drivers.netmiko_session import NetmikoSession, check_line
+from app.drivers.vendor_common import check_interfaces
 
 log = logging.getLogger("waterline.drivers.comware")
 T = TypeVar("T")
@@ -91,7 +92,7 @@ class ComwareDriver:
         self._model = ""
         self._version = ""
         self._uptime: int | None = None
-        self._ports: tuple[str, ...] = tuple(target.interfaces)
+        self._ports: tuple[str, ...] = ()
         self._table = WRED_TABLE
         self._candidate: QosConfig | None = None
         self._lines: list[str] = []
@@ -154,7 +155,14 @@ class ComwareDriver:
                      uptime_s=self._uptime, interfaces=list(self.ports()))
 
     def ports(self) -> tuple[str, ...]:
-        """The managed ports: the inventory's, else the Ethernet ports of the configuration."""
+        """The managed ports: the inventory's (checked like rendered names), else the Ethernet
+        ports of the configuration."""
+        if not self._ports and self.target.interfaces:
+            try:
+                self._ports = tuple(check_interfaces(self.target.interfaces, pattern=INTERFACE_RE))
+            except ValidationFailed as exc:
+                exc.switch = self.name
+                raise
         if not self._ports:
             running = self._parse(P.DISPLAY_CURRENT_CONFIGURATION, P.parse_current_configuration)
             self._ports = tuple(n for n in running.interfaces if INTERFACE_RE.match(n))
@@ -173,16 +181,15 @@ class ComwareDriver:
 
     def get_qos_config(self) -> QosConfig:
         u = self.units()
+        ports = self.ports()
         running = self._parse(P.DISPLAY_CURRENT_CONFIGURATION, P.parse_current_configuration)
-        if not self._ports:
-            self._ports = tuple(n for n in running.interfaces if INTERFACE_RE.match(n))
-        applied = {running.interfaces[n].wred_table for n in self._ports
+        applied = {running.interfaces[n].wred_table for n in ports
                    if n in running.interfaces}
         if len(applied) == 1:
             (name,) = applied
             if name and TABLE_RE.match(name):
                 self._table = name  # modify the table the ports already use
-        return P.build_qos_config(running, interfaces=self._ports, units=u).normalised()
+        return P.build_qos_config(running, interfaces=ports, units=u).normalised()
 
     # ---------------------------------------------------------------- config
     def expected_readback(self, config: QosConfig) -> QosConfig:

@@ -32,7 +32,8 @@ from app.drivers.errors import CommitFailed, DriverError, ParseError, Validation
 from app.drivers.models import Facts, QosConfig, QueueSample, merge_samples
 from app.drivers.netmiko_session import NetmikoSession, check_line
 from app.drivers.sonic import parsers as P
-from app.drivers.sonic.render import WRED_PROFILE, quantize, render_qos
+from app.drivers.sonic.render import INTERFACE_RE, WRED_PROFILE, quantize, render_qos
+from app.drivers.vendor_common import check_interfaces
 
 log = logging.getLogger("waterline.drivers.sonic")
 T = TypeVar("T")
@@ -74,7 +75,7 @@ class SonicDriver:
         self._lines: list[str] = []
         self._checkpoint: str | None = None
         self._profile: str | None = None
-        self._ports: tuple[str, ...] = tuple(target.interfaces)
+        self._ports: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- session
     def open(self) -> None:
@@ -125,7 +126,14 @@ class SonicDriver:
                      uptime_s=uptime, interfaces=list(self.ports()))
 
     def ports(self) -> tuple[str, ...]:
-        """The managed ports: the inventory's, else every port ``show pfc priority`` lists."""
+        """The managed ports: the inventory's (checked like rendered names), else every port
+        ``show pfc priority`` lists."""
+        if not self._ports and self.target.interfaces:
+            try:
+                self._ports = tuple(check_interfaces(self.target.interfaces, pattern=INTERFACE_RE))
+            except ValidationFailed as exc:
+                exc.switch = self.name
+                raise
         if not self._ports:
             rows = self._parse(P.SHOW_PFC_PRIORITY, P.parse_pfc_priority)
             self._ports = tuple(r.interface for r in rows)
@@ -155,8 +163,6 @@ class SonicDriver:
         ecn = self._parse(P.ECNCONFIG_QUEUE_STATUS, P.parse_ecn_queue_status)
         wred = self._parse(P.SHOW_ECN, P.parse_ecn)
         buffer = self._parse(P.SHOW_BUFFER_CONFIGURATION, P.parse_buffer_configuration)
-        if not self._ports:
-            self._ports = tuple(r.interface for r in pfc)
         names = sorted(p.name for p in buffer.profiles if LOSSLESS_PROFILE.match(p.name))
         self._profile = names[0] if names else None
         try:
