@@ -30,16 +30,10 @@ from app.db.models import (
     TelemetryRollup1m,
     TelemetrySample,
 )
+from collectors.normalise import SAMPLE_COLUMNS, SampleBatch
 
 log = logging.getLogger("waterline.ingest")
 
-SAMPLE_COLUMNS: tuple[str, ...] = (
-    "switch_id", "interface_id", "priority", "ts_ms", "interval_s",
-    "tx_packets", "tx_bytes", "ecn_marked_packets", "rx_pause_frames", "tx_pause_frames",
-    "drop_packets", "occupancy_bytes", "watermark_bytes",
-    "tx_bytes_per_s", "tx_packets_per_s", "ecn_marked_packets_per_s", "rx_pause_frames_per_s",
-    "tx_pause_frames_per_s", "drop_packets_per_s", "utilisation",
-)
 SERIES_KEY = ("switch_id", "interface_id", "priority")
 LATEST_COLUMNS: tuple[str, ...] = (
     "switch_id", "interface_id", "priority", "ts_ms",
@@ -57,24 +51,24 @@ ROLLUP_1M = cast(Table, TelemetryRollup1m.__table__)
 ROLLUP_1H = cast(Table, TelemetryRollup1h.__table__)
 
 
-def write_samples(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows (idempotently) and refresh the latest-snapshot table, in ``conn``'s
+def write_samples(conn: Connection, batch: SampleBatch) -> None:
+    """Insert a batch (idempotently) and refresh the latest-snapshot table, in ``conn``'s
     transaction."""
-    if not rows:
+    if not len(batch):
         return
     if conn.dialect.name == "postgresql":
-        _write_postgres(conn, rows)
+        _write_postgres(conn, batch)
     else:
-        _write_sqlite(conn, rows)
+        _write_sqlite(conn, batch)
 
 
-def _latest_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The newest row of each series in the batch."""
-    newest: dict[tuple[int, int, int], dict[str, Any]] = {}
-    for row in rows:
-        key = (row["switch_id"], row["interface_id"], row["priority"])
+def _latest_tuples(batch: SampleBatch) -> list[tuple[Any, ...]]:
+    """The newest row of each series in the batch, as LATEST_COLUMNS tuples."""
+    newest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for row in batch.tuples(LATEST_COLUMNS):
+        key = row[:3]
         current = newest.get(key)
-        if current is None or row["ts_ms"] >= current["ts_ms"]:
+        if current is None or row[3] >= current[3]:
             newest[key] = row
     return list(newest.values())
 
@@ -93,21 +87,20 @@ _SQLITE_LATEST = (
 )
 
 
-def _write_sqlite(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def _write_sqlite(conn: Connection, batch: SampleBatch) -> None:
     # The DB-API cursor directly: SQLAlchemy's per-row parameter processing would cost more
     # than SQLite's own insert.
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cursor = raw.cursor()
     try:
-        cursor.executemany(_SQLITE_INSERT, [tuple(r.get(c) for c in SAMPLE_COLUMNS) for r in rows])
-        cursor.executemany(_SQLITE_LATEST,
-                           [tuple(r[c] for c in LATEST_COLUMNS) for r in _latest_rows(rows)])
+        cursor.executemany(_SQLITE_INSERT, batch.tuples())
+        cursor.executemany(_SQLITE_LATEST, _latest_tuples(batch))
     finally:
         cursor.close()
 
 
-def _write_postgres(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def _write_postgres(conn: Connection, batch: SampleBatch) -> None:
     columns = ", ".join(SAMPLE_COLUMNS)
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS wl_ingest "
@@ -118,8 +111,8 @@ def _write_postgres(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     with raw.cursor() as cursor, cursor.copy(  # type: ignore[attr-defined]
         f"COPY wl_ingest ({columns}) FROM STDIN"
     ) as copy:
-        for row in rows:
-            copy.write_row(tuple(row.get(c) for c in SAMPLE_COLUMNS))
+        for row in batch.tuples():
+            copy.write_row(row)
     conn.exec_driver_sql(
         f"INSERT INTO telemetry_samples ({columns}) SELECT {columns} FROM wl_ingest "
         "ON CONFLICT (switch_id, interface_id, priority, ts_ms) DO NOTHING"
@@ -151,49 +144,78 @@ class Ingestor:
         self.engine = engine
         self.buffer_limit = buffer_limit
         self.batch_rows = batch_rows
-        self._buffer: deque[dict[str, Any]] = deque()
+        self._buffer: deque[SampleBatch] = deque()
+        self._depth = 0
         self._lock = threading.Lock()
         self.overflow_total = 0
         self.last_error: str | None = None
 
     @property
     def depth(self) -> int:
-        return len(self._buffer)
+        return self._depth
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> IngestResult:
+    def write(self, rows: SampleBatch | Sequence[dict[str, Any]]) -> IngestResult:
+        batch = rows if isinstance(rows, SampleBatch) else SampleBatch.from_rows(list(rows))
         with self._lock:
             result = IngestResult()
-            self._buffer.extend(rows)
-            overflow = len(self._buffer) - self.buffer_limit
-            if overflow > 0:
-                for _ in range(overflow):
-                    self._buffer.popleft()
-                self.overflow_total += overflow
-                result.dropped = overflow
-                metrics.INGEST_BUFFER_OVERFLOW.inc(overflow)
-                log.warning("ingest buffer full: dropped %d oldest samples", overflow)
+            if len(batch):
+                self._buffer.append(batch)
+                self._depth += len(batch)
+            self._drop_overflow(result)
             while self._buffer:
-                batch = [self._buffer.popleft()
-                         for _ in range(min(self.batch_rows, len(self._buffer)))]
+                chunk = self._take(self.batch_rows)
                 try:
                     with self.engine.begin() as conn:
-                        write_samples(conn, batch)
+                        write_samples(conn, chunk)
                 except Exception as exc:  # the database is down or refused: keep the rows
-                    self._buffer.extendleft(reversed(batch))
+                    self._buffer.appendleft(chunk)
+                    self._depth += len(chunk)
                     self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                     result.error = self.last_error
                     metrics.INGEST_ERRORS.inc()
                     log.warning("ingest failed, %d samples buffered: %s",
-                                len(self._buffer), self.last_error)
+                                self._depth, self.last_error)
                     break
-                result.written += len(batch)
-                metrics.SAMPLES_INGESTED.inc(len(batch))
-            result.buffered = len(self._buffer)
-            metrics.INGEST_BUFFER_DEPTH.set(len(self._buffer))
+                result.written += len(chunk)
+                metrics.SAMPLES_INGESTED.inc(len(chunk))
+            result.buffered = self._depth
+            metrics.INGEST_BUFFER_DEPTH.set(self._depth)
             return result
 
+    def _take(self, limit: int) -> SampleBatch:
+        """Up to ``limit`` rows from the front of the buffer, as one batch."""
+        out = SampleBatch.empty()
+        while self._buffer and len(out) < limit:
+            head = self._buffer.popleft()
+            room = limit - len(out)
+            if len(head) > room:
+                head, rest = head.split(room)
+                self._buffer.appendleft(rest)
+            out.extend(head)
+        self._depth -= len(out)
+        return out
+
+    def _drop_overflow(self, result: IngestResult) -> None:
+        overflow = self._depth - self.buffer_limit
+        if overflow <= 0:
+            return
+        dropped = 0
+        while dropped < overflow and self._buffer:  # oldest first
+            head = self._buffer.popleft()
+            if len(head) > overflow - dropped:
+                _, rest = head.split(overflow - dropped)
+                self._buffer.appendleft(rest)
+                dropped = overflow
+            else:
+                dropped += len(head)
+        self._depth -= dropped
+        self.overflow_total += dropped
+        result.dropped = dropped
+        metrics.INGEST_BUFFER_OVERFLOW.inc(dropped)
+        log.warning("ingest buffer full: dropped %d oldest samples", dropped)
+
     def flush(self) -> IngestResult:
-        return self.write([])
+        return self.write(SampleBatch.empty())
 
 
 # --- rollups and retention ---------------------------------------------------------------------

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from app.drivers.models import QueueSample
 
 WRAP_32 = 1 << 32
@@ -58,12 +60,6 @@ def counter_delta(previous: int | None, current: int | None, max_delta: int) -> 
     return None  # a reset: the new value is a fresh baseline
 
 
-@dataclass(slots=True)
-class SeriesState:
-    ts_ms: int
-    counters: tuple[int | None, ...]
-
-
 @dataclass(frozen=True, slots=True)
 class InterfaceInfo:
     interface_id: int
@@ -78,16 +74,100 @@ class NormaliseStats:
     gaps: int = 0
 
 
+SAMPLE_COLUMNS: tuple[str, ...] = (
+    "switch_id", "interface_id", "priority", "ts_ms", "interval_s",
+    *RATE_FIELDS, *GAUGE_FIELDS,
+    *(f + "_per_s" for f in RATE_FIELDS), "utilisation",
+)
+"""The columns of a stored telemetry sample (telemetry_samples), in insert order."""
+
+
+@dataclass
+class SampleBatch:
+    """Normalised samples in columns (lists of Python values, None for NULL): cheap to build
+    with numpy and to hand to executemany/COPY as tuples."""
+
+    columns: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.columns["ts_ms"]) if self.columns else 0
+
+    @classmethod
+    def empty(cls) -> SampleBatch:
+        return cls({c: [] for c in SAMPLE_COLUMNS})
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> SampleBatch:
+        return cls({c: [r.get(c) for r in rows] for c in SAMPLE_COLUMNS})
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = list(self.columns)
+        return [dict(zip(names, values, strict=True))
+                for values in zip(*self.columns.values(), strict=True)]
+
+    def tuples(self, columns: tuple[str, ...] = SAMPLE_COLUMNS) -> list[tuple[Any, ...]]:
+        return list(zip(*(self.columns[c] for c in columns), strict=True))
+
+    def extend(self, other: SampleBatch) -> None:
+        for name, values in other.columns.items():
+            self.columns[name].extend(values)
+
+    def split(self, size: int) -> tuple[SampleBatch, SampleBatch]:
+        head = SampleBatch({k: v[:size] for k, v in self.columns.items()})
+        tail = SampleBatch({k: v[size:] for k, v in self.columns.items()})
+        return head, tail
+
+
+_U64_MAX = (1 << 64) - 1
+
+
+def _counter_matrix(samples: list[QueueSample]) -> tuple[np.ndarray, np.ndarray, list[list[Any]]]:
+    """Raw counters as uint64 (n, 6) with a validity mask, and the raw Python values."""
+    raw = [[getattr(s, f) for f in RATE_FIELDS] for s in samples]
+    ok = np.array([[isinstance(v, int) and 0 <= v <= _U64_MAX for v in r] for r in raw],
+                  dtype=bool).reshape(len(samples), len(RATE_FIELDS))
+    values = np.array([[v if isinstance(v, int) and 0 <= v <= _U64_MAX else 0 for v in r]
+                       for r in raw], dtype=np.uint64).reshape(len(samples), len(RATE_FIELDS))
+    return values, ok, raw
+
+
+def vector_delta(previous: np.ndarray, current: np.ndarray, max_delta: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`counter_delta` over uint64 arrays: (delta as float, valid mask)."""
+    with np.errstate(over="ignore"):
+        plain = current - previous  # exact when current >= previous, wraps mod 2**64 otherwise
+        wrap32 = (current + np.uint64(WRAP_32)) - previous
+    up = current >= previous
+    small = (previous < np.uint64(WRAP_32)) & (current < np.uint64(WRAP_32))
+    d_plain = plain.astype(np.float64)
+    d_32 = wrap32.astype(np.float64)
+    use_32 = ~up & small & (d_32 <= max_delta)
+    delta = np.where(use_32, d_32, d_plain)
+    valid = np.where(up, d_plain <= max_delta, use_32 | (d_plain <= max_delta))
+    return delta, valid
+
+
+@dataclass
+class _SwitchSeries:
+    index: dict[tuple[int, int], int]
+    ts_ms: np.ndarray  # (m,) int64
+    counters: np.ndarray  # (m, 6) uint64
+    ok: np.ndarray  # (m, 6) bool
+
+
 class Normaliser:
-    """Keeps the previous raw counters of every series and turns polls into sample rows."""
+    """Keeps the previous raw counters of every series and turns polls into sample batches.
+
+    Vectorised per switch with numpy (a poll of 1,000 switches x 128 series is 128,000 rows);
+    :func:`counter_delta` is the scalar reference the vector code is tested against.
+    """
 
     def __init__(self, gap_factor: float = 2.5) -> None:
         self.gap_factor = gap_factor
-        self._state: dict[tuple[int, int, int], SeriesState] = {}
+        self._switches: dict[int, _SwitchSeries] = {}
 
     def forget_switch(self, switch_id: int) -> None:
-        for key in [k for k in self._state if k[0] == switch_id]:
-            del self._state[key]
+        self._switches.pop(switch_id, None)
 
     def process(
         self,
@@ -97,57 +177,89 @@ class Normaliser:
         interfaces: dict[str, InterfaceInfo],
         expected_interval_s: float,
         stats: NormaliseStats | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> SampleBatch:
         stats = stats if stats is not None else NormaliseStats()
-        rows: list[dict[str, Any]] = []
-        max_gap_s = expected_interval_s * self.gap_factor
-        for sample in samples:
-            info = interfaces.get(sample.interface)
-            if info is None:
-                stats.unknown_interfaces += 1
-                continue
-            key = (switch_id, info.interface_id, sample.priority)
-            current = tuple(getattr(sample, f) for f in RATE_FIELDS)
-            previous = self._state.get(key)
-            row: dict[str, Any] = {
-                "switch_id": switch_id,
-                "interface_id": info.interface_id,
-                "priority": sample.priority,
-                "ts_ms": ts_ms,
-                "interval_s": None,
-                "occupancy_bytes": sample.occupancy_bytes,
-                "watermark_bytes": sample.watermark_bytes,
-                "utilisation": None,
-            }
-            for name, value in zip(RATE_FIELDS, current, strict=True):
-                row[name] = value
-                row[name + "_per_s"] = None
-            if previous is not None and previous.ts_ms >= ts_ms:
-                continue  # a duplicate or out-of-order poll: the first one stands
-            self._state[key] = SeriesState(ts_ms, current)
-            if previous is None:
-                stats.gaps += 1
-            else:
-                interval_s = (ts_ms - previous.ts_ms) / 1000.0
-                if interval_s > max_gap_s:
-                    stats.gaps += 1
-                else:
-                    row["interval_s"] = interval_s
-                    reset = False
-                    for name, before, now in zip(
-                        RATE_FIELDS, previous.counters, current, strict=True
-                    ):
-                        limit = max_plausible_delta(name, info.speed_gbps, interval_s)
-                        delta = counter_delta(before, now, limit)
-                        if delta is None:
-                            reset = reset or (before is not None and now is not None)
-                            continue
-                        row[name + "_per_s"] = delta / interval_s
-                    if reset:
-                        stats.resets += 1
-                    tx_rate = row["tx_bytes_per_s"]
-                    if tx_rate is not None and info.speed_gbps > 0:
-                        row["utilisation"] = min(1.0, tx_rate * 8 / (info.speed_gbps * 1e9))
-            rows.append(row)
-        stats.rows += len(rows)
-        return rows
+        known = [(s, interfaces[s.interface]) for s in samples if s.interface in interfaces]
+        stats.unknown_interfaces += len(samples) - len(known)
+        state = self._switches.get(switch_id)
+        if state is None:
+            state = _SwitchSeries({}, np.zeros(0, dtype=np.int64),
+                                  np.zeros((0, len(RATE_FIELDS)), dtype=np.uint64),
+                                  np.zeros((0, len(RATE_FIELDS)), dtype=bool))
+            self._switches[switch_id] = state
+        keys = [(info.interface_id, s.priority) for s, info in known]
+        slots = np.array([state.index.get(k, -1) for k in keys], dtype=np.int64)
+        seen = slots >= 0
+        prev_ts = np.where(seen, state.ts_ms[np.maximum(slots, 0)] if len(state.ts_ms) else 0, 0)
+        # A duplicate or out-of-order poll: the first one stands.
+        fresh = ~seen | (prev_ts < ts_ms)
+        if not fresh.all():
+            keep = np.flatnonzero(fresh)
+            known = [known[i] for i in keep]
+            keys = [keys[i] for i in keep]
+            slots, seen, prev_ts = slots[keep], seen[keep], prev_ts[keep]
+        n = len(known)
+        if n == 0:
+            return SampleBatch.empty()
+        current, current_ok, raw = _counter_matrix([s for s, _ in known])
+        speeds = np.array([info.speed_gbps for _, info in known], dtype=np.float64)
+        interval = (ts_ms - prev_ts) / 1000.0
+        in_time = seen & (interval > 0) & (interval <= expected_interval_s * self.gap_factor)
+        stats.gaps += int(n - in_time.sum())
+        rates = np.full((n, len(RATE_FIELDS)), np.nan)
+        if in_time.any():
+            rows = np.flatnonzero(in_time)
+            prev = state.counters[slots[rows]]
+            prev_ok = state.ok[slots[rows]]
+            dt = interval[rows][:, None]
+            max_bytes = speeds[rows][:, None] * 1e9 / 8 * dt * RATE_SLACK + 10_000
+            max_delta = np.concatenate(
+                [max_bytes, np.repeat(max_bytes / MIN_FRAME_BYTES + 10, len(RATE_FIELDS) - 1,
+                                      axis=1)], axis=1)
+            delta, valid = vector_delta(prev, current[rows], max_delta)
+            both = prev_ok & current_ok[rows]
+            valid &= both
+            stats.resets += int(np.any(both & ~valid, axis=1).sum())
+            rates[rows] = np.where(valid, delta / dt, np.nan)
+        # Remember this poll as the baseline of the next.
+        new_keys = [k for k, s in zip(keys, seen, strict=True) if not s]
+        if new_keys:
+            base = len(state.ts_ms)
+            for offset, key in enumerate(new_keys):
+                state.index[key] = base + offset
+            state.ts_ms = np.concatenate([state.ts_ms, np.zeros(len(new_keys), dtype=np.int64)])
+            state.counters = np.concatenate(
+                [state.counters, np.zeros((len(new_keys), len(RATE_FIELDS)), dtype=np.uint64)])
+            state.ok = np.concatenate(
+                [state.ok, np.zeros((len(new_keys), len(RATE_FIELDS)), dtype=bool)])
+            slots = np.array([state.index[k] for k in keys], dtype=np.int64)
+        state.ts_ms[slots] = ts_ms
+        state.counters[slots] = current
+        state.ok[slots] = current_ok
+
+        tx_rate = rates[:, 0]
+        utilisation = np.where(speeds > 0, np.minimum(1.0, tx_rate * 8 / (speeds * 1e9)), np.nan)
+        columns: dict[str, list[Any]] = {
+            "switch_id": [switch_id] * n,
+            "interface_id": [k[0] for k in keys],
+            "priority": [k[1] for k in keys],
+            "ts_ms": [ts_ms] * n,
+            "interval_s": _nullable(np.where(in_time, interval, np.nan)),
+        }
+        for j, name in enumerate(RATE_FIELDS):
+            columns[name] = [r[j] for r in raw]
+        columns["occupancy_bytes"] = [s.occupancy_bytes for s, _ in known]
+        columns["watermark_bytes"] = [s.watermark_bytes for s, _ in known]
+        for j, name in enumerate(RATE_FIELDS):
+            columns[name + "_per_s"] = _nullable(rates[:, j])
+        columns["utilisation"] = _nullable(utilisation)
+        stats.rows += n
+        return SampleBatch(columns)
+
+
+def _nullable(values: np.ndarray) -> list[Any]:
+    """Floats with NaN as None (SQL NULL)."""
+    out = values.astype(object)
+    out[~np.isfinite(values)] = None
+    result: list[Any] = out.tolist()
+    return result

@@ -31,7 +31,7 @@ from app.drivers.errors import DriverError, DriverTimeout
 from app.drivers.models import QosConfig, QueueSample
 from app.qos_state import store_qos
 from collectors.ingest import Ingestor
-from collectors.normalise import InterfaceInfo, Normaliser, NormaliseStats
+from collectors.normalise import InterfaceInfo, Normaliser, NormaliseStats, SampleBatch
 
 log = logging.getLogger("waterline.poller")
 
@@ -310,7 +310,7 @@ class Poller:
         return outcomes
 
     def _record(self, outcomes: list[PollOutcome], report: CycleReport | None) -> None:
-        rows: list[dict[str, Any]] = []
+        rows = SampleBatch.empty()
         health: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         observed: list[tuple[int, QosConfig]] = []

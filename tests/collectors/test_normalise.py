@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,9 +18,14 @@ from collectors.normalise import (
     NormaliseStats,
     counter_delta,
     max_plausible_delta,
+    vector_delta,
 )
 
 IFACES = {"Ethernet0": InterfaceInfo(interface_id=7, speed_gbps=100)}
+
+
+def proc(n: Normaliser, *args: Any) -> list[dict[str, Any]]:
+    return n.process(*args).rows()
 MAX_10S_BYTES = max_plausible_delta("tx_bytes", 100, 10.0)
 
 
@@ -74,10 +83,10 @@ def test_any_pair_gives_none_or_a_bounded_non_negative_delta(previous: int, curr
 
 def test_rates_from_consecutive_polls() -> None:
     n = Normaliser()
-    first = n.process(1, 1_000_000, [sample(1_000, tx_packets=10, ecn_marked_packets=0,
+    first = proc(n, 1, 1_000_000, [sample(1_000, tx_packets=10, ecn_marked_packets=0,
                                             rx_pause_frames=0)], IFACES, 10.0)
     assert first[0]["tx_bytes_per_s"] is None  # a new series has no rate yet (a gap)
-    second = n.process(1, 1_010_000, [sample(1_000 + 12_500_000_000, tx_packets=10 + 1_000_000,
+    second = proc(n, 1, 1_010_000, [sample(1_000 + 12_500_000_000, tx_packets=10 + 1_000_000,
                                              ecn_marked_packets=5_000, rx_pause_frames=20)],
                        IFACES, 10.0)
     row = second[0]
@@ -93,11 +102,11 @@ def test_rates_from_consecutive_polls() -> None:
 def test_missed_polls_are_a_gap_not_zero() -> None:
     n = Normaliser()
     stats = NormaliseStats()
-    n.process(1, 0, [sample(0)], IFACES, 10.0, stats)
-    late = n.process(1, 60_000, [sample(10_000)], IFACES, 10.0, stats)
+    proc(n, 1, 0, [sample(0)], IFACES, 10.0, stats)
+    late = proc(n, 1, 60_000, [sample(10_000)], IFACES, 10.0, stats)
     assert late[0]["tx_bytes_per_s"] is None and late[0]["interval_s"] is None
     assert late[0]["tx_bytes"] == 10_000  # the raw counter is still stored
-    after = n.process(1, 70_000, [sample(20_000)], IFACES, 10.0, stats)
+    after = proc(n, 1, 70_000, [sample(20_000)], IFACES, 10.0, stats)
     assert after[0]["tx_bytes_per_s"] == 1_000.0
     assert stats.gaps == 2
 
@@ -105,24 +114,24 @@ def test_missed_polls_are_a_gap_not_zero() -> None:
 def test_reset_then_new_baseline() -> None:
     n = Normaliser()
     stats = NormaliseStats()
-    n.process(1, 0, [sample(10**12)], IFACES, 10.0, stats)
-    reset = n.process(1, 10_000, [sample(5_000)], IFACES, 10.0, stats)
+    proc(n, 1, 0, [sample(10**12)], IFACES, 10.0, stats)
+    reset = proc(n, 1, 10_000, [sample(5_000)], IFACES, 10.0, stats)
     assert reset[0]["tx_bytes_per_s"] is None and stats.resets == 1
-    after = n.process(1, 20_000, [sample(15_000)], IFACES, 10.0, stats)
+    after = proc(n, 1, 20_000, [sample(15_000)], IFACES, 10.0, stats)
     assert after[0]["tx_bytes_per_s"] == 1_000.0
 
 
 def test_unknown_interface_skipped_and_counted() -> None:
     stats = NormaliseStats()
-    rows = Normaliser().process(1, 0, [QueueSample("Ethernet99", 3, tx_bytes=1)], IFACES, 10.0,
+    rows = proc(Normaliser(), 1, 0, [QueueSample("Ethernet99", 3, tx_bytes=1)], IFACES, 10.0,
                                 stats)
     assert rows == [] and stats.unknown_interfaces == 1
 
 
 def test_missing_counter_has_no_rate() -> None:
     n = Normaliser()
-    n.process(1, 0, [sample(0, rx_pause_frames=None)], IFACES, 10.0)
-    row = n.process(1, 10_000, [sample(100, rx_pause_frames=None)], IFACES, 10.0)[0]
+    proc(n, 1, 0, [sample(0, rx_pause_frames=None)], IFACES, 10.0)
+    row = proc(n, 1, 10_000, [sample(100, rx_pause_frames=None)], IFACES, 10.0)[0]
     assert row["rx_pause_frames_per_s"] is None and row["tx_bytes_per_s"] == 10.0
 
 
@@ -134,8 +143,37 @@ def test_random_polls_never_negative_or_above_line_rate(polls: list[tuple[int, i
     ts = 0
     for step_ms, value in polls:
         ts += step_ms
-        for row in n.process(1, ts, [sample(value, tx_packets=value)], IFACES, 10.0):
+        for row in proc(n, 1, ts, [sample(value, tx_packets=value)], IFACES, 10.0):
             rate = row["tx_bytes_per_s"]
             if rate is not None:
                 assert 0 <= rate <= 100e9 / 8 * 1.25 + 10_000 / row["interval_s"]
                 assert 0 <= row["utilisation"] <= 1.0
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1),
+                          st.integers(0, 2**40)), min_size=1, max_size=50))
+def test_vector_delta_matches_the_scalar_reference(cases: list[tuple[int, int, int]]) -> None:
+    """Includes values near 2**32 and 2**64 wraps."""
+    prev = np.array([c[0] for c in cases], dtype=np.uint64)
+    cur = np.array([c[1] for c in cases], dtype=np.uint64)
+    limit = np.array([float(c[2]) for c in cases])
+    delta, valid = vector_delta(prev, cur, limit)
+    for i, (p, c, m) in enumerate(cases):
+        expected = counter_delta(p, c, m)
+        if expected is None:
+            assert not valid[i], (p, c, m, delta[i])
+        else:
+            assert valid[i] and delta[i] == float(expected), (p, c, m, delta[i], expected)
+
+
+@given(st.lists(st.tuples(st.sampled_from([2**32 - 5, 2**64 - 5, 0, 10**12]),
+                          st.integers(-3, 3)), min_size=1, max_size=10))
+def test_vector_delta_near_wraps(cases: list[tuple[int, int]]) -> None:
+    prev = np.array([c[0] for c in cases], dtype=np.uint64)
+    cur = np.array([(c[0] + c[1] + 10) % (2**32 if c[0] < 2**32 else 2**64) for c in cases],
+                   dtype=np.uint64)
+    delta, valid = vector_delta(prev, cur, np.full(len(cases), 1e6))
+    for i, c in enumerate(cases):
+        expected = counter_delta(int(prev[i]), int(cur[i]), 10**6)
+        assert (expected is None and not valid[i]) or delta[i] == expected, c
