@@ -43,8 +43,22 @@ class _Iface(paramiko.ServerInterface):
 
     def __init__(self, switch: EmulatedSwitch) -> None:
         self.switch = switch
-        self.ready = threading.Event()
-        self.exec_command: str | None = None
+        self._cond = threading.Condition()
+        self._requests: dict[int, str | None] = {}  # channel id -> exec command (None: shell)
+
+    def wait_request(self, chan: paramiko.Channel, timeout: float) -> tuple[bool, str | None]:
+        """(requested, exec command or None for a shell) of a newly opened channel."""
+        with self._cond:
+            self._cond.wait_for(lambda: chan.get_id() in self._requests, timeout)
+            if chan.get_id() not in self._requests:
+                return False, None
+            return True, self._requests.pop(chan.get_id())
+
+    def _request(self, channel: paramiko.Channel, command: str | None) -> bool:
+        with self._cond:
+            self._requests[channel.get_id()] = command
+            self._cond.notify_all()
+        return True
 
     def get_allowed_auths(self, username: str) -> str:
         return "password"
@@ -77,13 +91,10 @@ class _Iface(paramiko.ServerInterface):
         return True
 
     def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
-        self.ready.set()
-        return True
+        return self._request(channel, None)
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
-        self.exec_command = command.decode("utf-8", "replace")
-        self.ready.set()
-        return True
+        return self._request(channel, command.decode("utf-8", "replace"))
 
 
 @dataclass
@@ -234,16 +245,27 @@ class SshServer:
                 transport.start_server(server=iface)
             except (paramiko.SSHException, EOFError, OSError):
                 return
-            chan = transport.accept(self.handshake_timeout_s)
-            if chan is None or not iface.ready.wait(self.handshake_timeout_s):
-                return
-            with self._lock:
-                self._sid += 1
-                sid = self._sid
-            if iface.exec_command is not None:
-                self._exec(switch, sid, chan, iface.exec_command)
-            else:
-                self._shell(switch, sid, chan, transport)
+            # Channels one after the other: exec requests (several per connection, like
+            # `ssh sw cmd`) or one interactive shell, which ends the connection.
+            idle_since = time.monotonic()
+            while transport.is_active() and not self._stopping.is_set():
+                chan = transport.accept(1.0)
+                if chan is None:
+                    if time.monotonic() - idle_since > self.handshake_timeout_s:
+                        return
+                    continue
+                requested, command = iface.wait_request(chan, self.handshake_timeout_s)
+                if not requested:
+                    chan.close()
+                    continue
+                with self._lock:
+                    self._sid += 1
+                    sid = self._sid
+                if command is None:
+                    self._shell(switch, sid, chan, transport)
+                    return
+                self._exec(switch, sid, chan, command)
+                idle_since = time.monotonic()
         except (paramiko.SSHException, EOFError, OSError):
             pass  # the client went away
         except Exception:
