@@ -652,12 +652,16 @@ class ChangeService:
             session.commit()
         for change_id in orphans:
             with self.factory() as session:
-                touched = [r.switch_id for r in self._get(session, change_id).results
-                           if r.before is not None and r.state not in ("rolled_back", "skipped")]
-                for r in self._get(session, change_id).results:
-                    if r.state in ("planned", "applying") and r.before is None:
+                results = self._get(session, change_id).results
+                # Switches the rollout reached (their pre-change config is stored); the rest
+                # were only planned and never received a line.
+                touched = [r.switch_id for r in results if r.before is not None
+                           and r.state in ("applying", "committed", "verified", "failed",
+                                           "rollback_failed")]
+                for r in results:
+                    if r.state == "planned":
                         r.state = "skipped"
-                        r.reason = "process died before this switch was touched"
+                        r.reason = "the process applying the change died before this switch"
                 session.commit()
             self._spawn(change_id, functools.partial(
                 self._rollback_all, change_id, touched, "system", "crash recovery"), wait)
