@@ -55,7 +55,7 @@ def test_sigkill_mid_wave_then_restart_restores(tmp_path: Path, lab: Lab) -> Non
         r = httpx.post(f"{api}/changes/{change['id']}/apply", headers=headers(token), timeout=30)
         assert r.status_code == 202, r.text
         deadline = time.monotonic() + 60
-        while not any(rec.config and "ecnconfig -p" in rec.line or "drop-level 0" in rec.line
+        while not any(rec.config and ("ecnconfig -p" in rec.line or "drop-level 0" in rec.line)
                       for rec in lab.command_log(victim)):
             assert time.monotonic() < deadline, "the rollout never reached the victim"
             time.sleep(0.05)
