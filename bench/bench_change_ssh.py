@@ -17,13 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.changes.schemas import ChangeCreate  # noqa: E402
-from app.changes.service import ChangeService, SwitchContext, default_opener  # noqa: E402
-from app.db import migrate  # noqa: E402
-from app.db.session import make_engine, make_session_factory  # noqa: E402
-from app.drivers.base import Driver  # noqa: E402
-from app.inventory import dump_yaml, import_inventory, parse_inventory  # noqa: E402
-from fabricsim.ssh import start_lab  # noqa: E402
+from app.changes.schemas import ChangeCreate
+from app.changes.service import ChangeService, SwitchContext, default_opener
+from app.db import migrate
+from app.db.session import make_engine, make_session_factory
+from app.drivers.base import Driver
+from app.inventory import dump_yaml, import_inventory, parse_inventory
+from fabricsim.ssh import start_lab
 
 SWITCHES = int(os.environ.get("WATERLINE_BENCH_SWITCHES", "100"))
 WAVE_SIZE = int(os.environ.get("WATERLINE_BENCH_WAVE", "25"))

@@ -23,14 +23,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy import Engine, text
 
-from app.db import migrate  # noqa: E402
-from app.db.session import make_engine  # noqa: E402
-from app.inventory import dump_yaml, import_inventory, parse_inventory  # noqa: E402
-from collectors.ingest import Ingestor  # noqa: E402
-from collectors.normalise import SAMPLE_COLUMNS, SampleBatch  # noqa: E402
-from fabricsim.topology import FabricParams, generate_fabric  # noqa: E402
+from app.db import migrate
+from app.db.session import make_engine
+from app.inventory import dump_yaml, import_inventory, parse_inventory
+from collectors.ingest import Ingestor
+from collectors.normalise import SAMPLE_COLUMNS, SampleBatch
+from fabricsim.topology import FabricParams, generate_fabric
 
 PG_URL = os.environ.get("WATERLINE_BENCH_DATABASE_URL") or os.environ.get(
     "WATERLINE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

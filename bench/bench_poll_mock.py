@@ -17,13 +17,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy.orm import Session
 
-from app.db import migrate  # noqa: E402
-from app.db.session import make_engine  # noqa: E402
-from app.drivers import mock  # noqa: E402
-from app.inventory import dump_yaml, import_inventory, parse_inventory  # noqa: E402
-from collectors.poller import Poller  # noqa: E402
+from app.db import migrate
+from app.db.session import make_engine
+from app.drivers import mock
+from app.inventory import dump_yaml, import_inventory, parse_inventory
+from collectors.poller import Poller
 
 SWITCHES = int(os.environ.get("WATERLINE_BENCH_SWITCHES", "1000"))
 PORTS = 64

@@ -21,15 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from app import telemetry  # noqa: E402
-from app.db import migrate  # noqa: E402
-from app.db.session import make_engine  # noqa: E402
-from app.inventory import dump_yaml, import_inventory, parse_inventory  # noqa: E402
-from collectors.ingest import analyse, run_rollups  # noqa: E402
-from fabricsim.topology import FabricParams, generate_fabric  # noqa: E402
+from app import telemetry
+from app.db import migrate
+from app.db.session import make_engine
+from app.inventory import dump_yaml, import_inventory, parse_inventory
+from collectors.ingest import analyse, run_rollups
+from fabricsim.topology import FabricParams, generate_fabric
 
 PG_URL = os.environ.get("WATERLINE_BENCH_DATABASE_URL") or os.environ.get(
     "WATERLINE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
