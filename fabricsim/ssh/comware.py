@@ -126,7 +126,7 @@ class ComwareSwitch(EmulatedSwitch):
                 description=f"to-{peer}" if peer else "")
         self._peak: dict[tuple[str, int], int] = {}
         self._rates: dict[tuple[str, int, str], tuple[float, int]] = {}
-        self.apply_config(now=True)
+        self.adopt_startup_config()
 
     # ---------------------------------------------------------------- config -> physics
     def physics(self) -> tuple[tuple[int, ...], tuple[int, ...], dict[int, Thresholds]]:

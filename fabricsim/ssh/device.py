@@ -102,6 +102,7 @@ class EmulatedSwitch:
         self._pushed: dict[str, Any] = {}
         self._dirty = False
         self._timer: threading.Timer | None = None
+        self._startup: tuple[Any, Any] | None = None
         self.sessions_opened = 0
 
     # ---------------------------------------------------------------- identity
@@ -172,8 +173,26 @@ class EmulatedSwitch:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            pfc, ecn, thresholds = self.physics()
+            wanted = self.physics()
+            if self._startup is not None and wanted == self._startup[0]:
+                wanted = self._startup[1]  # the startup config: the fabric's own defaults
+            pfc, ecn, thresholds = wanted
             self.push(pfc=pfc, ecn=ecn, thresholds=thresholds)
+
+    def adopt_startup_config(self) -> None:
+        """Take the current configuration as the startup one, which the fabric already
+        simulates with its defaults (per-port alpha, formula headroom): nothing is pushed, so
+        the fabric's classes stay as they are (no extra simulation), and whenever the
+        configuration returns to this state the physics returns to those defaults."""
+        with self.lock:
+            qos = self.fabric.get_qos(self.name)
+            defaults = (tuple(qos.pfc_priorities), tuple(qos.ecn_queues),
+                        {p: qos.thresholds[p] for p in self.fabric.lossless_priorities
+                         if p in qos.thresholds})
+            self._startup = (self.physics(), defaults)
+            self._pushed = {"pfc": defaults[0], "ecn": defaults[1],
+                            **{f"th{p}": th for p, th in defaults[2].items()}}
+            self._dirty = False
 
     def stop(self) -> None:
         with self.lock:

@@ -34,6 +34,7 @@ from paramiko.common import (
 from .device import CliSession, EmulatedSwitch
 
 log = logging.getLogger("fabricsim.ssh")
+logging.getLogger("fabricsim.ssh.transport").setLevel(logging.CRITICAL)
 
 _POLL_S = 0.05
 
@@ -235,6 +236,8 @@ class SshServer:
         while switch.faults.hung() and not self._stopping.is_set():
             time.sleep(_POLL_S)
         transport = paramiko.Transport(conn)
+        # Clients that vanish are routine here; keep paramiko's server-side noise out of logs.
+        transport.set_log_channel("fabricsim.ssh.transport")
         transport.local_version = getattr(switch, "ssh_version", "SSH-2.0-fabricsim")
         transport.add_server_key(self.host_key)
         iface = _Iface(switch)
@@ -263,6 +266,7 @@ class SshServer:
                     sid = self._sid
                 if command is None:
                     self._shell(switch, sid, chan, transport)
+                    self._goodbye(chan, transport)
                     return
                 self._exec(switch, sid, chan, command)
                 idle_since = time.monotonic()
@@ -274,6 +278,20 @@ class SshServer:
             with self._lock:
                 listener.conns.discard(transport)
             transport.close()
+
+    def _goodbye(self, chan: paramiko.Channel, transport: paramiko.Transport) -> None:
+        """End a session like sshd: exit status, channel close, then let the client hang up
+        first (closing under its feet makes it log a connection reset)."""
+        if transport.is_active() and not chan.closed:
+            try:
+                chan.send_exit_status(0)
+                chan.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                return
+        deadline = time.monotonic() + 1.0
+        while transport.is_active() and time.monotonic() < deadline and \
+                not self._stopping.is_set():
+            time.sleep(_POLL_S)
 
     @staticmethod
     def _send(chan: paramiko.Channel, text: str) -> None:

@@ -129,7 +129,7 @@ class SonicSwitch(EmulatedSwitch):
         self._wm_persist: dict[tuple[str, int], int] = {}
         self._base_queue: dict[tuple[str, int], PortCounters] = {}
         self._base_pfc: dict[tuple[str, int], PortCounters] = {}
-        self.apply_config(now=True)
+        self.adopt_startup_config()
 
     # ---------------------------------------------------------------- config -> physics
     def physics(self) -> tuple[tuple[int, ...], tuple[int, ...], dict[int, Thresholds]]:
