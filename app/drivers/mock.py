@@ -72,11 +72,11 @@ def _initial_config(fabric: VirtualFabric, sw: dict[str, Any]) -> QosConfig:
     need = compute_headroom(speed, cable, 9100)
     waterlines = {}
     for priority, th in qos.thresholds.items():
+        # What the fabric starts with, as the switch reports it (alpha None: the NOS default).
         waterlines[priority] = Waterlines(
             kmin_bytes=th.kmin_bytes, kmax_bytes=th.kmax_bytes, pmax=th.pmax,
             xoff_bytes=need.xoff_bytes, xon_bytes=need.xon_bytes,
-            headroom_bytes=th.headroom_bytes or need.size_bytes,
-            alpha=th.alpha if th.alpha is not None else 0.125,
+            headroom_bytes=th.headroom_bytes or need.size_bytes, alpha=th.alpha,
         )
     return QosConfig(pfc_priorities=qos.pfc_priorities, ecn_queues=qos.ecn_queues,
                      waterlines=waterlines).normalised()
@@ -95,8 +95,9 @@ def install(inventory: dict[str, Any], *, seed: int = 0, scenario: Any = None,
                                           **fabric_kwargs)
     state = MockFabric(fabric=fabric, inventory=mock_inventory)
     for sw in mock_switches:
+        # The start-up config is the fabric's own: nothing to push (pushing equal values as
+        # new explicit thresholds would only make the physics simulate the same classes twice).
         state.config[sw["name"]] = _initial_config(fabric, sw)
-        _push(state, sw["name"], state.config[sw["name"]])
     with _INSTALL_LOCK:
         _FABRIC = state
     return state
@@ -133,14 +134,18 @@ def _fabric_for(switch: str) -> MockFabric:
 
 
 def _push(state: MockFabric, switch: str, config: QosConfig) -> None:
-    """Make the physics follow a committed config."""
+    """Make the physics follow a committed config (only what changed)."""
     fabric = state.fabric
-    fabric.set_pfc_priorities(switch, config.pfc_priorities)
-    fabric.set_ecn_queues(switch, config.ecn_queues)
+    qos = fabric.get_qos(switch)
+    if tuple(qos.pfc_priorities) != config.pfc_priorities:
+        fabric.set_pfc_priorities(switch, config.pfc_priorities)
+    if tuple(qos.ecn_queues) != config.ecn_queues:
+        fabric.set_ecn_queues(switch, config.ecn_queues)
     for priority, w in config.waterlines.items():
-        fabric.set_thresholds(switch, priority, Thresholds(
-            kmin_bytes=w.kmin_bytes, kmax_bytes=w.kmax_bytes, pmax=w.pmax,
-            headroom_bytes=w.headroom_bytes, alpha=w.alpha))
+        wanted = Thresholds(kmin_bytes=w.kmin_bytes, kmax_bytes=w.kmax_bytes, pmax=w.pmax,
+                            headroom_bytes=w.headroom_bytes, alpha=w.alpha)
+        if qos.thresholds.get(priority) != wanted:
+            fabric.set_thresholds(switch, priority, wanted)
 
 
 def render_lines(current: QosConfig, desired: QosConfig) -> list[str]:

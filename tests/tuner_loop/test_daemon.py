@@ -1,0 +1,204 @@
+"""The auto-tuning daemon in closed loop on the virtual fabric: the collector polls the mock
+switches, the daemon classifies, proposes and applies through the change workflow, and keeps
+or rolls back after the verification window. Simulated time drives everything."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.changes.service import ChangeService
+from app.daemon import CycleReport, DaemonOptions, TunerDaemon
+from app.db.models import PortProfile, Proposal, Switch, TunerTrial
+from app.drivers import mock
+from app.inventory import dump_yaml, import_inventory, parse_inventory
+from collectors.poller import Poller
+from fabricsim.topology import FabricParams, generate_fabric
+from tests.conftest import Database
+
+pytestmark = pytest.mark.slow
+
+T0 = 1_800_000_000.0
+POLL_S = 10.0
+
+
+@functools.lru_cache(maxsize=1)
+def models() -> Any:
+    from tuning.models import default_models
+
+    return default_models()
+
+
+@dataclass
+class Loop:
+    db: Database
+    state: mock.MockFabric
+    poller: Poller
+    changes: ChangeService
+    daemon: TunerDaemon
+
+    @property
+    def now(self) -> float:
+        return T0 + self.state.fabric.now_s
+
+    def polls(self, n: int) -> None:
+        for _ in range(n):
+            self.state.fabric.advance(POLL_S)
+            report = self.poller.poll_cycle()
+            assert report.failed == 0, report
+
+    def cycle(self, polls: int = 6) -> Any:
+        self.polls(polls)
+        report = self.daemon.cycle()
+        for run in list(self.changes._runs):
+            self.changes.wait(run, 60)
+        return report
+
+    def objective(self, switch: str, interfaces: list[str], priority: int = 3) -> float:
+        vf = self.state.fabric
+        values = [vf.kpis(switch, i, priority)["objective"] for i in interfaces]
+        return sum(values) / len(values)
+
+
+def make_loop(db: Database, scenario: dict[str, Any], mode: str = "auto") -> Loop:
+    inv = generate_fabric(FabricParams(pods=1, tors_per_pod=2, leaves_per_pod=1, spines=1,
+                                       hosts_per_tor=4))
+    with db.session() as s:
+        import_inventory(s, parse_inventory(dump_yaml(inv)))
+        s.commit()
+    state = mock.install(inv, seed=5, scenario=scenario, live=False)
+    clock = lambda: T0 + state.fabric.now_s  # noqa: E731
+    poller = Poller(db.engine, concurrency=8, clock=clock, default_interval_s=POLL_S,
+                    qos_refresh_s=0.0)
+    poller.load_targets()
+    changes = ChangeService(db.factory)
+    daemon = TunerDaemon(db.factory, changes, models_loader=models, clock=clock,
+                         options=DaemonOptions(interval_s=60, window_s=60, verify_s=60,
+                                               settle_s=5, initial_mode=mode))  # type: ignore[arg-type]
+    return Loop(db, state, poller, changes, daemon)
+
+
+@pytest.fixture
+def loop_factory(sqlite_db: Database) -> Iterator[Any]:
+    made: list[Loop] = []
+
+    def build(scenario: dict[str, Any], mode: str = "auto") -> Loop:
+        loop = make_loop(sqlite_db, scenario, mode)
+        made.append(loop)
+        return loop
+
+    yield build
+    for loop in made:
+        loop.poller.close()
+    mock.uninstall()
+
+
+TOR_PORTS = [f"Ethernet{4 * i}" for i in range(4)]
+
+
+def test_observe_classifies_ports_like_the_ground_truth(loop_factory: Any) -> None:
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}},
+        {"at_s": 0, "match": {"switch": "tor-p1-2"}, "profile": "incast",
+         "params": {"incast_degree": 32}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    with loop.db.session() as s:
+        names = dict(s.execute(select(Switch.id, Switch.name)).tuples().all())
+        profiles = [(names[p.switch_id], p.profile) for p in s.scalars(select(PortProfile))]
+        assert s.scalars(select(Proposal)).first() is None  # observe never proposes
+    tor1 = [p for sw, p in profiles if sw == "tor-p1-1"]
+    tor2 = [p for sw, p in profiles if sw == "tor-p1-2"]
+    assert tor1.count("allreduce") >= 0.75 * len(tor1), tor1
+    assert tor2.count("incast") >= 0.75 * len(tor2), tor2
+
+
+def test_auto_improves_the_fabric_and_keeps_the_change(loop_factory: Any) -> None:
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "websearch",
+         "params": {"load": 0.6}}]}
+    loop = loop_factory(scenario)
+    loop.polls(1)
+    start = loop.objective("tor-p1-1", TOR_PORTS)
+    for _ in range(6):
+        loop.cycle()
+    end = loop.objective("tor-p1-1", TOR_PORTS)
+    with loop.db.session() as s:
+        trials = s.scalars(select(TunerTrial)).all()
+        proposals = s.scalars(select(Proposal)).all()
+    assert proposals and all(p.explanation.get("reason") is not None for p in proposals)
+    assert any(t.status == "kept" for t in trials), [(t.status, t.reason) for t in trials]
+    assert end < start, (start, end)
+
+
+def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> None:
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    before = loop.state.config["tor-p1-1"]
+    with loop.db.session() as s:
+        tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+        current = before.waterlines[3].model_dump()
+        # a deliberately bad proposal: mark everything from a few KB on, starving throughput
+        bad = {**current, "kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0}
+        row = Proposal(switch_id=tor.id, priority=3, interfaces=TOR_PORTS, profile="allreduce",
+                       probability=1.0, current=current, proposed=bad, predicted={},
+                       confidence=1.0, explanation={"reason": "forced by the test"})
+        s.add(row)
+        s.commit()
+        proposal_id = row.id
+    # the daemon's own path, as an auto cycle takes it: measure, apply, open a trial
+    loop.daemon.set_mode("auto", "test")
+    now_ms = int(loop.now * 1000)
+    report = CycleReport(mode="auto")
+    ports = loop.daemon._classify(now_ms, report)
+    loop.daemon._apply([proposal_id], ports, now_ms, report)
+    for run in list(loop.changes._runs):
+        loop.changes.wait(run, 60)
+    with loop.db.session() as s:
+        trial = s.scalars(select(TunerTrial)).one()
+        assert trial.kpis_before["utilisation"] > 0.3, trial.kpis_before
+    assert loop.state.config["tor-p1-1"].waterlines[3].kmax_bytes == 2_000
+    for _ in range(3):
+        loop.cycle()
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial.id)
+        assert trial is not None
+        assert trial.status == "rolled_back", (trial.status, trial.reason, trial.kpis_after)
+        assert "utilisation fell" in trial.reason
+    assert loop.state.config["tor-p1-1"].waterlines[3] == before.waterlines[3]
+
+
+def test_profile_change_is_detected_and_retuned_within_three_cycles(loop_factory: Any) -> None:
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario)
+    for _ in range(3):
+        loop.cycle()
+    loop.state.fabric.set_profile("incast", {"incast_degree": 32}, switch="tor-p1-1")
+    changed_at = loop.now
+    detected = retuned = None
+    for cycle in range(1, 4):
+        loop.cycle()
+        with loop.db.session() as s:
+            tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+            profiles = [p.profile for p in s.scalars(select(PortProfile).where(
+                PortProfile.switch_id == tor.id, PortProfile.priority == 3))]
+            incast_proposals = s.scalars(select(Proposal).where(
+                Proposal.switch_id == tor.id, Proposal.profile == "incast",
+                Proposal.created_at >= Proposal.created_at)).all()
+        if detected is None and profiles.count("incast") > len(profiles) / 2:
+            detected = cycle
+        if retuned is None and incast_proposals:
+            retuned = cycle
+    assert detected is not None and detected <= 3, (profiles, changed_at)
+    assert retuned is not None and retuned <= 3
