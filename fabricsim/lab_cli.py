@@ -61,7 +61,8 @@ def up(
     lab = start_lab(nos=nos, switches=switches, password=password, seed=seed, live=True,
                     base_port=base_port, credentials_ref=f"env:{password_env}",
                     hosts_per_tor=hosts_per_tor,
-                    scenario=str(scenario) if scenario is not None else None)
+                    scenario=str(scenario) if scenario is not None else None,
+                    workers=max(1, min(4, os.cpu_count() or 1)))
     try:
         inventory_out.write_text(yaml.safe_dump(lab.inventory, sort_keys=False))
         ports = sorted(lab.port_of(n) for n in lab.names())

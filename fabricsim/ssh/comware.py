@@ -524,7 +524,10 @@ class ComwareSession(CliSession):
         q = self._number(toks[i + 1], 0, 7)
         rest = words[i + 2:]
         pos = toks[i + 2][1] if len(toks) > i + 2 else len(line) + 1
-        table = sw.tables[self.views[-1][1]]
+        table = sw.tables.get(self.views[-1][1])
+        if table is None:  # another session deleted the table under our feet
+            self.views.pop()
+            return Reply("The WRED table does not exist.")
         with sw.lock:
             if undo:
                 if not rest:

@@ -19,6 +19,7 @@ import copy
 import math
 import re
 import secrets
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -117,8 +118,6 @@ class Faults:
         sw = self._sw(switch)
         with sw.lock:
             if on is None:
-                import time
-
                 sw.faults.hang_until = time.monotonic() + seconds
             else:
                 sw.faults.hang_on = re.compile(on)
@@ -266,14 +265,14 @@ def start_lab(
         sw["username"] = username
     fabric = VirtualFabric.from_inventory(inv, seed=seed, scenario=scenario, live=live,
                                           **fabric_kwargs)
-    server = SshServer(host_key())
     emulated: dict[str, EmulatedSwitch] = {}
+    for sw in entries:
+        cls = ComwareSwitch if sw["driver"] == "hp_comware" else SonicSwitch
+        emulated[sw["name"]] = cls(sw, fabric, username=username, password=password)
+    if prepare:  # before this lab starts threads: the fabric may fork worker processes
+        fabric.prepare()
+    server = SshServer(host_key())
     try:
-        for sw in entries:
-            cls = ComwareSwitch if sw["driver"] == "hp_comware" else SonicSwitch
-            emulated[sw["name"]] = cls(sw, fabric, username=username, password=password)
-        if prepare:
-            fabric.prepare()
         for sw in entries:
             sw["mgmt_port"] = server.add(emulated[sw["name"]], host, int(sw["mgmt_port"]))
     except BaseException:

@@ -216,4 +216,6 @@ def test_lab_up_cli(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert proc.returncode == 0
