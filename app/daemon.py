@@ -188,7 +188,8 @@ class TunerDaemon:
         versions: dict[str, dict[str, Any]] = getattr(self._models, "versions", {}) or {}
         with self.factory() as session:
             for kind, meta in versions.items():
-                version = str(meta.get("version", "unknown"))
+                version = str(meta.get("version") or str(meta.get("sha256", ""))[:16]
+                              or "unknown")
                 row = session.scalars(select(ModelVersion).where(
                     ModelVersion.kind == kind, ModelVersion.version == version)).first()
                 if row is None:
