@@ -121,7 +121,20 @@ class Link(Base):
     b_interface: Mapped[Interface] = relationship(foreign_keys=[b_interface_id])
 
 
-class TelemetrySample(Base):
+class _RawColumns:
+    """Counters as the switch reports them (monotonic) and the queue gauges."""
+
+    tx_packets: Mapped[int | None] = mapped_column(BigInteger)
+    tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    ecn_marked_packets: Mapped[int | None] = mapped_column(BigInteger)
+    rx_pause_frames: Mapped[int | None] = mapped_column(BigInteger)
+    tx_pause_frames: Mapped[int | None] = mapped_column(BigInteger)
+    drop_packets: Mapped[int | None] = mapped_column(BigInteger)
+    occupancy_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    watermark_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class TelemetrySample(_RawColumns, Base):
     """One poll of one interface x priority: raw counters and rates derived from the previous
     poll (None after a gap, a wrap we could not resolve, or a reset).
 
@@ -143,16 +156,6 @@ class TelemetrySample(Base):
     priority: Mapped[int] = mapped_column(SmallInteger)
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     interval_s: Mapped[float | None] = mapped_column(Float)
-    # Raw monotonic counters as reported.
-    tx_packets: Mapped[int | None] = mapped_column(BigInteger)
-    tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    ecn_marked_packets: Mapped[int | None] = mapped_column(BigInteger)
-    rx_pause_frames: Mapped[int | None] = mapped_column(BigInteger)
-    tx_pause_frames: Mapped[int | None] = mapped_column(BigInteger)
-    drop_packets: Mapped[int | None] = mapped_column(BigInteger)
-    # Gauges.
-    occupancy_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    watermark_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Derived per-second rates over interval_s.
     tx_bytes_per_s: Mapped[float | None] = mapped_column(Float)
     tx_packets_per_s: Mapped[float | None] = mapped_column(Float)
@@ -315,7 +318,7 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class TelemetryLatest(Base):
+class TelemetryLatest(_RawColumns, Base):
     """The newest raw sample of every series: what /metrics exports without touching switches."""
 
     __tablename__ = "telemetry_latest"
@@ -328,14 +331,6 @@ class TelemetryLatest(Base):
     )
     priority: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     ts_ms: Mapped[int] = mapped_column(BigInteger)
-    tx_packets: Mapped[int | None] = mapped_column(BigInteger)
-    tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    ecn_marked_packets: Mapped[int | None] = mapped_column(BigInteger)
-    rx_pause_frames: Mapped[int | None] = mapped_column(BigInteger)
-    tx_pause_frames: Mapped[int | None] = mapped_column(BigInteger)
-    drop_packets: Mapped[int | None] = mapped_column(BigInteger)
-    occupancy_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    watermark_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class _RollupColumns:
