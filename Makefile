@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WATERLINE_HOST ?= 127.0.0.1
 WATERLINE_PORT ?= 8000
+# The demo tunes the virtual fabric on its own; production starts in `propose`.
+WATERLINE_TUNER_MODE ?= auto
+WATERLINE_TUNER_INTERVAL_S ?= 30
+WATERLINE_TUNER_WINDOW_S ?= 60
+WATERLINE_TUNER_VERIFY_S ?= 60
 PYTEST_ARGS ?=
 
 .PHONY: run test test-fast lint bench clean
@@ -19,6 +24,10 @@ run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/waterline migrate
 	$(BIN)/waterline bootstrap
+	WATERLINE_TUNER_MODE=$(WATERLINE_TUNER_MODE) \
+	WATERLINE_TUNER_INTERVAL_S=$(WATERLINE_TUNER_INTERVAL_S) \
+	WATERLINE_TUNER_WINDOW_S=$(WATERLINE_TUNER_WINDOW_S) \
+	WATERLINE_TUNER_VERIFY_S=$(WATERLINE_TUNER_VERIFY_S) \
 	$(BIN)/waterline serve --host $(WATERLINE_HOST) --port $(WATERLINE_PORT)
 
 test: $(STAMP)
