@@ -55,6 +55,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         recovered = app.state.changes.recover(wait=False)
         if recovered:
             log.warning("recovering changes left in flight by a crash: %s", recovered)
+        app.state.changes.start_sweeper()
     if settings.embedded_collector != "off" and app.state.background:
         from collectors.service import CollectorOptions, CollectorService
 
@@ -69,6 +70,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        app.state.changes.stop_sweeper()
         daemon.stop()
         if service is not None:
             service.stop()

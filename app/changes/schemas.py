@@ -6,7 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from app.drivers.models import QosConfig, Waterlines
 from app.inventory import INTERFACE_NAME_PATTERN, MAX_BUFFER_BYTES, SWITCH_NAME_PATTERN
@@ -25,6 +33,15 @@ class WaterlinesIn(BaseModel):
     xon_bytes: Bytes | None = None
     headroom_bytes: Bytes | None = None
     alpha: Annotated[StrictFloat | StrictInt, Field(gt=0, le=8)] | None = None
+
+    @field_validator("pmax")
+    @classmethod
+    def _whole_percent(cls, value: float) -> float:
+        # Both NOSes take the marking probability as an integer percentage.
+        if abs(value * 100 - round(value * 100)) > 1e-9:
+            raise ValueError("must be a whole percent (0.01 steps): switches take an integer "
+                             "percentage")
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> WaterlinesIn:

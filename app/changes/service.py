@@ -8,9 +8,15 @@ Safety properties:
 - Every switch is read before it is changed; its pre-change config is stored before the first
   line is sent, so it can be restored by this process, by an operator's rollback, or by crash
   recovery after a restart.
+- At apply each switch is read again and the diff rendered again; if it differs from the
+  approved plan (the switch changed meanwhile), nothing is sent and the rollout stops.
 - After a commit the config is read back and compared with the intent; any failure restores
   that switch and stops the rollout (``on_failure``: ``stop`` keeps the switches already done,
   ``rollback_all`` restores them too).
+- A rollback restores only what the change set, so what other changes did since stays; an
+  operator's rollback refuses a switch whose settings someone changed since.
+- Status changes are conditional UPDATEs, so concurrent approve/apply/reject/rollback calls
+  on one change cannot both win.
 - Every step is an audit event: who, what, which switch, the diff, the outcome.
 """
 
@@ -23,13 +29,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -45,7 +51,7 @@ from app.changes.schemas import (
 from app.credentials import resolve_secret
 from app.db.models import ChangeResult, ChangeSet, Switch, SwitchLock
 from app.drivers.base import Driver, SwitchTarget, get_driver
-from app.drivers.errors import DriverError
+from app.drivers.errors import DriverError, ValidationFailed
 from app.drivers.models import QosConfig, Waterlines
 from app.drivers.vendor_common import qos_differences
 from app.qos_state import store_qos
@@ -115,6 +121,75 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:1000]
 
 
+@dataclass(frozen=True)
+class Intent:
+    """What a change sets: waterlines per priority and, optionally, the RoCE baseline."""
+
+    waterlines: dict[int, Waterlines]
+    pfc_priorities: tuple[int, ...] | None = None
+    ecn_queues: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_body(cls, body: ChangeCreate) -> Intent:
+        return cls(
+            waterlines={p: w.to_model() for p, w in body.waterlines.items()},
+            pfc_priorities=tuple(body.baseline.pfc_priorities) if body.baseline else None,
+            ecn_queues=tuple(body.baseline.ecn_queues) if body.baseline else None)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Intent:
+        baseline = data.get("baseline") or None
+        return cls(
+            waterlines={int(p): Waterlines(**w) for p, w in (data.get("waterlines") or {}).items()},
+            pfc_priorities=tuple(baseline["pfc_priorities"]) if baseline else None,
+            ecn_queues=tuple(baseline["ecn_queues"]) if baseline else None)
+
+    def to_json(self) -> dict[str, Any]:
+        baseline = None
+        if self.pfc_priorities is not None and self.ecn_queues is not None:
+            baseline = {"pfc_priorities": list(self.pfc_priorities),
+                        "ecn_queues": list(self.ecn_queues)}
+        return {"waterlines": {str(p): w.model_dump() for p, w in self.waterlines.items()},
+                "baseline": baseline}
+
+    def desired(self, current: QosConfig) -> QosConfig:
+        """``current`` with this intent applied. Waterline fields the intent leaves out keep
+        the switch's values (an ECN-only change does not clear the PFC headroom)."""
+        waterlines: dict[int, Waterlines] = dict(current.waterlines)
+        for priority, new in self.waterlines.items():
+            old = current.waterlines.get(priority)
+            waterlines[priority] = new if old is None else old.model_copy(
+                update={k: v for k, v in new.model_dump().items() if v is not None})
+        pfc = self.pfc_priorities if self.pfc_priorities is not None else current.pfc_priorities
+        ecn = self.ecn_queues if self.ecn_queues is not None else current.ecn_queues
+        missing = sorted(set(self.waterlines) - set(ecn))
+        if missing:
+            raise ValueError(f"queue {missing[0]} has no ECN enabled on the switch; "
+                             "include a baseline that enables it")
+        return QosConfig(pfc_priorities=pfc, ecn_queues=ecn, waterlines=waterlines).normalised()
+
+    def restored(self, current: QosConfig, before: QosConfig) -> QosConfig:
+        """``current`` with what this intent touches put back as it was in ``before``; what
+        other changes did since (other priorities) stays."""
+        waterlines = dict(current.waterlines)
+        for priority in self.waterlines:
+            if priority in before.waterlines:
+                waterlines[priority] = before.waterlines[priority]
+            else:
+                waterlines.pop(priority, None)
+        pfc = before.pfc_priorities if self.pfc_priorities is not None else current.pfc_priorities
+        ecn = before.ecn_queues if self.ecn_queues is not None else current.ecn_queues
+        return QosConfig(pfc_priorities=pfc, ecn_queues=ecn, waterlines=waterlines).normalised()
+
+    def touched(self, config: QosConfig) -> tuple[Any, ...]:
+        """The parts of ``config`` this intent sets (to tell whether someone changed them)."""
+        return (
+            tuple(config.waterlines.get(p) for p in sorted(self.waterlines)),
+            config.pfc_priorities if self.pfc_priorities is not None else None,
+            config.ecn_queues if self.ecn_queues is not None else None,
+        )
+
+
 @dataclass
 class _Plan:
     ctx: SwitchContext
@@ -122,6 +197,7 @@ class _Plan:
     after: QosConfig | None = None
     diff: str = ""
     error: str | None = None
+    invalid: bool = False  # the intent does not fit the switch (422), not an I/O failure
 
 
 @dataclass
@@ -149,6 +225,8 @@ class ChangeService:
         self.restore_backoff_s = restore_backoff_s
         self._runs: dict[int, _Run] = {}
         self._runs_lock = threading.Lock()
+        self._sweeper_stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     # --- targets and validation (no switch I/O) -----------------------------------------------
 
@@ -156,10 +234,14 @@ class ChangeService:
         t = body.targets
         query = select(Switch).options(selectinload(Switch.interfaces)).order_by(Switch.name)
         if t.switches:
-            known = set(session.scalars(select(Switch.name).where(Switch.name.in_(t.switches))))
-            missing = [n for n in t.switches if n not in known]
+            named = {s.name: s for s in session.scalars(
+                select(Switch).where(Switch.name.in_(t.switches)))}
+            missing = [n for n in t.switches if n not in named]
             if missing:
                 raise ChangeError(422, f"targets.switches: unknown switch {missing[0]!r}")
+            disabled = [n for n in t.switches if not named[n].enabled]
+            if disabled:
+                raise ChangeError(422, f"targets.switches: switch {disabled[0]!r} is disabled")
             query = query.where(Switch.name.in_(t.switches))
         if t.roles:
             query = query.where(Switch.role.in_(t.roles))
@@ -170,31 +252,24 @@ class ChangeService:
             raise ChangeError(422, "targets: no enabled switch matches")
         contexts = []
         for s in switches:
-            ports = [i for i in s.interfaces if not t.interfaces or i.name in t.interfaces]
             if t.interfaces:
                 names = {i.name for i in s.interfaces}
                 absent = [n for n in t.interfaces if n not in names]
                 if absent:
                     raise ChangeError(
                         422, f"targets.interfaces: switch {s.name!r} has no interface {absent[0]!r}")
-            if not ports:
+            contexts.append(_context(s, t.interfaces))
+            if not contexts[-1].ports:
                 raise ChangeError(422, f"targets: switch {s.name!r} has no interfaces")
-            contexts.append(SwitchContext(
-                id=s.id, name=s.name, role=s.role, driver=s.driver, host=s.mgmt_host,
-                port=s.mgmt_port, username=s.username, credentials_ref=s.credentials_ref,
-                buffer_bytes=s.buffer_bytes, ports=tuple(i.name for i in ports),
-                speed_gbps=max(i.speed_gbps for i in ports),
-                cable_m=max(i.cable_m for i in ports),
-            ))
         contexts.sort(key=lambda c: (ROLE_ORDER.get(c.role, 9), c.name))
         return contexts
 
     @staticmethod
-    def _guard(body: ChangeCreate, contexts: list[SwitchContext]) -> None:
+    def _guard(intent: Intent, contexts: list[SwitchContext]) -> None:
         for ctx in contexts:
-            for priority, w in body.waterlines.items():
+            for priority, w in intent.waterlines.items():
                 # The worst port of the switch decides: the fastest and the longest cable.
-                refusals = check_waterlines(w.to_model(), speed_gbps=ctx.speed_gbps,
+                refusals = check_waterlines(w, speed_gbps=ctx.speed_gbps,
                                             buffer_bytes=ctx.buffer_bytes, cable_m=ctx.cable_m)
                 if refusals:
                     raise ChangeError(422, f"waterlines.{priority}: switch {ctx.name} "
@@ -203,25 +278,7 @@ class ChangeService:
 
     # --- plan ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _desired(current: QosConfig, body: ChangeCreate) -> QosConfig:
-        waterlines: dict[int, Waterlines] = dict(current.waterlines)
-        for priority, w in body.waterlines.items():
-            new = w.to_model()
-            old = current.waterlines.get(priority)
-            # Fields the change leaves out keep the switch's current values (an ECN-only change
-            # does not clear the PFC headroom).
-            waterlines[priority] = new if old is None else old.model_copy(
-                update={k: v for k, v in new.model_dump().items() if v is not None})
-        pfc = tuple(body.baseline.pfc_priorities) if body.baseline else current.pfc_priorities
-        ecn = tuple(body.baseline.ecn_queues) if body.baseline else current.ecn_queues
-        missing = sorted(set(body.waterlines) - set(ecn))
-        if missing:
-            raise ValueError(f"queue {missing[0]} has no ECN enabled on the switch; "
-                             "include a baseline that enables it")
-        return QosConfig(pfc_priorities=pfc, ecn_queues=ecn, waterlines=waterlines).normalised()
-
-    def _plan_switch(self, ctx: SwitchContext, body: ChangeCreate) -> _Plan:
+    def _plan_switch(self, ctx: SwitchContext, intent: Intent) -> _Plan:
         plan = _Plan(ctx)
         try:
             driver = self.opener(ctx)
@@ -230,11 +287,16 @@ class ChangeService:
             return plan
         try:
             plan.before = driver.get_qos_config().normalised()
-            plan.after = self._desired(plan.before, body)
+            plan.after = intent.desired(plan.before)
             driver.load_candidate(plan.after)
             plan.diff = driver.compare()
             driver.discard()
-        except (DriverError, ValueError) as exc:
+        except (ValidationFailed, ValueError) as exc:
+            plan.error, plan.invalid = _error(exc), True
+        except DriverError as exc:
+            plan.error = _error(exc)
+        except Exception as exc:  # a driver bug is this switch's failure, not a 500
+            log.exception("planning %s failed", ctx.name)
             plan.error = _error(exc)
         finally:
             _close(driver)
@@ -242,9 +304,10 @@ class ChangeService:
 
     def create(self, body: ChangeCreate, actor: str, *, source: str = "api") -> int:
         """Validate, read every target's current config, render the diffs, store the plan."""
+        intent = Intent.from_body(body)
         with self.factory() as session:
             contexts = self._resolve(session, body)
-            self._guard(body, contexts)
+            self._guard(intent, contexts)
             locked = session.execute(
                 select(Switch.name, SwitchLock.change_id).join(
                     SwitchLock, SwitchLock.switch_id == Switch.id)
@@ -253,20 +316,19 @@ class ChangeService:
             if locked is not None and not body.dry_run:
                 raise ChangeError(409, f"switch {locked[0]} is locked by change {locked[1]}")
         with ThreadPoolExecutor(max_workers=min(self.plan_concurrency, len(contexts))) as pool:
-            plans = list(pool.map(lambda c: self._plan_switch(c, body), contexts))
+            plans = list(pool.map(lambda c: self._plan_switch(c, intent), contexts))
         failed = [p for p in plans if p.error]
         if failed and not body.dry_run:
-            first = failed[0]
-            raise ChangeError(502, f"switch {first.ctx.name}: cannot plan: {first.error}")
+            first = next((p for p in failed if p.invalid), failed[0])
+            status = 422 if first.invalid else 502
+            what = "the change does not fit" if first.invalid else "cannot plan"
+            raise ChangeError(status, f"switch {first.ctx.name}: {what}: {first.error}")
         with self.factory() as session:
             change = ChangeSet(
                 created_by=actor, source=source, description=body.description,
                 status="dry_run" if body.dry_run else "planned",
                 targets={**body.targets.model_dump(), "resolved": [c.name for c in contexts]},
-                intent={"waterlines": {str(p): w.to_model().model_dump()
-                                       for p, w in body.waterlines.items()},
-                        "baseline": body.baseline.model_dump() if body.baseline else None},
-                wave_size=body.wave_size, on_failure=body.on_failure,
+                intent=intent.to_json(), wave_size=body.wave_size, on_failure=body.on_failure,
             )
             session.add(change)
             session.flush()
@@ -288,29 +350,39 @@ class ChangeService:
             session.commit()
             return change.id
 
-    # --- approve ------------------------------------------------------------------------------
+    # --- state transitions (atomic: a conditional UPDATE decides every race) ------------------
+
+    def _transition(self, change_id: int, from_states: tuple[str, ...], to_state: str,
+                    **values: Any) -> bool:
+        with self.factory() as session:
+            result = session.execute(
+                update(ChangeSet)
+                .where(ChangeSet.id == change_id, ChangeSet.status.in_(from_states))
+                .values(status=to_state, **values))
+            session.commit()
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    def _refuse_transition(self, change_id: int, what: str) -> ChangeError:
+        with self.factory() as session:
+            change = self._get(session, change_id)
+            return ChangeError(409, f"change {change_id} is {change.status}; {what}")
 
     def approve(self, change_id: int, actor: str) -> None:
         with self.factory() as session:
-            change = self._get(session, change_id)
-            if change.status != "planned":
-                raise ChangeError(409, f"change {change_id} is {change.status}; only a planned "
-                                       "change can be approved")
-            change.status = "approved"
-            change.approved_by = actor
-            change.approved_at = _now()
-            record(session, actor, "change.approve", change_id=change_id)
-            session.commit()
+            self._get(session, change_id)
+        if not self._transition(change_id, ("planned",), "approved", approved_by=actor,
+                                approved_at=_now()):
+            raise self._refuse_transition(change_id, "only a planned change can be approved")
+        self._audit(actor, "change.approve", change_id)
 
     def reject(self, change_id: int, actor: str) -> None:
         with self.factory() as session:
-            change = self._get(session, change_id)
-            if change.status not in ("planned", "approved"):
-                raise ChangeError(409, f"change {change_id} is {change.status}")
-            change.status = "rejected"
-            change.finished_at = _now()
-            record(session, actor, "change.reject", change_id=change_id)
-            session.commit()
+            self._get(session, change_id)
+        if not self._transition(change_id, ("planned", "approved"), "rejected",
+                                finished_at=_now()):
+            raise self._refuse_transition(change_id, "only a planned or approved change can be "
+                                                     "rejected")
+        self._audit(actor, "change.reject", change_id)
 
     # --- locks --------------------------------------------------------------------------------
 
@@ -344,23 +416,17 @@ class ChangeService:
 
     def start_apply(self, change_id: int, actor: str, *, wait: bool = False) -> None:
         with self.factory() as session:
-            change = self._get(session, change_id)
-            if change.status != "approved":
-                raise ChangeError(409, f"change {change_id} is {change.status}; approve it first")
-            switch_ids = [r.switch_id for r in change.results]
-        self._lock(change_id, switch_ids)
-        with self.factory() as session:
-            change = self._get(session, change_id)
-            if change.status != "approved":  # lost a race with another apply of the same change
-                raise ChangeError(409, f"change {change_id} is {change.status}")
-            change.status = "applying"
-            change.owner = self.instance_id
-            change.heartbeat_ms = _ms()
-            change.started_at = _now()
-            record(session, actor, "change.apply", change_id=change_id,
-                   detail={"switches": len(switch_ids)})
-            session.commit()
-        self._spawn(change_id, lambda: self._execute(change_id, actor), wait)
+            switch_ids = [r.switch_id for r in self._get(session, change_id).results]
+        if not self._transition(change_id, ("approved",), "applying", owner=self.instance_id,
+                                heartbeat_ms=_ms(), started_at=_now()):
+            raise self._refuse_transition(change_id, "approve it first")
+        try:
+            self._lock(change_id, switch_ids)
+        except BaseException:
+            self._transition(change_id, ("applying",), "approved", owner=None, started_at=None)
+            raise
+        self._audit(actor, "change.apply", change_id, switches=len(switch_ids))
+        self._spawn(change_id, functools.partial(self._execute, change_id, actor), wait)
 
     def _spawn(self, change_id: int, work: Callable[[], None], wait: bool) -> None:
         stop = threading.Event()
@@ -369,12 +435,14 @@ class ChangeService:
             while not stop.wait(HEARTBEAT_S):
                 try:
                     with self.factory() as session:
-                        change = session.get(ChangeSet, change_id)
-                        if change is not None:
-                            change.heartbeat_ms = _ms()
-                            session.commit()
+                        session.execute(update(ChangeSet).where(
+                            ChangeSet.id == change_id, ChangeSet.owner == self.instance_id)
+                            .values(heartbeat_ms=_ms()))
+                        session.commit()
                 except Exception:  # a missed heartbeat only delays nothing
                     log.debug("heartbeat failed", exc_info=True)
+
+        run_record = _Run(threading.Thread(target=lambda: None))
 
         def run() -> None:
             beater = threading.Thread(target=beat, daemon=True)
@@ -383,21 +451,48 @@ class ChangeService:
                 work()
             except Exception:
                 log.exception("change %s: executor crashed", change_id)
-                self._finish(change_id, "failed", "executor error (see logs)", "system")
+                self._salvage(change_id)
             finally:
                 stop.set()
-                self._runs[change_id].done.set()
+                run_record.done.set()
+                with self._runs_lock:
+                    if self._runs.get(change_id) is run_record:
+                        del self._runs[change_id]
 
         thread = threading.Thread(target=run, name=f"change-{change_id}", daemon=True)
+        run_record.thread = thread
         with self._runs_lock:
-            self._runs[change_id] = _Run(thread)
+            self._runs[change_id] = run_record
         thread.start()
         if wait:
             thread.join()
 
     def wait(self, change_id: int, timeout_s: float = 120.0) -> bool:
-        run = self._runs.get(change_id)
+        with self._runs_lock:
+            run = self._runs.get(change_id)
         return True if run is None else run.done.wait(timeout_s)
+
+    def running(self) -> list[int]:
+        with self._runs_lock:
+            return list(self._runs)
+
+    def _salvage(self, change_id: int) -> None:
+        """The executor crashed (a bug, the database): restore what it reached, if it can."""
+        try:
+            with self.factory() as session:
+                change = self._get(session, change_id)
+                intent = Intent.from_json(change.intent)
+                reached = [(r.switch_id, qos_from_json(r.before)) for r in change.results
+                           if r.reached and r.before and r.state != "rolled_back"]
+            contexts = self._contexts(change_id)
+            ok = all([self._restore(change_id, contexts[sid], before, intent, "system",
+                                    "executor error") for sid, before in reached])
+            self._finish(change_id, "failed" if ok else "rollback_failed",
+                         "executor error (see logs); reached switches restored" if ok else
+                         "executor error (see logs); some switches could not be restored",
+                         "system")
+        except Exception:
+            log.exception("change %s: could not salvage; crash recovery will", change_id)
 
     def _contexts(self, change_id: int) -> dict[int, SwitchContext]:
         with self.factory() as session:
@@ -406,17 +501,7 @@ class ChangeService:
             ids = [r.switch_id for r in change.results]
             switches = session.scalars(select(Switch).where(Switch.id.in_(ids))
                                        .options(selectinload(Switch.interfaces)))
-            out = {}
-            for s in switches:
-                ports = [i for i in s.interfaces
-                         if not targets.get("interfaces") or i.name in targets["interfaces"]]
-                out[s.id] = SwitchContext(
-                    id=s.id, name=s.name, role=s.role, driver=s.driver, host=s.mgmt_host,
-                    port=s.mgmt_port, username=s.username, credentials_ref=s.credentials_ref,
-                    buffer_bytes=s.buffer_bytes, ports=tuple(i.name for i in ports),
-                    speed_gbps=max((i.speed_gbps for i in ports), default=0),
-                    cable_m=max((i.cable_m for i in ports), default=0.0))
-            return out
+            return {s.id: _context(s, targets.get("interfaces") or []) for s in switches}
 
     def _set_result(self, change_id: int, switch_id: int, **values: Any) -> None:
         with self.factory() as session:
@@ -439,27 +524,21 @@ class ChangeService:
             change = self._get(session, change_id)
             on_failure = change.on_failure
             wave_size = change.wave_size
-            waves: dict[int, list[tuple[int, QosConfig, QosConfig | None]]] = {}
+            intent = Intent.from_json(change.intent)
+            waves: dict[int, list[tuple[int, str]]] = {}
             for r in change.results:
-                if r.after is None:
-                    continue
-                waves.setdefault(r.wave, []).append(
-                    (r.switch_id, qos_from_json(r.after),
-                     qos_from_json(r.before) if r.before else None))
+                waves.setdefault(r.wave, []).append((r.switch_id, r.diff))
         failed_reason = ""
-        done: list[tuple[int, QosConfig]] = []  # switches changed, with their pre-change config
         for wave in sorted(waves):
             members = waves[wave]
             self._audit(actor, "change.wave", change_id, wave=wave,
                         switches=[contexts[m[0]].name for m in members])
             with ThreadPoolExecutor(max_workers=min(wave_size, len(members))) as pool:
                 outcomes = list(pool.map(
-                    lambda m: self._apply_switch(change_id, contexts[m[0]], m[1], actor), members))
-            for (switch_id, _after, _before), (ok, before, reason) in zip(members, outcomes,
-                                                                          strict=True):
-                if ok and before is not None:
-                    done.append((switch_id, before))
-                elif not ok and not failed_reason:
+                    lambda m: self._apply_switch(change_id, contexts[m[0]], intent, m[1], actor),
+                    members))
+            for (switch_id, _diff), (ok, reason) in zip(members, outcomes, strict=True):
+                if not ok and not failed_reason:
                     failed_reason = f"switch {contexts[switch_id].name}: {reason}"
             if failed_reason:
                 break
@@ -475,63 +554,86 @@ class ChangeService:
             session.commit()
         status = "failed"
         if on_failure == "rollback_all":
-            ok = all(self._restore(change_id, contexts[sid], before, actor, "rollback_all")
-                     for sid, before in done)
-            status = "rolled_back" if ok else "rollback_failed"
+            with self.factory() as session:
+                done = [(r.switch_id, qos_from_json(r.before))
+                        for r in self._get(session, change_id).results
+                        if r.reached and r.before and r.state == "verified"]
+            # every switch is attempted, whatever happens to the others
+            results = [self._restore(change_id, contexts[sid], before, intent, actor,
+                                     "rollback_all") for sid, before in done]
+            status = "rolled_back" if all(results) else "rollback_failed"
         self._finish(change_id, status, failed_reason, actor)
 
-    def _apply_switch(self, change_id: int, ctx: SwitchContext, after: QosConfig,
-                      actor: str) -> tuple[bool, QosConfig | None, str]:
-        """Apply one switch. Returns (ok, its config before the change, reason)."""
+    def _apply_switch(self, change_id: int, ctx: SwitchContext, intent: Intent,
+                      planned_diff: str, actor: str) -> tuple[bool, str]:
+        """Apply one switch; returns (ok, reason). Restores it on any failure after the first
+        line may have been sent."""
         self._set_result(change_id, ctx.id, state="applying", reason="")
         try:
             driver = self.opener(ctx)
         except DriverError as exc:
-            reason = _error(exc)
-            self._set_result(change_id, ctx.id, state="failed", reason=reason)
-            self._audit(actor, "switch.apply", change_id, ctx.name, "failed", error=reason)
-            metrics.CHANGES.labels("switch_failed").inc()
-            return False, None, reason
+            return self._failed_untouched(change_id, ctx, _error(exc), actor)
         before: QosConfig | None = None
-        committed = False
+        reason = ""
         try:
-            before = driver.get_qos_config().normalised()
-            # The pre-change config is stored before the first line is sent.
-            self._set_result(change_id, ctx.id, before=qos_to_json(before))
-            driver.load_candidate(after)
+            current = driver.get_qos_config().normalised()
+            desired = intent.desired(current)
+            driver.load_candidate(desired)
             diff = driver.compare()
-            self._set_result(change_id, ctx.id, diff=diff)
+            if diff != planned_diff:
+                return self._failed_untouched(
+                    change_id, ctx, "the switch changed since the plan (the diff differs from "
+                    "the approved one); plan the change again", actor, diff=diff)
+            # The rollback point is stored before the first line is sent, and never again.
+            before = current
+            self._set_result(change_id, ctx.id, before=qos_to_json(before),
+                             after=qos_to_json(desired), reached=True, diff=diff)
             if diff:
-                committed = True  # from here the switch may hold part of the change
                 driver.commit()
                 self._set_result(change_id, ctx.id, state="committed")
             self._audit(actor, "switch.commit", change_id, ctx.name, diff=diff)
             readback = driver.get_qos_config()
-            problems = qos_differences(driver.expected_readback(after), readback)
+            expected = driver.expected_readback(desired)
+            problems = qos_differences(expected, readback)
             if problems:
                 raise DriverError("read-back differs from the intent: " + "; ".join(problems[:3]),
                                   switch=ctx.name)
             self._set_result(change_id, ctx.id, state="verified",
                              reason="" if diff else "no change needed")
-            self._store_observed(ctx.id, readback, desired=after)
+            self._store_observed(ctx.id, readback, desired=expected)
             self._audit(actor, "switch.verify", change_id, ctx.name)
-            return True, before, ""
+            return True, ""
         except (DriverError, ValueError) as exc:
             reason = _error(exc)
-            self._set_result(change_id, ctx.id, state="failed", reason=reason)
-            self._audit(actor, "switch.apply", change_id, ctx.name, "failed", error=reason)
-            metrics.CHANGES.labels("switch_failed").inc()
+        except Exception as exc:  # a database error or a bug after lines may have gone out
+            log.exception("change %s: applying %s failed", change_id, ctx.name)
+            reason = _error(exc)
         finally:
             _close(driver)
-        if before is not None and committed:
-            self._restore(change_id, ctx, before, actor, "failure", keep_state_reason=reason)
-        elif before is not None:
-            self._set_result(change_id, ctx.id, state="failed", reason=reason + " (nothing sent)")
-        return False, before, reason
+        metrics.CHANGES.labels("switch_failed").inc()
+        if before is None:
+            return self._failed_untouched(change_id, ctx, reason, actor)
+        try:
+            self._set_result(change_id, ctx.id, state="failed", reason=reason)
+            self._audit(actor, "switch.apply", change_id, ctx.name, "failed", error=reason)
+        except Exception:
+            log.exception("change %s: could not record the failure of %s", change_id, ctx.name)
+        self._restore(change_id, ctx, before, intent, actor, "failure", keep_state_reason=reason)
+        return False, reason
 
-    def _restore(self, change_id: int, ctx: SwitchContext, before: QosConfig, actor: str,
-                 why: str, *, keep_state_reason: str = "") -> bool:
-        """Bring a switch back to ``before``, verifying the read-back; retried with backoff."""
+    def _failed_untouched(self, change_id: int, ctx: SwitchContext, reason: str, actor: str,
+                          **detail: Any) -> tuple[bool, str]:
+        self._set_result(change_id, ctx.id, state="failed", reason=reason + " (nothing sent)")
+        self._audit(actor, "switch.apply", change_id, ctx.name, "failed", error=reason, **detail)
+        metrics.CHANGES.labels("switch_failed").inc()
+        return False, reason
+
+    def _restore(self, change_id: int, ctx: SwitchContext, before: QosConfig, intent: Intent,
+                 actor: str, why: str, *, keep_state_reason: str = "",
+                 after: QosConfig | None = None) -> bool:
+        """Put back what the change touched as it was in ``before`` (what other changes did
+        since stays), verifying the read-back; retried with backoff. With ``after`` (an
+        operator's rollback), refuse when someone else changed those settings since."""
         last = ""
         for attempt in range(self.restore_attempts):
             if attempt:
@@ -539,21 +641,29 @@ class ChangeService:
             driver = None
             try:
                 driver = self.opener(ctx)
-                current = driver.get_qos_config()
-                if qos_differences(driver.expected_readback(before), current):
-                    driver.load_candidate(before, restore=True)
+                current = driver.get_qos_config().normalised()
+                if after is not None:
+                    now = intent.touched(current)
+                    ours = intent.touched(driver.expected_readback(after))
+                    theirs = intent.touched(driver.expected_readback(before))
+                    if now not in (ours, theirs):
+                        last = ("the switch's settings changed since this change (another "
+                                "change or a hand edit); not overwriting them")
+                        break
+                target = intent.restored(current, before)
+                diff = ""
+                if qos_differences(driver.expected_readback(target), current):
+                    driver.load_candidate(target, restore=True)
                     diff = driver.compare()
                     driver.commit()
                     current = driver.get_qos_config()
-                    problems = qos_differences(driver.expected_readback(before), current)
+                    problems = qos_differences(driver.expected_readback(target), current)
                     if problems:
                         raise DriverError("read-back after rollback differs: " + problems[0])
-                else:
-                    diff = ""
                 reason = f"rolled back ({why})" + (f": {keep_state_reason}" if keep_state_reason
                                                    else "")
                 self._set_result(change_id, ctx.id, state="rolled_back", reason=reason[:1000])
-                self._store_observed(ctx.id, current, desired=before)
+                self._store_observed(ctx.id, current, desired=driver.expected_readback(target))
                 self._audit(actor, "switch.rollback", change_id, ctx.name, diff=diff, why=why)
                 metrics.CHANGE_ROLLBACKS.inc()
                 return True
@@ -561,30 +671,44 @@ class ChangeService:
                 last = _error(exc)
                 log.warning("change %s: restoring %s failed (attempt %d): %s", change_id,
                             ctx.name, attempt + 1, last)
+            except Exception as exc:
+                last = _error(exc)
+                log.exception("change %s: restoring %s failed", change_id, ctx.name)
             finally:
                 if driver is not None:
                     _close(driver)
-        self._set_result(change_id, ctx.id, state="rollback_failed",
-                         reason=f"rollback failed: {last}; {keep_state_reason}"[:1000])
-        self._audit(actor, "switch.rollback", change_id, ctx.name, "failed", error=last)
+        try:
+            self._set_result(change_id, ctx.id, state="rollback_failed",
+                             reason=f"rollback failed: {last}; {keep_state_reason}"[:1000])
+            self._audit(actor, "switch.rollback", change_id, ctx.name, "failed", error=last)
+        except Exception:
+            log.exception("change %s: could not record the failed rollback of %s", change_id,
+                          ctx.name)
         return False
 
     def _finish(self, change_id: int, status: str, reason: str, actor: str) -> None:
-        with self.factory() as session:
-            change = self._get(session, change_id)
-            change.status = status
-            change.reason = reason[:2000]
-            change.finished_at = _now()
-            change.owner = None
-            record(session, actor, "change.finish", change_id=change_id,
-                   outcome=status, detail={"reason": reason})
-            session.commit()
-        self._unlock(change_id)
+        for attempt in range(5):  # the database may be briefly unavailable
+            try:
+                with self.factory() as session:
+                    change = self._get(session, change_id)
+                    change.status = status
+                    change.reason = reason[:2000]
+                    change.finished_at = _now()
+                    change.owner = None
+                    record(session, actor, "change.finish", change_id=change_id,
+                           outcome=status, detail={"reason": reason})
+                    session.commit()
+                self._unlock(change_id)
+                break
+            except Exception:
+                log.warning("change %s: could not record the end (attempt %d)", change_id,
+                            attempt + 1, exc_info=True)
+                time.sleep(1.0 + attempt)
         metrics.CHANGES.labels(status).inc()
 
     def _store_observed(self, switch_id: int, observed: QosConfig, *, desired: QosConfig) -> None:
-        """Remember what the switch reports and what Waterline wants of it (consistency check,
-        /metrics waterline gauges)."""
+        """Remember what the switch reports and what Waterline wants of it, as the switch will
+        show it (consistency check, /metrics waterline gauges)."""
         with self.factory() as session:
             store_qos(session, switch_id, observed=observed, desired=desired, source="change")
             session.commit()
@@ -592,80 +716,111 @@ class ChangeService:
     # --- rollback -----------------------------------------------------------------------------
 
     def start_rollback(self, change_id: int, actor: str, *, wait: bool = False) -> None:
-        """Restore every switch this change touched to its pre-change config."""
+        """Restore what this change set on every switch it reached, to the pre-change values
+        (refusing, per switch, where someone changed those settings since)."""
         with self.factory() as session:
             change = self._get(session, change_id)
-            if change.status in IN_FLIGHT:
-                raise ChangeError(409, f"change {change_id} is {change.status}; wait for it")
-            if change.status in ("planned", "approved", "rejected", "dry_run"):
-                raise ChangeError(409, f"change {change_id} was never applied")
-            touched = [r.switch_id for r in change.results if r.before is not None
-                       and r.state in ("verified", "committed", "failed", "rollback_failed",
-                                       "applying")]
+            touched = [r.switch_id for r in change.results
+                       if r.reached and r.state != "rolled_back"]
+        if not self._transition(change_id, ("applied", "failed", "rollback_failed"),
+                                "rolling_back", owner=self.instance_id, heartbeat_ms=_ms()):
+            raise self._refuse_transition(change_id, "only an applied or failed change can be "
+                                                     "rolled back")
         if not touched:
+            self._transition(change_id, ("rolling_back",), change.status, owner=None)
             raise ChangeError(409, f"change {change_id} left nothing to roll back")
-        self._lock(change_id, touched)
-        with self.factory() as session:
-            change = self._get(session, change_id)
-            change.status = "rolling_back"
-            change.owner = self.instance_id
-            change.heartbeat_ms = _ms()
-            record(session, actor, "change.rollback", change_id=change_id,
-                   detail={"switches": len(touched)})
-            session.commit()
-        self._spawn(change_id, lambda: self._rollback_all(change_id, touched, actor, "operator"),
-                    wait)
+        try:
+            self._lock(change_id, touched)
+        except BaseException:
+            self._transition(change_id, ("rolling_back",), change.status, owner=None)
+            raise
+        self._audit(actor, "change.rollback", change_id, switches=len(touched))
+        self._spawn(change_id, functools.partial(
+            self._rollback_all, change_id, touched, actor, "operator", True), wait)
 
     def _rollback_all(self, change_id: int, switch_ids: Iterable[int], actor: str,
-                      why: str) -> None:
+                      why: str, check_drift: bool = False) -> None:
         contexts = self._contexts(change_id)
         with self.factory() as session:
-            befores = {r.switch_id: qos_from_json(r.before)
-                       for r in self._get(session, change_id).results if r.before is not None}
-        ok = True
-        for sid in switch_ids:
-            ok = self._restore(change_id, contexts[sid], befores[sid], actor, why) and ok
+            change = self._get(session, change_id)
+            intent = Intent.from_json(change.intent)
+            rows = {r.switch_id: r for r in change.results}
+            befores = {sid: qos_from_json(r.before) for sid, r in rows.items() if r.before}
+            afters = {sid: qos_from_json(r.after) for sid, r in rows.items() if r.after}
+        results = [self._restore(change_id, contexts[sid], befores[sid], intent, actor, why,
+                                 after=afters.get(sid) if check_drift else None)
+                   for sid in switch_ids]
+        ok = all(results)
         self._finish(change_id, "rolled_back" if ok else "rollback_failed",
                      "" if ok else "some switches could not be restored", actor)
 
     # --- crash recovery -----------------------------------------------------------------------
 
     def recover(self, *, wait: bool = True) -> list[int]:
-        """Resolve changes left in flight by a dead process: every switch they touched is
+        """Resolve changes left in flight by a dead process: every switch they reached is
         brought back to its pre-change config (or found already there), never left unknown."""
         now = _ms()
         orphans: list[int] = []
         with self.factory() as session:
-            for change in session.scalars(select(ChangeSet).where(
-                    ChangeSet.status.in_(IN_FLIGHT))):
-                if change.owner == self.instance_id:
-                    continue
-                if not (_owner_dead(change.owner) or
-                        now - (change.heartbeat_ms or 0) > STALE_AFTER_S * 1000):
-                    continue
-                record(session, "system", "change.recover", change_id=change.id,
-                       detail={"previous_owner": change.owner, "status": change.status})
-                change.owner = self.instance_id
-                change.status = "rolling_back"
-                change.heartbeat_ms = now
-                orphans.append(change.id)
-            session.commit()
+            candidates = [(c.id, c.status, c.owner, c.heartbeat_ms) for c in session.scalars(
+                select(ChangeSet).where(ChangeSet.status.in_(IN_FLIGHT)))]
+        for change_id, status, owner, heartbeat in candidates:
+            if owner == self.instance_id:
+                continue
+            stale = now - (heartbeat or 0) > STALE_AFTER_S * 1000
+            if not (stale or _owner_dead(owner)):
+                continue
+            with self.factory() as session:  # take it over atomically
+                taken = session.execute(
+                    update(ChangeSet).where(ChangeSet.id == change_id,
+                                            ChangeSet.status == status,
+                                            ChangeSet.heartbeat_ms == heartbeat)
+                    .values(status="rolling_back", owner=self.instance_id, heartbeat_ms=now))
+                session.commit()
+            if getattr(taken, "rowcount", 0) != 1:
+                continue
+            self._audit("system", "change.recover", change_id, previous_owner=owner,
+                        status=status)
+            orphans.append(change_id)
         for change_id in orphans:
             with self.factory() as session:
                 results = self._get(session, change_id).results
-                # Switches the rollout reached (their pre-change config is stored); the rest
-                # were only planned and never received a line.
-                touched = [r.switch_id for r in results if r.before is not None
-                           and r.state in ("applying", "committed", "verified", "failed",
-                                           "rollback_failed")]
+                touched = [r.switch_id for r in results
+                           if r.reached and r.state not in ("rolled_back", "skipped")]
                 for r in results:
-                    if r.state == "planned":
+                    if not r.reached and r.state in ("planned", "applying"):
                         r.state = "skipped"
                         r.reason = "the process applying the change died before this switch"
                 session.commit()
             self._spawn(change_id, functools.partial(
                 self._rollback_all, change_id, touched, "system", "crash recovery"), wait)
         return orphans
+
+    def release_stale_locks(self) -> int:
+        """Locks whose change is no longer in flight (a crash between steps) are released."""
+        with self.factory() as session:
+            result = session.execute(delete(SwitchLock).where(
+                SwitchLock.change_id.in_(select(ChangeSet.id).where(
+                    ChangeSet.status.not_in(IN_FLIGHT)))))
+            session.commit()
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def start_sweeper(self, interval_s: float = 10.0) -> None:
+        """Recover orphaned changes and stale locks periodically (not only at start-up: the
+        dead owner may have been another host whose heartbeat goes stale later)."""
+        def sweep() -> None:
+            while not self._sweeper_stop.wait(interval_s):
+                try:
+                    self.recover(wait=False)
+                    self.release_stale_locks()
+                except Exception:
+                    log.warning("change recovery sweep failed", exc_info=True)
+
+        self._sweeper = threading.Thread(target=sweep, name="change-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def stop_sweeper(self) -> None:
+        self._sweeper_stop.set()
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -691,6 +846,16 @@ class ChangeService:
             rows = session.scalars(query.order_by(ChangeSet.id.desc()).limit(limit)
                                    .offset(offset)).all()
             return total, [_change_out(session, c) for c in rows]
+
+
+def _context(s: Switch, interfaces: Sequence[str]) -> SwitchContext:
+    ports = [i for i in s.interfaces if not interfaces or i.name in interfaces]
+    return SwitchContext(
+        id=s.id, name=s.name, role=s.role, driver=s.driver, host=s.mgmt_host,
+        port=s.mgmt_port, username=s.username, credentials_ref=s.credentials_ref,
+        buffer_bytes=s.buffer_bytes, ports=tuple(i.name for i in ports),
+        speed_gbps=max((i.speed_gbps for i in ports), default=0),
+        cable_m=max((i.cable_m for i in ports), default=0.0))
 
 
 def _change_out(session: Session, change: ChangeSet) -> ChangeOut:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -232,6 +233,9 @@ class ChangeResult(Base):
     state: Mapped[str] = mapped_column(String(24), default="pending")
     reason: Mapped[str] = mapped_column(Text, default="")
     diff: Mapped[str] = mapped_column(Text, default="")
+    # True once the apply has read the switch and stored ``before`` and may send lines: only
+    # reached switches are ever restored (a plan-time read is not a rollback point).
+    reached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(

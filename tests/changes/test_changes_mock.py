@@ -227,9 +227,19 @@ def test_concurrent_changes_on_one_switch_409(api: Api, fabric: mock.MockFabric)
     gate.set()
     assert wait_done(api, first)["status"] == "applied"
     assert fabric.config["tor-p1-2"].waterlines[3].pmax == 0.2  # nothing interleaved
-    # once the first is done the second may go
+    # once the first is done the second may go, but it was planned against a switch that has
+    # changed since: it sends nothing and asks for a new plan
+    sent = list(fabric.command_log.get("tor-p1-2", []))
     assert api.post(f"/api/v1/changes/{second}/apply", role="operator").status_code == 202
-    assert wait_done(api, second)["status"] == "applied"
+    stale = wait_done(api, second)
+    assert stale["status"] == "failed" and "changed since the plan" in stale["reason"]
+    assert fabric.command_log.get("tor-p1-2", []) == sent
+    assert fabric.config["tor-p1-2"].waterlines[3].pmax == 0.2
+    fresh = create(api, {"targets": {"switches": ["tor-p1-2"]},
+                         "waterlines": {"3": {**HPCC_100G, "pmax": 0.1}}}).json()["id"]
+    api.post(f"/api/v1/changes/{fresh}/approve", role="operator")
+    api.post(f"/api/v1/changes/{fresh}/apply", role="operator")
+    assert wait_done(api, fresh)["status"] == "applied"
     assert fabric.config["tor-p1-2"].waterlines[3].pmax == 0.1
 
 

@@ -20,7 +20,7 @@ from app.api.schemas import (
     SwitchUpdate,
 )
 from app.audit import record
-from app.db.models import Interface, Switch
+from app.db.models import Interface, Switch, SwitchLock
 from app.inventory import SWITCH_NAME_PATTERN, apply_switch_entry
 
 router = APIRouter(prefix="/switches", tags=["switches"])
@@ -40,6 +40,14 @@ def switch_public(switch: Switch, *, detail: bool = False) -> SwitchPublic:
         data["interfaces"] = [InterfacePublic.model_validate(i) for i in switch.interfaces]
         return SwitchDetail.model_validate(data)
     return SwitchPublic.model_validate(data)
+
+
+def refuse_if_locked(session: Session, switch: Switch) -> None:
+    """A switch a change is applying to may not be edited or deleted meanwhile."""
+    holder = session.scalar(select(SwitchLock.change_id).where(SwitchLock.switch_id == switch.id))
+    if holder is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"switch {switch.name!r} is locked by change {holder}")
 
 
 def get_switch_or_404(session: Session, name: str) -> Switch:
@@ -104,6 +112,7 @@ def update_switch(
     name: SwitchNameParam, body: SwitchUpdate, session: SessionDep, who: Admin
 ) -> SwitchPublic:
     switch = get_switch_or_404(session, name)
+    refuse_if_locked(session, switch)
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
         if value is None and field not in ("pod", "poll_interval_s"):
@@ -117,6 +126,7 @@ def update_switch(
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_switch(name: SwitchNameParam, session: SessionDep, who: Admin) -> Response:
     switch = get_switch_or_404(session, name)
+    refuse_if_locked(session, switch)
     session.delete(switch)
     record(session, who.name, "switch.delete", switch_name=name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -179,6 +189,7 @@ def update_interface(
 @router.delete("/{name}/interfaces/{ifname:path}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_interface(name: SwitchNameParam, ifname: str, session: SessionDep, who: Admin) -> Response:
     switch = get_switch_or_404(session, name)
+    refuse_if_locked(session, switch)
     switch.interfaces.remove(_interface_or_404(switch, ifname))
     record(session, who.name, "interface.delete", switch_name=name, detail={"interface": ifname})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
