@@ -208,3 +208,34 @@ def test_two_concurrent_changes_409_nothing_interleaves(ssh_api: Api, lab: Lab) 
     assert wait(ssh_api, winner)["status"] == "applied"
     pmax = read_qos(lab, tor).waterlines[3].pmax
     assert pmax == (0.2 if winner == first else 0.1)
+
+
+def test_switch_with_differing_ports_is_refused_before_any_config_line(ssh_api: Api,
+                                                                       lab: Lab) -> None:
+    """Waterline manages one RoCE config per switch; a switch whose ports were configured
+    differently by hand would be summed up lossily, so a change on it is a 422."""
+    from tests.ssh.conftest import Shell
+
+    tor = sorted(n for n in lab.names() if n.startswith("tor"))[0]
+    sw = next(s for s in lab.inventory["switches"] if s["name"] == tor)
+    first_port = sw["interfaces"][0]["name"]
+    shell = Shell(lab.port_of(tor), tor, password=lab.password)
+    try:
+        if lab.nos_of(tor) == "sonic":
+            shell.chan.send("sudo -s\n")
+            shell.read_until(r"\[sudo\] password for admin: $")
+            shell.cmd(lab.password)
+            shell.cmd(f"config interface pfc priority {first_port} 4 off")
+        else:
+            shell.cmd("system-view")
+            shell.cmd(f"interface {first_port}")
+            shell.cmd("priority-flow-control dot1p 3 headroom 999")
+            shell.cmd("return")
+    finally:
+        shell.close()
+    sent = len(lab.config_lines(tor))
+    r = ssh_api.post("/api/v1/changes", role="operator", json={
+        "targets": {"switches": [tor]}, "waterlines": {"3": NEW, "4": NEW}})
+    assert r.status_code == 422, r.text
+    assert "differ" in r.text and "uniform" in r.text
+    assert len(lab.config_lines(tor)) == sent

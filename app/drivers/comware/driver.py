@@ -94,6 +94,7 @@ class ComwareDriver:
         self._uptime: int | None = None
         self._ports: tuple[str, ...] = ()
         self._table = WRED_TABLE
+        self._disagreements: list[str] = []
         self._candidate: QosConfig | None = None
         self._lines: list[str] = []
         self._before: QosConfig | None = None
@@ -189,6 +190,7 @@ class ComwareDriver:
             (name,) = applied
             if name and TABLE_RE.match(name):
                 self._table = name  # modify the table the ports already use
+        self._disagreements = P.port_disagreements(running, interfaces=ports)
         return P.build_qos_config(running, interfaces=ports, units=u).normalised()
 
     # ---------------------------------------------------------------- config
@@ -198,6 +200,11 @@ class ComwareDriver:
     def load_candidate(self, config: QosConfig, *, restore: bool = False) -> None:
         current = self.get_qos_config()
         try:
+            if self._disagreements:
+                raise ValidationFailed(
+                    "the interfaces' RoCE settings differ, and Waterline manages one config "
+                    "per switch (a rollback could not restore per-interface values): "
+                    + "; ".join(self._disagreements) + ". Make them uniform first.")
             lines = render_qos(current, config, interfaces=self.ports(), units=self.units(),
                                table=self._table, strict=not restore)
             for line in lines:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from app.drivers.errors import ParseError
@@ -855,3 +855,28 @@ def build_qos_config(
         ecn_queues=tuple(ecn_queues),
         waterlines=waterlines,
     )
+
+
+def port_disagreements(running: RunningConfig, *, interfaces: Iterable[str]) -> list[str]:
+    """Where the managed interfaces' RoCE lines differ (WRED table, PFC mode and no-drop
+    priorities, headroom, ingress threshold offset, dynamic threshold). Waterline manages one
+    switch-wide config; differences would be summed up lossily, so changes are refused."""
+    names = [normalize_interface(i) for i in interfaces] or list(running.interfaces)
+    ifs = [running.interfaces.get(n, InterfacePfcConfig(n)) for n in names]
+    out: list[str] = []
+    checks: dict[str, Callable[[InterfacePfcConfig], object]] = {
+        "WRED table": lambda i: i.wred_table,
+        "PFC mode and no-drop priorities": lambda i: (i.pfc_mode, tuple(sorted(i.no_drop))),
+        "headroom": lambda i: tuple(sorted(i.headroom.items())),
+        "ingress-threshold-offset": lambda i: tuple(sorted(i.threshold_offset.items())),
+        "ingress-buffer dynamic": lambda i: tuple(sorted(i.dynamic.items())),
+    }
+    for what, key in checks.items():
+        values: dict[object, list[str]] = {}
+        for i in ifs:
+            values.setdefault(key(i), []).append(i.name)
+        if len(values) > 1:
+            sample = "; ".join(f"{ports[0]}: {value}" for value, ports in
+                               list(values.items())[:3])
+            out.append(f"{what} differs between interfaces ({sample})")
+    return out

@@ -75,6 +75,7 @@ class SonicDriver:
         self._lines: list[str] = []
         self._checkpoint: str | None = None
         self._profile: str | None = None
+        self._disagreements: list[str] = []
         self._ports: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- session
@@ -165,6 +166,7 @@ class SonicDriver:
         buffer = self._parse(P.SHOW_BUFFER_CONFIGURATION, P.parse_buffer_configuration)
         names = sorted(p.name for p in buffer.profiles if LOSSLESS_PROFILE.match(p.name))
         self._profile = names[0] if names else None
+        self._disagreements = P.port_disagreements(pfc, buffer, self.ports(), LOSSLESS_PROFILE)
         try:
             config = P.build_qos_config(
                 pfc_priority=pfc, ecn_status=ecn, wred_profiles=wred,
@@ -183,6 +185,11 @@ class SonicDriver:
         current = self.get_qos_config()
         profile = self._profile
         try:
+            if self._disagreements:
+                raise ValidationFailed(
+                    "the ports' RoCE settings differ, and Waterline manages one config per "
+                    "switch (a rollback could not restore per-port values): "
+                    + "; ".join(self._disagreements) + ". Make them uniform first.")
             if profile is None and any(
                     (w.xoff_bytes, w.xon_bytes, w.headroom_bytes, w.alpha) != (None,) * 4
                     for w in config.waterlines.values()):

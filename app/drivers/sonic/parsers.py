@@ -776,3 +776,33 @@ def build_qos_config(
         ecn_queues=tuple(ecn_queues),
         waterlines=waterlines,
     )
+
+
+def port_disagreements(
+    pfc_priority: Sequence[PfcPriorityRow],
+    buffer: BufferConfiguration | None,
+    interfaces: Iterable[str],
+    lossless_profile: re.Pattern[str],
+) -> list[str]:
+    """Where the managed ports (or the lossless buffer profiles) differ from each other.
+
+    Waterline manages one switch-wide RoCE config; a switch whose ports differ would be summed
+    up lossily (and a rollback could not restore the differences), so changes are refused.
+    """
+    out: list[str] = []
+    rows = {r.interface: tuple(sorted(r.priorities)) for r in pfc_priority}
+    wanted = list(interfaces) or list(rows)
+    seen: dict[tuple[int, ...], list[str]] = {}
+    for name in wanted:
+        seen.setdefault(rows.get(name, ()), []).append(name)
+    if len(seen) > 1:
+        parts = [f"{ports[0]}{' +' + str(len(ports) - 1) if len(ports) > 1 else ''}: "
+                 f"{list(prios) or 'none'}" for prios, ports in seen.items()]
+        out.append("PFC priorities differ between ports (" + "; ".join(parts) + ")")
+    if buffer is not None:
+        lossless = [p for p in buffer.profiles if lossless_profile.match(p.name)]
+        values = {(p.xon, p.xoff, p.size, p.dynamic_th) for p in lossless}
+        if len(values) > 1:
+            out.append("lossless buffer profiles differ (" +
+                       ", ".join(p.name for p in lossless) + ")")
+    return out
