@@ -7,6 +7,7 @@ the latest stored snapshot from the database — a scrape never talks to a switc
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+log = logging.getLogger("waterline.metrics")
 
 # --- service metrics (collectors, ingest, changes, tuner) --------------------------------------
 
@@ -45,6 +48,14 @@ INGEST_BUFFER_OVERFLOW = Counter(
     "Samples discarded because the outage buffer was full.",
 )
 INGEST_ERRORS = Counter("waterline_ingest_errors_total", "Failed database writes of samples.")
+INGEST_REJECTED = Counter(
+    "waterline_ingest_rejected_total",
+    "Samples the database refused as data (e.g. of a deleted interface), dropped.",
+)
+SNAPSHOT_ERRORS = Counter(
+    "waterline_snapshot_errors_total",
+    "Failed reads of the telemetry snapshot for /metrics (the last good one is served).",
+)
 CHANGES = Counter(
     "waterline_changes_total", "Change sets that finished, by outcome.", ["outcome"]
 )
@@ -136,7 +147,13 @@ class FabricCollector(Collector):
     def snapshot(self) -> FabricSnapshot:
         now = time.monotonic()
         if self._cached is None or now - self._loaded_at > self._cache_s:
-            self._cached = self._load()
+            try:
+                self._cached = self._load()
+            except Exception:  # the database is down: /metrics must still serve the rest
+                SNAPSHOT_ERRORS.inc()
+                log.warning("telemetry snapshot unavailable", exc_info=True)
+                if self._cached is None:
+                    return FabricSnapshot([], [], [], [])
             self._loaded_at = now
         return self._cached
 

@@ -21,6 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, Table, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, IntegrityError
 
 from app import metrics
 from app.db.models import (
@@ -129,9 +130,18 @@ def _write_postgres(conn: Connection, batch: SampleBatch) -> None:
     conn.exec_driver_sql("TRUNCATE wl_ingest")
 
 
+def _is_data_error(exc: BaseException) -> bool:
+    """The database refused the data itself (not the connection): integrity or range."""
+    if isinstance(exc, IntegrityError | DataError | OverflowError | ValueError | TypeError):
+        return True
+    return type(exc).__name__ in ("IntegrityError", "DataError", "ForeignKeyViolation",
+                                  "NumericValueOutOfRange", "UniqueViolation")
+
+
 @dataclass
 class IngestResult:
     written: int = 0
+    rejected: int = 0
     buffered: int = 0
     dropped: int = 0
     error: str | None = None
@@ -165,9 +175,8 @@ class Ingestor:
             while self._buffer:
                 chunk = self._take(self.batch_rows)
                 try:
-                    with self.engine.begin() as conn:
-                        write_samples(conn, chunk)
-                except Exception as exc:  # the database is down or refused: keep the rows
+                    written, rejected = self._write_chunk(chunk)
+                except Exception as exc:  # the database is down: keep the rows for later
                     self._buffer.appendleft(chunk)
                     self._depth += len(chunk)
                     self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
@@ -176,11 +185,33 @@ class Ingestor:
                     log.warning("ingest failed, %d samples buffered: %s",
                                 self._depth, self.last_error)
                     break
-                result.written += len(chunk)
-                metrics.SAMPLES_INGESTED.inc(len(chunk))
+                result.written += written
+                result.rejected += rejected
+                metrics.SAMPLES_INGESTED.inc(written)
             result.buffered = self._depth
             metrics.INGEST_BUFFER_DEPTH.set(self._depth)
             return result
+
+    def _write_chunk(self, chunk: SampleBatch) -> tuple[int, int]:
+        """Write a chunk; rows the database refuses as data (a deleted interface, a value out
+        of range) are isolated by bisection and dropped, so one bad row never blocks the
+        rest. Connection-level errors propagate (the caller buffers)."""
+        try:
+            with self.engine.begin() as conn:
+                write_samples(conn, chunk)
+            return len(chunk), 0
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise
+            if len(chunk) == 1:
+                metrics.INGEST_REJECTED.inc()
+                log.warning("dropped a sample the database refused: %s",
+                            str(exc).splitlines()[0][:200])
+                return 0, 1
+        head, tail = chunk.split(len(chunk) // 2)
+        a = self._write_chunk(head)
+        b = self._write_chunk(tail)
+        return a[0] + b[0], a[1] + b[1]
 
     def _take(self, limit: int) -> SampleBatch:
         """Up to ``limit`` rows from the front of the buffer, as one batch."""
@@ -270,10 +301,19 @@ def _set_state(conn: Connection, name: str, value: int) -> None:
 
 
 def run_rollups(engine: Engine, now_ms: int | None = None) -> dict[str, int]:
-    """Aggregate complete buckets: raw -> 1 min, 1 min -> 1 h. Re-running is harmless."""
+    """Aggregate complete buckets: raw -> 1 min, 1 min -> 1 h. Re-running is harmless.
+
+    Samples that arrive late (a collector flushing its outage buffer after the minute was
+    rolled up) are found through the sample ids written since the last run, and their buckets
+    are recomputed too."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     done: dict[str, int] = {}
     with engine.begin() as conn:
+        last_id = _state(conn, "rollup_1m_id") or 0
+        newest_id = conn.execute(select(func.max(SAMPLES.c.id))).scalar() or 0
+        late = conn.execute(select(func.min(SAMPLES.c.ts_ms)).where(
+            SAMPLES.c.id > last_id)).scalar()
+        recomputed_from: int | None = None
         for name, source, target, width in (
             ("rollup_1m", SAMPLES, ROLLUP_1M, MINUTE_MS),
             ("rollup_1h", ROLLUP_1M, ROLLUP_1H, HOUR_MS),
@@ -286,12 +326,18 @@ def run_rollups(engine: Engine, now_ms: int | None = None) -> dict[str, int]:
                 if oldest is None:
                     continue
                 previous = int(oldest) // width * width
-            # Recompute the last bucket too: late samples may have arrived after it was rolled.
+            # Recompute the last bucket too, and any bucket that received late samples.
             start = max(0, previous - width)
+            dirty = late if source is SAMPLES else recomputed_from
+            if dirty is not None:
+                start = min(start, int(dirty) // width * width)
             if end > start:
                 _upsert_rollup(conn, target, _rollup_select(source, width, start, end))
                 _set_state(conn, name, end)
                 done[name] = end
+                if source is SAMPLES:
+                    recomputed_from = start
+        _set_state(conn, "rollup_1m_id", int(newest_id))
     return done
 
 

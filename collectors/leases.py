@@ -42,6 +42,7 @@ class LeaseManager:
         self.lease_ms = int(lease_s * 1000)
         self.started_ms = _now_ms()
         self.owned: set[int] = set()
+        self.hold_until_ms = 0
 
     @property
     def renew_interval_s(self) -> float:
@@ -110,7 +111,14 @@ class LeaseManager:
             # Workers silent for ten lease periods are forgotten.
             conn.execute(delete(WORKERS).where(WORKERS.c.heartbeat_ms < now - 10 * self.lease_ms))
         self.owned = set(keep) | set(taken)
+        self.hold_until_ms = hold_until
         return self.owned
+
+    def current(self, now_ms: int | None = None) -> set[int]:
+        """What this worker may poll now: nothing once its leases may have expired (the
+        renewal failed), so two workers never poll one switch."""
+        now = _now_ms() if now_ms is None else now_ms
+        return set(self.owned) if now < self.hold_until_ms else set()
 
     def release_all(self) -> None:
         with self.engine.begin() as conn:
@@ -118,3 +126,4 @@ class LeaseManager:
                          .values(owner=None, expires_ms=0))
             conn.execute(delete(WORKERS).where(WORKERS.c.name == self.worker))
         self.owned = set()
+        self.hold_until_ms = 0

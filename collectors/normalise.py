@@ -4,7 +4,10 @@ Rules (an SRE reading a graph must be able to trust every point):
 - A counter that went down either wrapped (32- or 64-bit) or was reset (reboot, `clear
   counters`). It wrapped only if the wrapped delta is physically plausible for the interval at
   line rate; otherwise it is a reset and that interval has no rate (None), never a negative or a
-  giant value. The next interval counts from the new baseline.
+  giant value. The next interval counts from the new baseline. A 32-bit wrap is only believed
+  when the counter could not have gone round more than once in the interval (line rate x
+  interval < 2**32); otherwise a 32-bit counter is unreadable at that poll rate anyway, and the
+  far likelier reset of a 64-bit counter must not become a phantom burst.
 - A delta larger than line rate allows is refused the same way (garbage or a reset that re-grew).
 - A missed poll is a gap: when the interval is much longer than expected (or the series is new)
   the rates are None, not zero, and no sample is invented for the missing polls.
@@ -53,6 +56,8 @@ def counter_delta(previous: int | None, current: int | None, max_delta: int) -> 
         delta = current - previous
         return delta if delta <= max_delta else None
     for width in (WRAP_32, WRAP_64):
+        if width == WRAP_32 and max_delta >= WRAP_32:
+            continue  # ambiguous at this rate: see the module docstring
         if previous < width and current < width:
             wrapped = width - previous + current
             if wrapped <= max_delta:
@@ -119,6 +124,7 @@ class SampleBatch:
 
 
 _U64_MAX = (1 << 64) - 1
+_I64_MAX = (1 << 63) - 1
 
 
 def _counter_matrix(samples: list[QueueSample]) -> tuple[np.ndarray, np.ndarray, list[list[Any]]]:
@@ -138,7 +144,8 @@ def vector_delta(previous: np.ndarray, current: np.ndarray, max_delta: np.ndarra
         plain = current - previous  # exact when current >= previous, wraps mod 2**64 otherwise
         wrap32 = (current + np.uint64(WRAP_32)) - previous
     up = current >= previous
-    small = (previous < np.uint64(WRAP_32)) & (current < np.uint64(WRAP_32))
+    small = ((previous < np.uint64(WRAP_32)) & (current < np.uint64(WRAP_32))
+             & (max_delta < WRAP_32))
     d_plain = plain.astype(np.float64)
     d_32 = wrap32.astype(np.float64)
     use_32 = ~up & small & (d_32 <= max_delta)
@@ -247,7 +254,9 @@ class Normaliser:
             "interval_s": _nullable(np.where(in_time, interval, np.nan)),
         }
         for j, name in enumerate(RATE_FIELDS):
-            columns[name] = [r[j] for r in raw]
+            # The raw value is stored only if a signed 64-bit column can hold it.
+            columns[name] = [r[j] if isinstance(r[j], int) and 0 <= r[j] <= _I64_MAX else None
+                             for r in raw]
         columns["occupancy_bytes"] = [s.occupancy_bytes for s, _ in known]
         columns["watermark_bytes"] = [s.watermark_bytes for s, _ in known]
         for j, name in enumerate(RATE_FIELDS):

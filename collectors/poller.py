@@ -11,6 +11,7 @@ off exponentially. All database writes happen in the loop thread, batched per ti
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
@@ -73,6 +74,18 @@ class _SwitchState:
     started: float = 0.0
     timed_out: bool = False
     next_qos_due: float = 0.0
+    reconnect: bool = False  # the target changed while a poll was running
+
+
+WRITE_QUEUE_JOBS = 1000
+
+
+@dataclass
+class _WriteJob:
+    rows: SampleBatch
+    health: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    observed: list[tuple[int, QosConfig]]
 
 
 @dataclass
@@ -125,9 +138,16 @@ class Poller:
         self._random = random.Random(seed)
         # Extra threads beyond `concurrency` so that polls hung past their timeout (still
         # holding a thread until the driver gives up) cannot starve the healthy switches.
-        self._pool = ThreadPoolExecutor(max_workers=concurrency * 2, thread_name_prefix="poll")
+        self._pool_size = concurrency * 2
+        self._pool = ThreadPoolExecutor(max_workers=self._pool_size, thread_name_prefix="poll")
         self._states: dict[int, _SwitchState] = {}
+        # Switches dropped while a poll was running: closed once the poll returns.
+        self._orphans: list[_SwitchState] = []
         self.stats = NormaliseStats()
+        # Database writes happen on a writer thread, so a slow or hung database never stops
+        # the polling loop (the ingestor buffers what it cannot write).
+        self._writes: queue.Queue[_WriteJob] = queue.Queue(maxsize=WRITE_QUEUE_JOBS)
+        self._writer: threading.Thread | None = None
 
     # --- inventory ----------------------------------------------------------------------------
 
@@ -157,14 +177,20 @@ class Poller:
                     target, next_due=now + self._random.uniform(0, target.interval_s)
                 )
             elif state.target != target:
-                connection_changed = (
+                # A new address, credentials, driver or interface list needs a new session
+                # (the driver was opened with the old ones); a running poll finishes first.
+                session_changed = (
                     state.target.driver, state.target.host, state.target.port,
                     state.target.username, state.target.credentials_ref,
+                    tuple(state.target.interfaces),
                 ) != (target.driver, target.host, target.port, target.username,
-                      target.credentials_ref)
+                      target.credentials_ref, tuple(target.interfaces))
                 state.target = target
-                if connection_changed and state.future is None:
-                    self._close_driver(state)
+                if session_changed:
+                    if state.future is None:
+                        self._close_driver(state)
+                    else:
+                        state.reconnect = True
         metrics.SWITCHES_OWNED.set(len(self._states))
         return len(self._states)
 
@@ -185,7 +211,14 @@ class Poller:
         state = self._states.pop(switch_id)
         if state.future is None:
             self._close_driver(state)
+        else:
+            self._orphans.append(state)
         self.normaliser.forget_switch(switch_id)
+
+    def _reap_orphans(self) -> None:
+        for state in [s for s in self._orphans if s.future is None or s.future.done()]:
+            self._orphans.remove(state)
+            self._close_driver(state)
 
     # --- polling ------------------------------------------------------------------------------
 
@@ -258,8 +291,12 @@ class Poller:
                     continue
                 outcomes.append(outcome)
                 self._after(state, outcome, now)
+                if state.reconnect:
+                    state.reconnect = False
+                    self._close_driver(state)
             elif not state.timed_out and now - state.started > self.timeout_s:
                 state.timed_out = True
+                self._abort(state)
                 error = DriverTimeout(
                     f"no answer within {self.timeout_s:g} s", switch=state.target.name
                 )
@@ -279,6 +316,21 @@ class Poller:
             self._close_driver(state)
         self._schedule(state, now)
 
+    def _abort(self, state: _SwitchState) -> None:
+        """Close a hung poll's session from outside, so that its thread returns (closing may
+        block too, hence a thread of its own)."""
+        driver = state.driver
+        if driver is None:
+            return
+
+        def close() -> None:
+            try:
+                driver.close()
+            except Exception:
+                log.debug("aborting %s failed", state.target.name, exc_info=True)
+
+        threading.Thread(target=close, name=f"abort-{state.target.name}", daemon=True).start()
+
     def _close_driver(self, state: _SwitchState) -> None:
         driver, state.driver = state.driver, None
         if driver is not None:
@@ -291,25 +343,32 @@ class Poller:
         """Start due polls while fewer than ``concurrency`` healthy polls are in flight.
         Returns whether some due switch is still waiting for a slot."""
         active = sum(1 for s in self._states.values() if s.future is not None and not s.timed_out)
+        # Threads still held by polls that timed out (their sessions are being aborted).
+        busy = active + sum(1 for s in self._states.values()
+                            if s.future is not None and s.timed_out and not s.future.done())
+        busy += sum(1 for s in self._orphans if s.future is not None and not s.future.done())
         for state in sorted(self._states.values(), key=lambda s: s.next_due):
             if state.future is not None or (not everyone and state.next_due > now):
                 continue
-            if active >= self.concurrency:
+            if active >= self.concurrency or busy >= self._pool_size:
                 return True
             self._submit(state, now)
             active += 1
+            busy += 1
         return False
 
     def tick(self, report: CycleReport | None = None) -> list[PollOutcome]:
         """Submit due polls, gather finished ones, and record their results."""
         now = time.monotonic()
         outcomes = self._collect(now)
+        self._reap_orphans()
         self._submit_due(now)
         if outcomes:
-            self._record(outcomes, report)
+            self._record(outcomes, report, sync=False)
         return outcomes
 
-    def _record(self, outcomes: list[PollOutcome], report: CycleReport | None) -> None:
+    def _record(self, outcomes: list[PollOutcome], report: CycleReport | None, *,
+                sync: bool = True) -> None:
         rows = SampleBatch.empty()
         health: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
@@ -351,10 +410,45 @@ class Poller:
             if report is not None:
                 report.failed += 1
                 report.errors[reason] = report.errors.get(reason, 0) + 1
-        result = self.ingestor.write(rows)
+        job = _WriteJob(rows, health, errors, observed)
+        if sync:
+            self._write(job, report)
+            return
+        self._start_writer()
+        try:
+            self._writes.put_nowait(job)
+        except queue.Full:  # the database has been stuck for a while: the oldest job goes
+            try:
+                dropped = self._writes.get_nowait()
+                self._writes.task_done()
+                metrics.INGEST_BUFFER_OVERFLOW.inc(len(dropped.rows))
+                log.warning("database writes are stuck: dropped %d samples", len(dropped.rows))
+            except queue.Empty:
+                pass
+            self._writes.put_nowait(job)
+
+    def _write(self, job: _WriteJob, report: CycleReport | None) -> None:
+        result = self.ingestor.write(job.rows)
         if report is not None:
             report.rows_written += result.written
-        self._write_health(health, errors, observed)
+        self._write_health(job.health, job.errors, job.observed)
+
+    def _start_writer(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            return
+
+        def drain() -> None:
+            while True:
+                job = self._writes.get()
+                try:
+                    self._write(job, None)
+                except Exception:
+                    log.exception("writing poll results failed")
+                finally:
+                    self._writes.task_done()
+
+        self._writer = threading.Thread(target=drain, name="poll-writer", daemon=True)
+        self._writer.start()
 
     def _write_health(self, health: list[dict[str, Any]], errors: list[dict[str, Any]],
                       observed: list[tuple[int, QosConfig]]) -> None:
@@ -413,8 +507,9 @@ class Poller:
 
     def _record_outcomes(self, report: CycleReport) -> None:
         outcomes = self._collect(time.monotonic())
+        self._reap_orphans()
         if outcomes:
-            self._record(outcomes, report)
+            self._record(outcomes, report, sync=True)
 
     def run(self, stop: threading.Event, *, tick_s: float = 0.2, reload_s: float = 30.0) -> None:
         """Poll until ``stop`` is set. Inventory changes are picked up every ``reload_s``."""
@@ -430,8 +525,10 @@ class Poller:
                 last_reload = now
             try:
                 self.tick()
-                if self.ingestor.depth:
-                    self.ingestor.flush()
+                if self.ingestor.depth and self._writes.empty():
+                    # samples wait for the database: retry them on the writer thread
+                    self._start_writer()
+                    self._writes.put_nowait(_WriteJob(SampleBatch.empty(), [], [], []))
             except Exception:
                 log.exception("poller tick failed")
             if now - last_cycle_mark >= self.default_interval_s:

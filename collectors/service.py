@@ -77,21 +77,23 @@ class CollectorService:
         self.poller = Poller(
             engine, ingestor=Ingestor(engine), concurrency=options.concurrency,
             default_interval_s=options.interval_s, timeout_s=options.timeout_s,
-            owned=(lambda: self.leases.owned if self.leases else None),
+            owned=(lambda: self.leases.current() if self.leases else None),
             driver_filter=_driver_filter(options.drivers),
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def owned_switch_ids(self) -> set[int] | None:
-        return set(self.leases.owned) if self.leases else None
+        return self.leases.current() if self.leases else None
 
     def start(self) -> None:
         if self.leases is not None:
             self._claim()
         self._threads = [
             threading.Thread(target=self._poll_loop, name="poller", daemon=True),
-            threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True),
+            threading.Thread(target=self._lease_loop, name="leases", daemon=True),
+            # Rollups and retention can take a while: never on the lease renewal's thread.
+            threading.Thread(target=self._rollup_loop, name="rollups", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -102,26 +104,24 @@ class CollectorService:
             before = set(self.leases.owned)
             owned = self.leases.claim()
             if owned != before:
+                # the poller picks the new set up at its next reload (every renewal period)
                 log.info("collector %s now polls %d switches", self.leases.worker, len(owned))
-                self.poller.load_targets()
-        except Exception as exc:  # the database is down: keep polling what we hold
+        except Exception as exc:  # until the held leases expire we keep polling them
             log.warning("lease renewal failed: %s", exc)
 
     def _poll_loop(self) -> None:
         reload_s = self.leases.renew_interval_s if self.leases else 30.0
         self.poller.run(self._stop, reload_s=reload_s)
 
-    def _housekeeping(self) -> None:
-        next_claim = time.monotonic()
-        next_rollup = time.monotonic() + self.options.rollup_every_s
-        while not self._stop.wait(0.5):
-            now = time.monotonic()
-            if self.leases is not None and now >= next_claim:
-                self._claim()
-                next_claim = now + self.leases.renew_interval_s
-            if now >= next_rollup:
-                next_rollup = now + self.options.rollup_every_s
-                self._rollup()
+    def _lease_loop(self) -> None:
+        if self.leases is None:
+            return
+        while not self._stop.wait(self.leases.renew_interval_s):
+            self._claim()
+
+    def _rollup_loop(self) -> None:
+        while not self._stop.wait(self.options.rollup_every_s):
+            self._rollup()
 
     def _rollup(self) -> None:
         try:

@@ -107,3 +107,33 @@ def test_rollups_and_retention(db: Database) -> None:
                               now_ms=t0 + 2 * hour + 60_000)
     assert deleted["raw"] == 720
     assert count(db, TelemetryRollup1m) == 120
+
+
+def test_late_samples_are_rolled_up(db: Database) -> None:
+    switches = load_fabric(db, pods=1, tors_per_pod=1, leaves_per_pod=1, spines=1)
+    sw = switches["tor-p1-1"]
+    iface = interface_ids(db, "tor-p1-1")["Ethernet0"]
+    hour = 3_600_000
+    t0 = 2_000 * hour
+    ingestor = Ingestor(db.engine)
+    ingestor.write(rows_for(sw.id, iface, t0 + 30 * 60_000, n=6))  # minute 30
+    run_rollups(db.engine, now_ms=t0 + 2 * hour)
+    # a collector flushes its outage buffer: samples of minute 5, long rolled up
+    ingestor.write(rows_for(sw.id, iface, t0 + 5 * 60_000, n=6))
+    run_rollups(db.engine, now_ms=t0 + 2 * hour + 60_000)
+    with db.session() as s:
+        buckets = {r.bucket_ms: r.samples for r in s.scalars(select(TelemetryRollup1m))}
+        hourly = s.scalars(select(TelemetryRollup1h)).all()
+    assert buckets[t0 + 5 * 60_000] == 6 and buckets[t0 + 30 * 60_000] == 6
+    assert [h.samples for h in hourly] == [12]
+
+
+def test_a_row_the_database_refuses_does_not_block_the_rest(db: Database) -> None:
+    switches = load_fabric(db, pods=1, tors_per_pod=1, leaves_per_pod=1, spines=1)
+    sw = switches["tor-p1-1"]
+    iface = interface_ids(db, "tor-p1-1")["Ethernet0"]
+    rows = rows_for(sw.id, iface, 1_000_000, n=10)
+    rows[3]["interface_id"] = 999_999  # an interface deleted since the poll
+    result = Ingestor(db.engine).write(rows)
+    assert result.written == 9 and result.rejected == 1 and result.error is None
+    assert count(db, TelemetrySample) == 9

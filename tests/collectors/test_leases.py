@@ -75,3 +75,12 @@ def test_concurrent_claims_never_overlap(switches: Database) -> None:
     union: set[int] = set().union(*owned)
     assert sum(len(o) for o in owned) == len(union)  # nobody shares a switch
     assert len(union) == 12
+
+
+def test_a_worker_whose_renewal_fails_stops_polling_when_its_leases_expire(
+        switches: Database) -> None:
+    a = LeaseManager(switches.engine, "a", lease_s=30.0)
+    t = 2_000_000_000
+    assert len(a.claim(t)) == 12
+    assert len(a.current(t + 19_000)) == 12  # held for 2/3 of the lease
+    assert a.current(t + 20_001) == set()  # no renewal since: another worker may own them

@@ -42,6 +42,12 @@ def test_32bit_wrap() -> None:
     assert counter_delta(WRAP_32 - 100, 50, 10_000) == 150
 
 
+def test_32bit_wrap_not_believed_where_ambiguous() -> None:
+    """At 100G x 10 s a 32-bit byte counter would wrap 36 times: a drop below 2**32 is a
+    reset of a 64-bit counter, not a wrap (no phantom burst)."""
+    assert counter_delta(1_000_000_000, 1_000, MAX_10S_BYTES) is None
+
+
 def test_64bit_wrap() -> None:
     assert counter_delta(WRAP_64 - 10, 5, 100) == 15
 
@@ -57,6 +63,9 @@ def test_implausible_jump_refused() -> None:
     assert counter_delta(0, MAX_10S_BYTES + 1, MAX_10S_BYTES) is None
 
 
+PACKETS_10S_10G = max_plausible_delta("tx_packets", 10, 10.0)  # below 2**32: unambiguous
+
+
 @given(
     start=st.integers(0, WRAP_64 - 1),
     increments=st.lists(st.integers(0, MAX_10S_BYTES), min_size=1, max_size=20),
@@ -64,12 +73,13 @@ def test_implausible_jump_refused() -> None:
 )
 def test_wrapping_counter_recovers_every_increment(start: int, increments: list[int],
                                                    width: int) -> None:
-    """Any increment below one full wrap is recovered exactly (a 32-bit counter that wraps
-    more than once per poll is ambiguous by nature: poll faster or use 64-bit counters)."""
+    """Any increment that fits the interval is recovered exactly, across wraps (32-bit wraps
+    where the rate makes them unambiguous, 64-bit wraps always)."""
+    limit = PACKETS_10S_10G if width == WRAP_32 else MAX_10S_BYTES
     value = start % width
-    for inc in (i % width for i in increments):
+    for inc in (i % (limit + 1) for i in increments):
         new = (value + inc) % width
-        assert counter_delta(value, new, MAX_10S_BYTES) == inc
+        assert counter_delta(value, new, limit) == inc
         value = new
 
 

@@ -29,6 +29,7 @@ class ScriptedDriver:
         self.name = target.name
         self.target = target
         self.calls = 0
+        self.closed = threading.Event()
 
     def open(self) -> None:
         mode = self.behaviour.get(self.name, "ok")
@@ -39,12 +40,15 @@ class ScriptedDriver:
         self.opened[self.name] = self.opened.get(self.name, 0) + 1
 
     def close(self) -> None:
-        pass
+        self.closed.set()  # like a real session: closing the socket ends a blocked read
 
     def get_telemetry(self) -> list[QueueSample]:
         mode = self.behaviour.get(self.name, "ok")
         if mode == "hang":
             self.release.wait(5)
+        if mode == "hang_until_closed":
+            self.closed.wait(30)
+            raise ConnectionFailed("session closed", switch=self.name)
         if mode == "garbage":
             raise ParseError("show pfc counters", "unexpected line", line="%%$#@!")
         self.calls += 1
@@ -195,4 +199,39 @@ def test_missing_credentials_is_an_auth_failure_without_the_secret(
     report = poller.poll_cycle()
     assert report.errors == {"auth": 3}
     assert "env:SWITCH_PASSWORD is not set" in health(db)["spine-1"][1]
+    poller.close()
+
+
+def test_many_hung_switches_do_not_starve_the_healthy_ones(db: Database,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hung polls are aborted (their sessions closed) at the timeout, so their threads return;
+    healthy switches are polled although the hung ones outnumber the threads."""
+    monkeypatch.setenv("SWITCH_PASSWORD", "x")
+    load_fabric(db, pods=1, tors_per_pod=6, leaves_per_pod=1, spines=1, hosts_per_tor=1,
+                driver="sonic")
+    ScriptedDriver.behaviour = {f"tor-p1-{i}": "hang_until_closed" for i in range(1, 5)}
+    poller = Poller(db.engine, driver_factory=factory, concurrency=2, timeout_s=1.0, seed=2)
+    poller.load_targets()
+    report = poller.poll_cycle(timeout_s=30)
+    states = health(db)
+    for healthy in ("tor-p1-5", "tor-p1-6", "spine-1", "leaf-p1-1"):
+        assert states[healthy] == ("up", ""), (healthy, states[healthy], report)
+    assert report.errors == {"timeout": 4}
+    poller.close()
+
+
+def test_a_changed_address_reconnects(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCH_PASSWORD", "x")
+    load_fabric(db, pods=1, tors_per_pod=1, leaves_per_pod=1, spines=1, hosts_per_tor=1,
+                driver="sonic")
+    poller = Poller(db.engine, driver_factory=factory, seed=1)
+    poller.load_targets()
+    poller.poll_cycle()
+    with db.session() as s:
+        tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+        tor.mgmt_host = "10.1.1.1"
+        s.commit()
+    poller.load_targets()
+    poller.poll_cycle()
+    assert ScriptedDriver.opened["tor-p1-1"] == 2 and ScriptedDriver.opened["spine-1"] == 1
     poller.close()
