@@ -1,0 +1,133 @@
+"""Tuner speed and quality: one proposal cycle for 1,000 switches, model sizes, training time, and
+the closed-loop evaluation table.
+
+    .venv/bin/python bench/bench_tuner.py [--switches 1000] [--ports 64] [--train] [--no-eval]
+
+1. One proposal cycle, as the daemon runs it: 1,000 switches x 64 ports x 2 lossless
+   priorities of 12-poll windows (128,000 port windows, stacked arrays) -> features (one
+   vectorised pass) -> classification of every port -> per (switch, priority) the ports of
+   the dominant profile, their median features -> one batched optimiser call (2,000
+   proposals). Wall seconds of each step; the target is <= 5 s in all.
+2. Model files and their sizes; the training time recorded in the shipped models' metadata
+   (``--train`` retrains with ``--quick`` to time it here).
+3. The evaluation table (tuned vs best static vs oracle, cycles, probes tuned vs hill-climb)
+   for all four profiles at 100G and 200G (seed 1; ``--seeds``), with the CLI's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+
+import numpy as np
+
+from tuning.features import PROFILES, WINDOW_FIELDS, WindowBatch, features_matrix
+from tuning.guard import Waterline
+from tuning.models import METADATA_FILE, MODEL_DIR, default_models, train_models
+from tuning.optimiser import ProposalRequest
+from tuning.simulation import Rig, Scenario, to_thresholds
+from tuning.space import PortContext, complete
+
+
+def sample_windows(n_templates: int = 40) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Real virtual-fabric windows of every profile, to tile the 128,000 ports from."""
+    cases = [("allreduce", {"flows": 8}), ("incast", {"incast_degree": 32, "load": 0.3}),
+             ("websearch", {"load": 0.5}), ("hadoop", {"load": 0.5}), ("idle", {})]
+    arms = [(f"t{i}", Scenario.make(p, 100, prm, seed=i)) for i, (p, prm) in enumerate(cases)]
+    rig = Rig(arms, seed=5, ports=n_templates // len(cases))
+    sonic = Waterline(1 << 20, 2 << 20, 0.05)
+    for name, _ in arms:
+        rig.set_thresholds(name, to_thresholds(sonic))
+    rig.observe(polls=1)
+    wins = rig.observe()
+    fields = {f: np.stack([getattr(w, f) for ws in wins.values() for w in ws])
+              for f in WINDOW_FIELDS}
+    labels = [sc.profile for name, sc in arms for _ in wins[name]]
+    return fields, labels
+
+
+def bench_cycle(n_switches: int, ports: int) -> None:
+    models = default_models()
+    fields, _ = sample_windows()
+    n_tpl = len(fields["tx_bytes_per_s"])
+    rows = n_switches * ports * 2
+    rng = np.random.default_rng(0)
+    pick = rng.integers(0, n_tpl, rows)
+    jitter = rng.uniform(0.9, 1.1, (rows, 1))
+    batch = WindowBatch(np.full(rows, 100.0), np.full(rows, float(32 << 20)),
+                        np.full(rows, 3.0),
+                        {f: v[pick] * (jitter if f != "occupancy_bytes" else 1.0)
+                         for f, v in fields.items()})
+    ctx = PortContext(100, 32 << 20, 3.0)
+    current = complete(Waterline(1 << 20, 2 << 20, 0.05), ctx)
+    wl = np.tile([current.kmin_bytes, current.kmax_bytes, current.pmax, current.alpha or 0.125,
+                  current.headroom_bytes or np.nan], (rows, 1)).astype(float)
+    t0 = time.perf_counter()
+    feats = features_matrix(batch, wl)
+    t1 = time.perf_counter()
+    labels, _ = models.classifier.predict(feats)
+    t2 = time.perf_counter()
+    lab = np.array([PROFILES.index(x) for x in labels]).reshape(n_switches * 2, ports)
+    f3 = feats.reshape(n_switches * 2, ports, -1)
+    reqs = []
+    for g in range(n_switches * 2):
+        counts = np.bincount(lab[g], minlength=len(PROFILES))
+        dom = int(np.argmax(counts))
+        med = np.median(f3[g][lab[g] == dom], axis=0)
+        reqs.append(ProposalRequest(PROFILES[dom], med, current, 100, 32 << 20, 3.0))
+    t3 = time.perf_counter()
+    props = models.optimiser.propose_batch(reqs)
+    t4 = time.perf_counter()
+    methods = Counter(p.method for p in props)
+    print(f"proposal cycle: {n_switches} switches x {ports} ports x 2 priorities = {rows:,} "
+          f"port windows, {len(props):,} proposals")
+    print(f"  features {t1 - t0:.2f} s, classification {t2 - t1:.2f} s, grouping {t3 - t2:.2f} "
+          f"s, optimiser {t4 - t3:.2f} s; total {t4 - t0:.2f} s (target <= 5 s)")
+    print(f"  proposals by method: {dict(methods)}; dominant profiles: "
+          f"{dict(Counter(r.profile for r in reqs))}")
+
+
+def bench_models(train: bool) -> None:
+    meta = json.loads((MODEL_DIR / METADATA_FILE).read_text())
+    for name in ("classifier.joblib", "optimiser.joblib", METADATA_FILE):
+        print(f"  {name:18} {(MODEL_DIR / name).stat().st_size:>10,} bytes")
+    opt = meta["optimiser"]
+    print(f"shipped models: trained in {opt.get('training_seconds')} s (seed {opt.get('seed')}); "
+          f"classifier held-out accuracy {meta['classifier'].get('heldout_accuracy')}")
+    if train:
+        t = time.perf_counter()
+        train_models(0, quick=True)
+        print(f"quick training here: {time.perf_counter() - t:.0f} s")
+
+
+def bench_eval(seeds: list[int], workers: int) -> None:
+    from tuning.evaluate import EvalSettings, evaluate, scenarios, summary_table
+
+    models = default_models()
+    t = time.perf_counter()
+    rows = evaluate(scenarios(("allreduce", "incast", "websearch", "hadoop"), (100, 200),
+                              seeds), models.classifier, models.optimiser, EvalSettings(),
+                    workers=workers)
+    print(summary_table(rows))
+    print(f"evaluation: {len(rows)} scenarios in {time.perf_counter() - t:.0f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--switches", type=int, default=1000)
+    ap.add_argument("--ports", type=int, default=64)
+    ap.add_argument("--train", action="store_true", help="time a quick training run")
+    ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--seeds", default="1")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    bench_cycle(args.switches, args.ports)
+    bench_models(args.train)
+    if not args.no_eval:
+        bench_eval([int(s) for s in args.seeds.split(",")], args.workers)
+
+
+if __name__ == "__main__":
+    main()
