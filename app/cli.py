@@ -251,9 +251,11 @@ def inventory_import(
 
     settings = settings_or_exit()
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         fail(f"{file}: {exc.strerror}")
+    except UnicodeDecodeError as exc:
+        fail(f"{file}: not UTF-8 text (byte {exc.start})")
     try:
         inventory = parse_inventory(text)
     except InventoryError as exc:

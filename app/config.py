@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     sim_scenario: str = Field(
         "", description="YAML traffic scenario for the virtual fabric (file path; empty: mix)"
     )
+    credentials_env_prefixes: str = Field(
+        "SWITCH_", description="Comma-separated prefixes a credentials reference env:NAME must "
+        "start with"
+    )
+    secrets_dir: str = Field(
+        "/etc/waterline/secrets", description="Where credentials references file:/path may point"
+    )
     demo_switches: bool = Field(
         True, description="Load the demo virtual fabric when the inventory is empty"
     )

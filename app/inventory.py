@@ -25,7 +25,8 @@ HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:
 # A reference to where the secret lives, never the secret itself.
 CREDENTIALS_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[A-Za-z0-9._/-]{1,250})?$"
 PEER_PATTERN = r"^[A-Za-z0-9._:/ -]{0,128}$"
-SPEEDS_GBPS = (10, 25, 40, 50, 100, 200, 400, 800)
+# The speeds the PFC headroom formula knows (IEEE 802.3 pause quanta in REFERENCE.md).
+SPEEDS_GBPS = (10, 25, 40, 50, 100, 200, 400)
 MAX_BUFFER_BYTES = 1 << 34  # 16 GiB: no switch ASIC comes close
 
 

@@ -135,3 +135,24 @@ def test_openapi_docs(api: Api) -> None:
     spec = api.client.get("/openapi.json").json()  # type: ignore[attr-defined]
     assert "/api/v1/switches" in spec["paths"]
     assert api.client.get("/docs").status_code == 200  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/switches?pod=9223372036854775808", "/api/v1/switches?offset=99999999999999",
+    "/api/v1/changes/99999999999999999999", "/api/v1/changes?offset=99999999999999",
+    "/api/v1/audit?change_id=99999999999999", "/api/v1/telemetry/hotspots?pod=9999999999999",
+    "/api/v1/telemetry/series?switch=a&interface=b&metric=utilisation&start=inf",
+    "/api/v1/telemetry/series?switch=a&interface=b&metric=utilisation&end=1e300",
+    "/api/v1/telemetry/series?switch=a&interface=b&metric=utilisation&start=-1e300",
+    "/api/v1/proposals/0",
+])
+def test_absurd_numbers_are_422_not_500(api: Api, path: str) -> None:
+    r = api.get(path)
+    assert r.status_code == 422, (path, r.status_code, r.text)
+
+
+def test_anonymous_bad_body_is_401_not_422(api: Api) -> None:
+    r = api.client.post("/api/v1/switches", content=b"{not json")  # type: ignore[attr-defined]
+    assert r.status_code == 401
+    r = api.client.post("/api/v1/changes", json={"x": 1})  # type: ignore[attr-defined]
+    assert r.status_code == 401

@@ -58,3 +58,21 @@ def test_telemetry_index_serves_time_range_per_interface(db) -> None:  # type: i
         tuple(u["column_names"]) for u in uniques
     ]
     assert ("switch_id", "interface_id", "priority", "ts_ms") in columns
+
+
+def test_readyz_wants_the_schema_at_head(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+    from app.config import Settings
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0004")
+    app = create_app(Settings.model_validate({"database_url": url}), engine=engine)
+    with TestClient(app) as client:
+        r = client.get("/readyz")
+        assert r.status_code == 503 and "waterline migrate" in r.text
+        migrate.upgrade(engine)
+        assert client.get("/readyz").status_code == 200
+    engine.dispose()

@@ -28,6 +28,7 @@ from app.telemetry import load_snapshot
 log = logging.getLogger("waterline.api")
 
 API_PREFIX = "/api/v1"
+PUBLIC_PATHS = (API_PREFIX + "/healthz", API_PREFIX + "/readyz")
 
 
 def _validation_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,7 +52,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     service = None
     daemon: TunerDaemon = app.state.daemon
     if app.state.background:
-        install_virtual_fabric(app.state.session_factory, settings)
+        try:
+            install_virtual_fabric(app.state.session_factory, settings)
+        except Exception:  # the API and real switches must still come up
+            log.exception("the virtual fabric could not be built; mock switches will not answer")
         recovered = app.state.changes.recover(wait=False)
         if recovered:
             log.warning("recovering changes left in flight by a crash: %s", recovered)
@@ -128,6 +132,18 @@ def create_app(
             interval_s=settings.tuner_interval_s, window_s=settings.tuner_window_s,
             verify_s=settings.tuner_verify_s, initial_mode=settings.tuner_mode))
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
+
+    @app.middleware("http")
+    async def require_bearer(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        """No bearer token, no API: a 401 before the body is even read (otherwise a bad body
+        would answer 422 to an anonymous caller). The token itself is checked by the routes."""
+        path = request.url.path
+        if path.startswith(API_PREFIX + "/") and path not in PUBLIC_PATHS:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return JSONResponse({"detail": "missing bearer token"}, status_code=401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)
     for module in (switches, telemetry, topology, changes, audit, fabric_routes, tuner):

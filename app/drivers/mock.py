@@ -83,8 +83,11 @@ def _initial_config(fabric: VirtualFabric, sw: dict[str, Any]) -> QosConfig:
 
 
 def install(inventory: dict[str, Any], *, seed: int = 0, scenario: Any = None,
-            **fabric_kwargs: Any) -> MockFabric:
-    """(Re)build the process's virtual fabric from an inventory dict (the file format)."""
+            carry: MockFabric | None = None, **fabric_kwargs: Any) -> MockFabric:
+    """(Re)build the process's virtual fabric from an inventory dict (the file format).
+
+    ``carry``: a previous fabric whose switches keep the config they had (an inventory that
+    grows does not undo the changes applied so far)."""
     global _FABRIC
     mock_switches = [s for s in inventory.get("switches") or [] if s.get("driver") == "mock"]
     names = {s["name"] for s in mock_switches}
@@ -98,6 +101,11 @@ def install(inventory: dict[str, Any], *, seed: int = 0, scenario: Any = None,
         # The start-up config is the fabric's own: nothing to push (pushing equal values as
         # new explicit thresholds would only make the physics simulate the same classes twice).
         state.config[sw["name"]] = _initial_config(fabric, sw)
+        if carry is not None and sw["name"] in carry.config:
+            state.config[sw["name"]] = carry.config[sw["name"]]
+            state.faults[sw["name"]] = carry.faults.get(sw["name"], "")
+            _push(state, sw["name"], state.config[sw["name"]])
+    state.faults = {k: v for k, v in state.faults.items() if v}
     with _INSTALL_LOCK:
         _FABRIC = state
     return state
@@ -129,7 +137,8 @@ def _fabric_for(switch: str) -> MockFabric:
         if any(s["name"] == switch for s in inventory.get("switches") or []):
             seed = state.fabric.seed if state is not None else 0
             return install(inventory, seed=seed,
-                           scenario=state.fabric.scenario if state is not None else None)
+                           scenario=state.fabric.scenario if state is not None else None,
+                           carry=state)
     raise ConnectionFailed("not a switch of the virtual fabric", switch=switch)
 
 

@@ -136,12 +136,17 @@ class NetmikoSession:
                 log.debug("%s: disconnect failed", self.switch, exc_info=True)
 
     def _drop(self) -> None:
+        """Forget a broken session without talking to it (disconnect would send exit
+        commands); also unhook netmiko's secrets filter, which holds the password."""
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
                 conn.paramiko_cleanup()
             except Exception:
                 log.debug("%s: cleanup failed", self.switch, exc_info=True)
+            secrets_filter = getattr(conn, "_secrets_filter", None)
+            if secrets_filter is not None:
+                logging.getLogger("netmiko").removeFilter(secrets_filter)
 
     @contextmanager
     def _mapped(self, what: str) -> Iterator[None]:

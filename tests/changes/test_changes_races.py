@@ -187,3 +187,31 @@ def test_recovery_takes_over_only_stale_changes_of_other_hosts(api: Api,
         s.add(SwitchLock(switch_id=1, change_id=cid))
         s.commit()
     assert service.release_stale_locks() == 1
+
+
+def test_a_new_mock_switch_keeps_the_fabric_configs(api: Api, fabric: mock.MockFabric) -> None:
+    from app.drivers.base import SwitchTarget, get_driver
+    from app.inventory import export_inventory
+
+    cid = planned(api, {"targets": {"switches": ["tor-p1-1"]}, "waterlines": {"3": HPCC_100G}})
+    api.post(f"/api/v1/changes/{cid}/apply", role="operator")
+    assert wait_done(api, cid)["status"] == "applied"
+
+    def inventory() -> dict[str, Any]:
+        with api.db.session() as s:
+            return export_inventory(s)
+
+    mock.set_inventory_provider(inventory)
+    try:
+        r = api.post("/api/v1/switches", json={
+            "name": "tor-p1-9", "role": "tor", "pod": 1, "mgmt_host": "127.0.0.1",
+            "driver": "mock", "buffer_bytes": 44040192,
+            "interfaces": [{"name": "Ethernet0", "speed_gbps": 100, "cable_m": 3}]})
+        assert r.status_code == 201, r.text
+        driver = get_driver("mock", SwitchTarget(name="tor-p1-9", host="127.0.0.1", port=22))
+        driver.open()  # the fabric is rebuilt with the new switch
+        state = mock.current()
+        assert state is not None and "tor-p1-9" in state.config
+        assert state.config["tor-p1-1"].waterlines[3].kmin_bytes == 400_000
+    finally:
+        mock.set_inventory_provider(None)

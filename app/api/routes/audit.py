@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from app.api.deps import SessionDep, Viewer
+from app.api.deps import IdQuery, Offset, SessionDep, Viewer
 from app.db.models import AuditEvent
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -35,12 +35,12 @@ class AuditList(BaseModel):
 def list_audit(
     session: SessionDep,
     _: Viewer,
-    change_id: int | None = None,
+    change_id: IdQuery = None,
     actor: str | None = None,
     action: str | None = None,
     switch: str | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AuditList:
     """Events oldest first, filtered by change, actor, action or switch."""
     query = select(AuditEvent)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from app.api.deps import Operator, Viewer
+from app.api.deps import IdPath, Offset, Operator, Viewer
 from app.changes.schemas import ChangeCreate, ChangeList, ChangeOut
 from app.changes.service import ChangeError, ChangeService
 
@@ -38,27 +38,27 @@ def create_change(body: ChangeCreate, request: Request, who: Operator) -> Change
 @router.get("", response_model=ChangeList)
 def list_changes(
     request: Request, _: Viewer, status_filter: Annotated[str | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0,
 ) -> ChangeList:
     total, items = _service(request).list(status=status_filter, limit=limit, offset=offset)
     return ChangeList(total=total, items=items)
 
 
 @router.get("/{change_id}", response_model=ChangeOut)
-def get_change(change_id: int, request: Request, _: Viewer) -> ChangeOut:
+def get_change(change_id: IdPath, request: Request, _: Viewer) -> ChangeOut:
     """Status with each switch's wave, state, reason, diff and before/after configs."""
     return _call(_service(request).get, change_id)  # type: ignore[no-any-return]
 
 
 @router.post("/{change_id}/approve", response_model=ChangeOut)
-def approve_change(change_id: int, request: Request, who: Operator) -> ChangeOut:
+def approve_change(change_id: IdPath, request: Request, who: Operator) -> ChangeOut:
     service = _service(request)
     _call(service.approve, change_id, who.name)
     return service.get(change_id)
 
 
 @router.post("/{change_id}/reject", response_model=ChangeOut)
-def reject_change(change_id: int, request: Request, who: Operator) -> ChangeOut:
+def reject_change(change_id: IdPath, request: Request, who: Operator) -> ChangeOut:
     service = _service(request)
     _call(service.reject, change_id, who.name)
     return service.get(change_id)
@@ -66,7 +66,7 @@ def reject_change(change_id: int, request: Request, who: Operator) -> ChangeOut:
 
 @router.post("/{change_id}/apply", response_model=ChangeOut,
              status_code=status.HTTP_202_ACCEPTED)
-def apply_change(change_id: int, request: Request, who: Operator) -> ChangeOut:
+def apply_change(change_id: IdPath, request: Request, who: Operator) -> ChangeOut:
     """Lock every target switch (409 if another change holds one) and roll out in waves:
     one canary switch, then waves of at most ``wave_size``. Poll the change for progress."""
     service = _service(request)
@@ -76,7 +76,7 @@ def apply_change(change_id: int, request: Request, who: Operator) -> ChangeOut:
 
 @router.post("/{change_id}/rollback", response_model=ChangeOut,
              status_code=status.HTTP_202_ACCEPTED)
-def rollback_change(change_id: int, request: Request, who: Operator) -> ChangeOut:
+def rollback_change(change_id: IdPath, request: Request, who: Operator) -> ChangeOut:
     """Restore every switch the change touched to its pre-change config."""
     service = _service(request)
     _call(service.start_rollback, change_id, who.name)

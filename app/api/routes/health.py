@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from app.db.migrate import head_revision
+
 router = APIRouter(tags=["health"])
 
 
@@ -17,7 +19,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 def readyz(request: Request) -> dict[str, str] | JSONResponse:
-    """The database answers and the schema is migrated."""
+    """The database answers and the schema is migrated to this version's head."""
     try:
         with request.app.state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -27,4 +29,9 @@ def readyz(request: Request) -> dict[str, str] | JSONResponse:
             {"status": "unavailable", "reason": f"database: {type(exc).__name__}"},
             status_code=503,
         )
+    head = head_revision()
+    if revision != head:
+        return JSONResponse(
+            {"status": "unavailable", "reason": f"schema at {revision}, needs {head}: run "
+                                                "`waterline migrate`"}, status_code=503)
     return {"status": "ready", "schema": str(revision)}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.api.deps import Admin, SessionDep, Viewer
+from app.api.deps import Admin, Offset, PodQuery, SessionDep, Viewer
 from app.api.schemas import (
     InterfaceCreate,
     InterfacePublic,
@@ -64,11 +64,11 @@ def list_switches(
     session: SessionDep,
     _: Viewer,
     role: Literal["spine", "leaf", "tor"] | None = None,
-    pod: Annotated[int | None, Query(ge=0)] = None,
+    pod: PodQuery = None,
     enabled: bool | None = None,
     health: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SwitchList:
     """List switches, filtered by role, pod, enabled flag or health."""
     query = select(Switch)

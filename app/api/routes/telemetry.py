@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import desc, func, select
 
 from app import telemetry
-from app.api.deps import SessionDep, Viewer
+from app.api.deps import PodQuery, SessionDep, Viewer
 from app.api.routes.switches import get_switch_or_404
 from app.db.models import PollError, Switch
 
@@ -24,14 +24,21 @@ Metric = Literal[
 ]
 
 
+MAX_TIME_S = 2**33  # the year 2242: far enough, and safe for every integer column
+
+
 def parse_time_ms(value: str | None, name: str, default_ms: int) -> int:
     """Unix seconds (`1764300000.5`) or ISO 8601 (`2026-11-28T10:00:00Z`)."""
     if value is None or value == "":
         return default_ms
     try:
-        return int(float(value) * 1000)
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = None
+    if seconds is not None:
+        if not 0 <= seconds <= MAX_TIME_S:
+            raise HTTPException(422, f"{name}: unix seconds must be within 0..{MAX_TIME_S:.0f}")
+        return int(seconds * 1000)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -40,6 +47,8 @@ def parse_time_ms(value: str | None, name: str, default_ms: int) -> int:
         ) from None
     if parsed.tzinfo is None:
         raise HTTPException(422, f"{name}: ISO 8601 time needs a timezone (e.g. Z)")
+    if not 0 <= parsed.timestamp() <= MAX_TIME_S:
+        raise HTTPException(422, f"{name}: time out of range")
     return int(parsed.timestamp() * 1000)
 
 
@@ -104,7 +113,7 @@ def get_hotspots(
     window: Annotated[float, Query(gt=0, le=86_400, description="seconds back from now")] = 300,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     role: Literal["spine", "leaf", "tor"] | None = None,
-    pod: Annotated[int | None, Query(ge=0)] = None,
+    pod: PodQuery = None,
 ) -> Any:
     """The top ports by a metric over the last ``window`` seconds."""
     end_ms = int(time.time() * 1000)

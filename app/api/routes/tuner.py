@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from app.api.deps import Admin, Operator, SessionDep, Viewer
+from app.api.deps import Admin, IdPath, Operator, SessionDep, Viewer
 from app.changes.service import ChangeError
 from app.daemon import FreezeWindow, TunerDaemon
 from app.db.models import (
@@ -197,13 +197,13 @@ def _get_proposal(session: Any, proposal_id: int) -> tuple[Proposal, str]:
 
 
 @router.get("/proposals/{proposal_id}", response_model=ProposalOut)
-def get_proposal(proposal_id: int, session: SessionDep, _: Viewer) -> ProposalOut:
+def get_proposal(proposal_id: IdPath, session: SessionDep, _: Viewer) -> ProposalOut:
     p, name = _get_proposal(session, proposal_id)
     return _proposal_out(p, name)
 
 
 @router.post("/proposals/{proposal_id}/approve", response_model=ProposalOut)
-def approve_proposal(proposal_id: int, session: SessionDep, request: Request,
+def approve_proposal(proposal_id: IdPath, session: SessionDep, request: Request,
                      who: Operator) -> ProposalOut:
     """Apply the proposal through the change workflow (a change approved by the caller)."""
     _get_proposal(session, proposal_id)
@@ -217,7 +217,7 @@ def approve_proposal(proposal_id: int, session: SessionDep, request: Request,
 
 
 @router.post("/proposals/{proposal_id}/reject", response_model=ProposalOut)
-def reject_proposal(proposal_id: int, session: SessionDep, who: Operator) -> ProposalOut:
+def reject_proposal(proposal_id: IdPath, session: SessionDep, who: Operator) -> ProposalOut:
     from app.audit import record
 
     p, name = _get_proposal(session, proposal_id)
