@@ -132,6 +132,14 @@ def waterline_of(w: Waterlines) -> Waterline:
     return Waterline(**w.model_dump())
 
 
+def device_precision(w: Waterline) -> Waterline:
+    """What a switch can hold: the marking probability in whole percent (both NOSes take an
+    integer percentage), at least 1 %."""
+    from dataclasses import replace
+
+    return replace(w, pmax=max(0.01, round(w.pmax * 100) / 100))
+
+
 def _dump(w: Waterline) -> dict[str, Any]:
     return {k: getattr(w, k) for k in ("kmin_bytes", "kmax_bytes", "pmax", "xoff_bytes",
                                        "xon_bytes", "headroom_bytes", "alpha")}
@@ -414,7 +422,7 @@ class TunerDaemon:
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
                     continue
-                proposed = proposal.waterlines
+                proposed = device_precision(proposal.waterlines)
                 if proposal.method == "hold" or _dump(proposed) == _dump(current):
                     continue
                 refusals = check_waterlines(proposed, speed_gbps=speed,
