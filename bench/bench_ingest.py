@@ -17,12 +17,12 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pg_schema import Unavailable, bench_schema
 from sqlalchemy import Engine, text
 
 from app.db import migrate
@@ -32,8 +32,6 @@ from collectors.ingest import Ingestor
 from collectors.normalise import SAMPLE_COLUMNS, SampleBatch
 from fabricsim.topology import FabricParams, generate_fabric
 
-PG_URL = os.environ.get("WATERLINE_BENCH_DATABASE_URL") or os.environ.get(
-    "WATERLINE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ROWS = int(os.environ.get("WATERLINE_BENCH_ROWS", "200000"))
 BATCH = 12_800  # one poll of 100 switches x 64 ports x 2 priorities
 
@@ -137,23 +135,11 @@ def main() -> None:
         engine = make_engine(f"sqlite:///{tmp}/bench.db")
         run("SQLite", engine)
         engine.dispose()
-    schema = f"wl_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(PG_URL)
     try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:
-        print(f"PostgreSQL  skipped: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-        return
-    sep = "&" if "?" in PG_URL else "?"
-    engine = make_engine(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
-    try:
-        run("PostgreSQL", engine)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        with bench_schema() as engine:
+            run("PostgreSQL", engine)
+    except Unavailable as exc:
+        print(f"PostgreSQL  skipped: {exc}")
 
 
 if __name__ == "__main__":
