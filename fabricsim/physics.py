@@ -354,7 +354,9 @@ def simulate_batch(
     if duration_ms <= 0:
         raise ValueError("duration_ms must be > 0")
     given = dict(params or {})
-    given.update({"flows": flows, "load": load, "incast_degree": incast_degree})
+    # the keywords win where given; None leaves what ``params`` says (or the default)
+    given.update({k: v for k, v in (("flows", flows), ("load", load),
+                                    ("incast_degree", incast_degree)) if v is not None})
     resolved = resolve_params(profile, given)
     if warmup_ms < 0:
         raise ValueError("warmup_ms must be >= 0")

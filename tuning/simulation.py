@@ -17,11 +17,9 @@ the port's cable, NIC speed ``min(speed, 200G)``.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from fabricsim import buffers
-from fabricsim import fabric as fabric_module
 from fabricsim.fabric import VirtualFabric
 from fabricsim.physics import STATIC_BASELINES, SimResult, Thresholds, simulate_batch
 from tuning.features import PortWindow
@@ -121,52 +118,6 @@ def sim_kwargs(sc: Scenario) -> dict[str, Any]:
     kw.update({"params": params, "buffer_bytes": sc.buffer, "cable_m": sc.cable_m,
                "nic_speed_gbps": float(min(sc.speed_gbps, 200))})
     return kw
-
-
-@functools.lru_cache(maxsize=1)
-def fabric_honours_params() -> bool:
-    """Whether fabricsim applies flows/load/incast_degree given inside ``params`` -- the only
-    way the VirtualFabric passes an entry's parameters to its class windows. (At fabricsim
-    b2dff18 it does not: ``simulate_batch`` overwrites them with its keywords' None
-    defaults, so virtual-fabric telemetry shows the profile's default flows/load/degree.)"""
-    res = simulate_batch("incast", 100, [Thresholds(10_000, 100_000, 0.1)],
-                         params={"incast_degree": 4}, duration_ms=0.02, warmup_ms=0.0)
-    return int(res[0].params.get("incast_degree", 0)) == 4
-
-
-def _simulate_job_with_params(job: dict[str, Any]) -> list[SimResult]:
-    """fabricsim.fabric's class-window job with flows/load/incast_degree moved from ``params``
-    to keywords (see :func:`params_honoured`)."""
-    job = dict(job)
-    params = dict(job.get("params") or {})
-    for key in COMMON_PARAMS:
-        if key in params:
-            job[key] = params.pop(key)
-    job["params"] = params
-    out: list[SimResult] = _FABRIC_JOB(job)
-    return out
-
-
-_FABRIC_JOB = fabric_module._simulate_job
-
-
-@contextlib.contextmanager
-def params_honoured() -> Iterator[None]:
-    """While a :class:`Rig` prepares its class windows: make the virtual fabric simulate each
-    entry with its own flows/load/incast degree. Work-around for fabricsim (b2dff18), whose
-    ``simulate_batch`` drops those when they come inside ``params`` -- how ``VirtualFabric``
-    passes them -- so that every entry is simulated with its profile's defaults. A no-op once
-    fabricsim applies them (:func:`fabric_honours_params`). Offline use only (training and
-    evaluation rigs); the daemon's fabric is untouched."""
-    if fabric_honours_params():
-        yield
-        return
-    saved = fabric_module._simulate_job
-    fabric_module._simulate_job = _simulate_job_with_params
-    try:
-        yield
-    finally:
-        fabric_module._simulate_job = saved
 
 
 def _run_one(job: tuple[Scenario, list[Thresholds], int, float, float]
@@ -284,8 +235,7 @@ class Rig:
 
     def kpis(self, switch: str) -> dict[str, float]:
         itf = self.fabric.interfaces(switch)[0]
-        with params_honoured():
-            self.fabric.prepare()
+        self.fabric.prepare()
         return self.fabric.kpis(switch, itf, LOSSLESS_PRIORITY)
 
     def observe(self, switches: Iterable[str] | None = None, *, polls: int = WINDOW_POLLS,
@@ -293,8 +243,7 @@ class Rig:
         """Poll the switches ``polls`` times, ``interval_s`` apart (after a baseline read), and
         return each one's per-port windows."""
         names = list(switches) if switches is not None else list(self.arms)
-        with params_honoured():
-            self.fabric.prepare()
+        self.fabric.prepare()
         reads: dict[str, list[tuple[float, list[Any]]]] = {n: [] for n in names}
         for n in names:
             reads[n].append((self.fabric.now_s, self.fabric.read_counters(n)))

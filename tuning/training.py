@@ -51,7 +51,6 @@ from tuning.optimiser import (
 from tuning.simulation import (
     Rig,
     Scenario,
-    fabric_honours_params,
     from_thresholds,
     measure_many,
     static_baselines,
@@ -374,9 +373,6 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> TrainRe
     """Simulate, fit and evaluate (module docstring). ``log`` receives progress lines."""
     say = log or (lambda s: None)
     t0 = time.perf_counter()
-    if not fabric_honours_params():
-        say("note: fabricsim drops flows/load/incast_degree given inside params; the rigs "
-            "route them as keywords (tuning.simulation.params_honoured)")
     rng = np.random.default_rng([cfg.seed, 0x7E41])
     # held-out scenarios and their seeds come from a stream of their own
     rng_ho = np.random.default_rng([cfg.seed, 0x4E1D])

@@ -184,3 +184,17 @@ def test_statics_are_not_equally_optimal_and_profiles_differ() -> None:
         assert max(static_objs) - min(static_objs) > 0.3  # the statics differ
         assert min(objs[:len(grid)]) <= min(static_objs) + 1e-9
     assert len({(t.kmin_bytes, t.kmax_bytes, t.pmax) for t in best.values()}) >= 3
+
+
+def test_common_parameters_inside_params_are_honoured() -> None:
+    """flows/load/incast_degree given inside ``params`` (how the virtual fabric passes a
+    scenario's parameters) count like the keywords; a keyword given wins."""
+    th = [Thresholds(10_000, 100_000, 0.1)]
+    inside = simulate_batch("incast", 100, th, params={"incast_degree": 4, "load": 0.2},
+                            duration_ms=0.05, warmup_ms=0.0)[0]
+    assert inside.params["incast_degree"] == 4 and inside.params["load"] == 0.2
+    both = simulate_batch("incast", 100, th, params={"incast_degree": 4}, incast_degree=16,
+                          duration_ms=0.05, warmup_ms=0.0)[0]
+    assert both.params["incast_degree"] == 16
+    default = simulate_batch("incast", 100, th, duration_ms=0.05, warmup_ms=0.0)[0]
+    assert default.params["incast_degree"] == 32
