@@ -33,6 +33,7 @@ from app.db.models import (
     Fabric,
     ModelVersion,
     PortProfile,
+    ProfileTrack,
     Proposal,
     Switch,
     TunerState,
@@ -42,6 +43,7 @@ from app.drivers.models import QosConfig, Waterlines
 from app.telemetry import load_windows
 from tuning.features import PROFILES, PortWindow, port_features, window_kpis
 from tuning.guard import Waterline, check_waterlines
+from tuning.tracker import TrafficTracker
 
 log = logging.getLogger("waterline.daemon")
 
@@ -157,6 +159,17 @@ class _Port:
     features: np.ndarray
     profile: str = "idle"
     probability: float = 0.0
+    proba: np.ndarray = field(default_factory=lambda: np.zeros(len(PROFILES)))
+
+
+@dataclass
+class _Group:
+    """One (switch, priority) as the last cycle saw it."""
+
+    posterior: np.ndarray
+    ports: list[_Port]
+    features: np.ndarray
+    descriptors: dict[str, np.ndarray]
 
 
 class TunerDaemon:
@@ -177,6 +190,7 @@ class TunerDaemon:
         self._models: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._tracks: dict[tuple[int, int], _Group] = {}
 
     # --- models ---------------------------------------------------------------------------
 
@@ -219,9 +233,7 @@ class TunerDaemon:
                 if not outcome:
                     continue
                 try:
-                    self._models.optimiser.observe(
-                        trial.profile, np.asarray(outcome["features"], dtype=float),
-                        Waterline(**outcome["waterlines"]), float(outcome["objective"]))
+                    _observe(self._models.optimiser, trial.profile, outcome)
                 except Exception as exc:
                     log.warning("could not replay trial %s: %s", trial.id, exc)
 
@@ -292,11 +304,11 @@ class TunerDaemon:
         report.frozen = frozen(windows, datetime.fromtimestamp(now_ms / 1000, UTC))
         try:
             self._judge_trials(now_ms, report)
-            ports = self._classify(now_ms, report)
+            self._classify(now_ms, report)
             if mode in ("propose", "auto") and not report.frozen:
-                proposal_ids = self._propose(ports, now_ms, report)
+                proposal_ids = self._propose(now_ms, report)
                 if mode == "auto" and proposal_ids:
-                    self._apply(proposal_ids, ports, now_ms, report)
+                    self._apply(proposal_ids, now_ms, report)
             outcome = "ok"
         except Exception as exc:  # a bad cycle is counted and logged; the next one retries
             log.exception("tuner cycle failed")
@@ -363,6 +375,7 @@ class TunerDaemon:
             for port, row in zip(ports, proba, strict=True):
                 k = int(np.argmax(row))
                 port.profile, port.probability = PROFILES[k], float(row[k])
+                port.proba = np.asarray(row, dtype=float)
                 key = (port.switch_id, port.interface_id, port.priority)
                 record = previous.get(key)
                 if record is None:
@@ -376,49 +389,65 @@ class TunerDaemon:
                 labels = (names.get(port.switch_id, "?"), port.interface, str(port.priority))
                 metrics.PORT_PROFILE.labels(*labels, port.profile).set(1)
                 metrics.PORT_PROFILE_PROBABILITY.labels(*labels).set(port.probability)
+            self._tracks = self._track(session, ports, now_ms)
             session.commit()
         report.classified = len(ports)
         return ports
 
     # --- propose --------------------------------------------------------------------------
 
-    @staticmethod
-    def _groups(ports: list[_Port]) -> dict[tuple[int, int], tuple[str, list[_Port]]]:
-        """Per (switch, priority): the dominant non-idle profile, weighted by traffic."""
+    def _track(self, session: Session, ports: list[_Port], now_ms: int
+               ) -> dict[tuple[int, int], _Group]:
+        """Per (switch, priority): the profile posterior and traffic descriptors tracked over
+        cycles (stored, so a restart resumes with the evidence it had) from the ports that
+        carry traffic (all of them when none does)."""
         by_key: dict[tuple[int, int], list[_Port]] = defaultdict(list)
         for p in ports:
             by_key[(p.switch_id, p.priority)].append(p)
-        out: dict[tuple[int, int], tuple[str, list[_Port]]] = {}
+        stored = {(t.switch_id, t.priority): t for t in session.scalars(select(ProfileTrack))}
+        out: dict[tuple[int, int], _Group] = {}
         for key, members in by_key.items():
-            weight: dict[str, float] = defaultdict(float)
-            for p in members:
-                if p.profile != "idle":
-                    weight[p.profile] += p.probability * max(
-                        1e-3, window_kpis(p.window)["utilisation"])
-            if not weight:
-                continue
-            profile = max(weight, key=lambda k: weight[k])
-            out[key] = (profile, [p for p in members if p.profile == profile])
+            busy = [p for p in members if p.profile != "idle"] or members
+            row = stored.get(key)
+            tracker = TrafficTracker.from_state(row.state if row is not None else None)
+            posterior = tracker.update(np.vstack([p.proba for p in busy]))
+            feats = np.median(np.vstack([m.features for m in busy]), axis=0)
+            desc: dict[str, np.ndarray] = {}
+            if PROFILES[int(np.argmax(posterior))] != "idle":
+                desc = tracker.add_descriptors(
+                    self.models.optimiser.estimate_descriptors(feats, posterior))
+            if row is None:
+                session.add(ProfileTrack(switch_id=key[0], priority=key[1],
+                                         state=tracker.state(), updated_ms=now_ms))
+            else:
+                row.state, row.updated_ms = tracker.state(), now_ms
+            out[key] = _Group(posterior, busy, feats, desc)
         return out
 
-    def _propose(self, ports: list[_Port], now_ms: int, report: CycleReport) -> list[int]:
+    def _propose(self, now_ms: int, report: CycleReport) -> list[int]:
+        """A proposal per (switch, priority) tracked by the last :meth:`_classify`."""
         created: list[int] = []
-        groups = self._groups(ports)
+        groups = self._tracks
         with self.factory() as session:
             switches = {s.id: s for s in session.scalars(select(Switch))}
             busy = self._busy_switches(session)
-            for (sid, prio), (profile, members) in sorted(groups.items()):
+            for (sid, prio), group in sorted(groups.items()):
+                posterior, members = group.posterior, group.ports
+                profile = PROFILES[int(np.argmax(posterior))]
+                if profile == "idle":
+                    continue
                 switch = switches[sid]
                 current = self._current_waterlines(switch).get(prio)
                 if current is None or sid in busy:
                     continue
-                feats = np.median(np.vstack([m.features for m in members]), axis=0)
+                feats = group.features
                 speed = max(m.speed_gbps for m in members)
                 cable = max(m.cable_m for m in members)
                 try:
                     proposal = self.models.optimiser.propose(
                         profile, feats, current, speed_gbps=speed,
-                        buffer_bytes=switch.buffer_bytes, cable_m=cable)
+                        buffer_bytes=switch.buffer_bytes, cable_m=cable, posterior=posterior,
+                        descriptors=group.descriptors)
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
                     continue
@@ -434,7 +463,7 @@ class TunerDaemon:
                         Proposal.switch_id == sid, Proposal.priority == prio,
                         Proposal.status == "pending")):
                     old.status = "superseded"
-                probability = float(np.mean([m.probability for m in members]))
+                probability = float(posterior[PROFILES.index(profile)])
                 kpis = [window_kpis(m.window) for m in members]
                 row = Proposal(
                     switch_id=sid, priority=prio, interfaces=[m.interface for m in members],
@@ -452,6 +481,10 @@ class TunerDaemon:
                         "features": {k: float(np.mean([kp[k] for kp in kpis])) for k in kpis[0]},
                         "feature_vector": [float(x) for x in feats],
                         "ports": len(members), "speed_gbps": speed, "cable_m": cable,
+                        "posterior": {p: round(float(v), 4) for p, v in zip(
+                            PROFILES, posterior, strict=True)},
+                        "descriptors": {p: [round(float(x), 4) for x in v]
+                                        for p, v in group.descriptors.items()},
                     },
                 )
                 session.add(row)
@@ -473,17 +506,13 @@ class TunerDaemon:
 
     # --- apply and verify -----------------------------------------------------------------
 
-    def _apply(self, proposal_ids: list[int], ports: list[_Port], now_ms: int,
-               report: CycleReport) -> None:
+    def _apply(self, proposal_ids: list[int], now_ms: int, report: CycleReport) -> None:
         """Group identical proposals into one change each (canary first), record a trial."""
         with self.factory() as session:
             rows = session.scalars(select(Proposal).where(Proposal.id.in_(proposal_ids))).all()
             groups: dict[tuple[Any, ...], list[Proposal]] = defaultdict(list)
             for p in rows:
                 groups[(p.priority, p.profile, tuple(sorted(p.proposed.items())))].append(p)
-        by_switch: dict[tuple[int, int], list[_Port]] = defaultdict(list)
-        for port in ports:
-            by_switch[(port.switch_id, port.priority)].append(port)
         for (priority, profile, _), members in list(groups.items())[
                 : self.options.max_changes_per_cycle]:
             ids = [p.id for p in members]
@@ -492,8 +521,9 @@ class TunerDaemon:
             except ChangeError as exc:
                 report.errors.append(f"apply proposals {ids}: {exc}")
                 continue
-            windows = [pt.window for p in members for pt in by_switch[(p.switch_id, priority)]
-                       if pt.profile == profile]
+            windows = [pt.window for p in members
+                       for pt in (self._tracks[(p.switch_id, priority)].ports
+                                  if (p.switch_id, priority) in self._tracks else [])]
             with self.factory() as session:
                 session.add(TunerTrial(
                     change_id=change_id, proposal_ids=ids, profile=profile, priority=priority,
@@ -569,9 +599,7 @@ class TunerDaemon:
             kept_outcomes = [(t.profile, t.kpis_after["outcome"]) for t in kept if t.kpis_after]
         for profile, outcome in kept_outcomes:
             try:
-                self.models.optimiser.observe(
-                    profile, np.asarray(outcome["features"], dtype=float),
-                    Waterline(**outcome["waterlines"]), float(outcome["objective"]))
+                _observe(self.models.optimiser, profile, outcome)
             except Exception as exc:
                 report.errors.append(f"optimiser update: {exc}")
         for trial_id, change_id, reason in to_roll:
@@ -621,7 +649,7 @@ class TunerDaemon:
             try:
                 objective = float(self.models.optimiser.estimate_objective(trial.profile, feats))
                 outcome = {"features": [float(x) for x in feats], "objective": objective,
-                           "waterlines": proposals[0].proposed}
+                           "waterlines": proposals[0].proposed, **_context(switches)}
             except Exception as exc:
                 log.warning("objective estimate failed: %s", exc)
         if not windows:
@@ -637,6 +665,24 @@ class TunerDaemon:
         if ub > 0.05 and ua < ub * (1 - tol.utilisation_drop):
             return f"utilisation fell from {ub:.3f} to {ua:.3f}", after, outcome
         return "", after, outcome
+
+
+def _context(switches: dict[int, Switch]) -> dict[str, Any]:
+    """What bounds the trial's switches' waterlines: fastest port, smallest buffer, longest
+    cable (the optimiser's context of an outcome)."""
+    itfs = [i for s in switches.values() for i in s.interfaces]
+    if not switches or not itfs:
+        return {}
+    return {"speed_gbps": max(int(i.speed_gbps) for i in itfs),
+            "buffer_bytes": min(int(s.buffer_bytes) for s in switches.values()),
+            "cable_m": max(float(i.cable_m) for i in itfs)}
+
+
+def _observe(optimiser: Any, profile: str, outcome: dict[str, Any]) -> None:
+    optimiser.observe(profile, np.asarray(outcome["features"], dtype=float),
+                      Waterline(**outcome["waterlines"]), float(outcome["objective"]),
+                      speed_gbps=outcome.get("speed_gbps"),
+                      buffer_bytes=outcome.get("buffer_bytes"), cable_m=outcome.get("cable_m"))
 
 
 def _mean_kpis(windows: list[PortWindow]) -> dict[str, float]:

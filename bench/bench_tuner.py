@@ -5,9 +5,9 @@ the closed-loop evaluation table.
 
 1. One proposal cycle, as the daemon runs it: 1,000 switches x 64 ports x 2 lossless
    priorities of 12-poll windows (128,000 port windows, stacked arrays) -> features (one
-   vectorised pass) -> classification of every port -> per (switch, priority) the ports of
-   the dominant profile, their median features -> one batched optimiser call (2,000
-   proposals). Wall seconds of each step; the target is <= 5 s in all.
+   vectorised pass) -> classification of every port -> per (switch, priority) the profile
+   posterior of its ports with traffic and their median features -> one batched optimiser
+   call (2,000 proposals). Wall seconds of each step; the target is <= 5 s in all.
 2. Model files and their sizes; the training time recorded in the shipped models' metadata
    (``--train`` retrains with ``--quick`` to time it here).
 3. The evaluation table (tuned vs best static vs oracle, cycles, probes tuned vs hill-climb)
@@ -29,6 +29,7 @@ from tuning.models import METADATA_FILE, MODEL_DIR, default_models, train_models
 from tuning.optimiser import ProposalRequest
 from tuning.simulation import Rig, Scenario, to_thresholds
 from tuning.space import PortContext, complete
+from tuning.tracker import TrafficTracker
 
 
 def sample_windows(n_templates: int = 40) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -67,16 +68,19 @@ def bench_cycle(n_switches: int, ports: int) -> None:
     t0 = time.perf_counter()
     feats = features_matrix(batch, wl)
     t1 = time.perf_counter()
-    labels, _ = models.classifier.predict(feats)
+    proba = models.classifier.predict_proba(feats)
     t2 = time.perf_counter()
-    lab = np.array([PROFILES.index(x) for x in labels]).reshape(n_switches * 2, ports)
+    p3 = proba.reshape(n_switches * 2, ports, -1)
     f3 = feats.reshape(n_switches * 2, ports, -1)
+    idle = PROFILES.index("idle")
     reqs = []
     for g in range(n_switches * 2):
-        counts = np.bincount(lab[g], minlength=len(PROFILES))
-        dom = int(np.argmax(counts))
-        med = np.median(f3[g][lab[g] == dom], axis=0)
-        reqs.append(ProposalRequest(PROFILES[dom], med, current, 100, 32 << 20, 3.0))
+        busy = np.argmax(p3[g], axis=1) != idle
+        rows = busy if busy.any() else np.ones(ports, bool)
+        posterior = TrafficTracker().update(p3[g][rows])  # the daemon's first cycle
+        med = np.median(f3[g][rows], axis=0)
+        reqs.append(ProposalRequest(PROFILES[int(np.argmax(posterior))], med, current, 100,
+                                    32 << 20, 3.0, posterior=posterior))
     t3 = time.perf_counter()
     props = models.optimiser.propose_batch(reqs)
     t4 = time.perf_counter()

@@ -123,6 +123,9 @@ IDLE_KPIS: dict[str, float] = {
 }
 
 
+_UNUSED = _ClassStats(np.zeros(10), np.zeros(_NQ), 0.0, dict(IDLE_KPIS))
+
+
 def clear_class_cache() -> None:
     """Forget every simulated class (the cache is process-wide)."""
     _CLASS_CACHE.clear()
@@ -443,8 +446,13 @@ class VirtualFabric:
 
     @_locked
     def prepare(self) -> int:
-        """Simulate every class that is referenced and not cached yet; returns how many."""
-        pending = [c for c, st in enumerate(self._class_stats) if st is None]
+        """Simulate every class that is referenced and not cached yet; returns how many.
+
+        Only classes some entry carries now count: a class left behind by a configuration
+        change (e.g. the start-up waterlines replaced before the first read) is never
+        simulated."""
+        used = set(np.unique(self._e_class).tolist()) if len(self._e_class) else set()
+        pending = [c for c, st in enumerate(self._class_stats) if st is None and c in used]
         if not pending:
             return 0
         groups: dict[tuple[Any, ...], list[int]] = {}
@@ -505,11 +513,12 @@ class VirtualFabric:
         return len(pending)
 
     def _tables(self) -> None:
-        if any(st is None for st in self._class_stats):
-            self.prepare()
+        if any(st is None for st in self._class_stats) and self.prepare():
+            self._tables_dirty = True
         if not self._tables_dirty:
             return
-        stats = [st for st in self._class_stats if st is not None]
+        # Row c is class c; classes no entry carries (never simulated) get zero rows.
+        stats = [st if st is not None else _UNUSED for st in self._class_stats]
         self._rates = np.array([s.rates for s in stats]).reshape(len(stats), 10)
         self._occq = np.array([s.occ_q for s in stats]).reshape(len(stats), _NQ)
         self._occmax = np.array([s.occ_max for s in stats])

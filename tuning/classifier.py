@@ -52,13 +52,26 @@ class ProfileClassifier:
         labels = np.asarray(y)
         busy = labels != "idle"
         target = np.array([TRAFFIC_PROFILES.index(str(v)) for v in labels[busy]])
+        Xb = X[busy]
+        # balanced classes: every profile's windows repeated up to the largest class's count
+        # (the training sets are sized by simulation cost, not by how common a profile is)
+        rng = np.random.default_rng(seed)
+        counts = np.bincount(target, minlength=len(TRAFFIC_PROFILES))
+        idx: list[np.ndarray] = []
+        for c in range(len(TRAFFIC_PROFILES)):
+            rows = np.flatnonzero(target == c)
+            if len(rows):
+                extra = rng.choice(rows, int(counts.max()) - len(rows), replace=True)
+                idx.append(np.concatenate([rows, extra]))
+        pick = rng.permutation(np.concatenate(idx))
+        Xb, target = Xb[pick], target[pick]
         base = make_pipeline(StandardScaler(), MLPClassifier(
             hidden_layer_sizes=(64, 32), alpha=1e-3, max_iter=600, early_stopping=True,
             validation_fraction=0.15, n_iter_no_change=30, random_state=seed))
         model = CalibratedClassifierCV(base, method="isotonic", cv=3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(_prepare(X[busy]), target)
+            model.fit(_prepare(Xb), target)
         meta = {"version": 1, "seed": seed, "model": "MLPClassifier (64, 32) on standardised "
                 "features + isotonic calibration (3-fold)", "classes": list(PROFILES),
                 "features": list(FEATURE_NAMES), "training_windows": len(labels)}

@@ -5,10 +5,12 @@ For one scenario (profile, its parameters, port speed, seed):
 
 - *tuned*: a virtual switch (``simulation.Rig``) carries the scenario on a few ports under the
   SONiC default. Each cycle observes a 12-poll window (10 s apart, as the collectors poll),
-  computes the port features, classifies every port, takes the ports of the dominant profile,
-  proposes with their median features (``WaterlineOptimiser.propose``, the daemon's call),
-  applies the proposal when it changes anything (one *probe*: a configuration applied to the
-  fabric) and, on the next window, reports the measured outcome (``observe``). ``cycles`` is
+  computes the port features, classifies every port, tracks the switch's profile posterior
+  and traffic descriptors over cycles (``tracker.TrafficTracker``), proposes with the ports'
+  median features, that posterior and those descriptors (``WaterlineOptimiser.propose``, the
+  daemon's call), applies the proposal
+  when it changes anything (one *probe*: a configuration applied to the fabric) and, on the
+  next window, reports the measured outcome (``observe``). ``cycles`` is
   the cycle whose change was the last one (0: never changed), ``probes`` the number of applied
   configurations before one came within 10 % of the oracle (0: the start already was; None:
   never).
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -40,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from tuning.features import features_matrix, stack_windows, waterline_matrix
+from tuning.features import PROFILES, features_matrix, stack_windows, waterline_matrix
 from tuning.guard import Waterline, WaterlinesLike
 from tuning.hillclimb import HillClimb, score
 from tuning.optimiser import Proposal, WaterlineOptimiser
@@ -54,6 +55,7 @@ from tuning.simulation import (
     to_thresholds,
 )
 from tuning.space import clip_coords, complete, from_coords, same_waterlines, to_coords
+from tuning.tracker import TrafficTracker
 
 DEFAULT_PROFILES: tuple[str, ...] = ("allreduce", "incast", "websearch", "hadoop")
 WITHIN = 0.10
@@ -150,6 +152,7 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
     rig.set_thresholds("tuned", to_thresholds(current))
     rig.observe(polls=1)
     run = TunedRun([current])
+    tracker = TrafficTracker()
     pending: tuple[str, Waterline] | None = None
     for cycle in range(1, (cycles or settings.max_cycles) + 1):
         if switch_at is not None and cycle == switch_at[0]:
@@ -157,28 +160,26 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
             pending = None  # the outcome of the last change is no longer comparable
         wins = rig.observe()["tuned"]
         feats = features_matrix(stack_windows(wins), waterline_matrix([current] * len(wins)))
-        labels, probs = classifier.predict(feats)
-        counts = Counter(labels)
-        top = max(counts.values())
-        dominant = max((p for p in counts if counts[p] == top),
-                       key=lambda p: float(np.mean([q for lab, q in zip(labels, probs,
-                                                                         strict=True)
-                                                    if lab == p])))
-        mask = np.array([lab == dominant for lab in labels])
-        fmed = np.median(feats[mask], axis=0)
-        prob = float(np.mean(probs[mask]))
-        est = optimiser.estimate_objective(dominant, fmed) if dominant != "idle" else 0.0
-        if pending is not None and pending[0] == dominant:
-            optimiser.observe(dominant, fmed, current, est)
-        prop: Proposal = optimiser.propose(dominant, fmed, current, speed_gbps=sc.speed_gbps,
-                                           buffer_bytes=sc.buffer, cable_m=sc.cable_m)
+        posterior = tracker.update(classifier.predict_proba(feats))
+        profile = tracker.profile
+        prob = float(posterior[PROFILES.index(profile)])
+        fmed = np.median(feats, axis=0)
+        desc = tracker.add_descriptors(optimiser.estimate_descriptors(fmed, posterior))
+        est = optimiser.estimate_objective(profile, fmed) if profile != "idle" else 0.0
+        if pending is not None and pending[0] == profile:
+            optimiser.observe(profile, fmed, current, est, speed_gbps=sc.speed_gbps,
+                              buffer_bytes=sc.buffer, cable_m=sc.cable_m)
+        pending = None
+        prop: Proposal = optimiser.propose(profile, fmed, current, speed_gbps=sc.speed_gbps,
+                                           buffer_bytes=sc.buffer, cable_m=sc.cable_m,
+                                           posterior=posterior, descriptors=desc)
         change = prop.method != "hold" and not same_waterlines(prop.waterlines, current)
         if change:
             current = prop.waterlines
             rig.set_thresholds("tuned", to_thresholds(current))
             run.applied.append(current)
-            pending = (dominant, current)
-        run.records.append(CycleRecord(cycle, dominant, prob, rig.arms["tuned"].profile,
+            pending = (profile, current)
+        run.records.append(CycleRecord(cycle, profile, prob, rig.arms["tuned"].profile,
                                        prop.method, change, current,
                                        prop.predicted_objective_current,
                                        prop.predicted_objective_proposed, est, prop.reason))
@@ -372,8 +373,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(clf: bytes, opt: bytes) -> None:
+    from threadpoolctl import threadpool_limits
+
     from tuning.classifier import ProfileClassifier
 
+    threadpool_limits(1)  # workers run side by side: no nested thread pools
     _WORKER["clf"] = ProfileClassifier.from_bytes(clf)
     _WORKER["opt"] = WaterlineOptimiser.from_bytes(opt)
 

@@ -1,30 +1,35 @@
-"""Per-profile waterline optimiser: a learned surrogate of the simulator's objective, a bounded
-step inside the guard, a conservative heuristic when the model is unsure, online corrections.
+"""Waterline proposals: the least expected objective within one bounded step, over what the
+traffic could be.
 
-Models (one set per traffic profile, fitted by ``tuning.training`` on fabricsim sweeps, all
-scikit-learn histogram gradient-boosted trees):
+Per tuned profile the optimiser holds a :class:`~tuning.landscape.Landscape` (the simulator's
+objective and KPIs as a function of traffic descriptors and waterlines, learned from fabricsim
+sweeps) and a :class:`~tuning.estimator.TrafficEstimator` (the descriptors, and the objective
+in place, from telemetry). A proposal for one (switch, priority):
 
-- *surrogate*: an ensemble (each member fitted on a bootstrap of the training scenarios)
-  predicting log(J + 0.05) of a candidate waterline set from (the window features observed
-  under the current waterlines, the candidate's coordinates, the candidate minus the
-  current). Its mean is the prediction, the spread of the members the uncertainty.
-- *policy*: where the surrogate's minimum lies, predicted from the features (amortised
-  optimisation: fitted on the argmin of the surrogate over a fine lattice for every training
-  window). It saves evaluating thousands of candidates per switch in the daemon's cycle.
-- *measure*: the objective of the current waterlines estimated from telemetry alone
-  (``estimate_objective``; what an applied change's outcome is measured with).
-- *kpis*: the objective's components (mice FCT slowdowns, lost utilisation, pause time, queue
-  p99) of a candidate, for the proposal's explanation.
+1. the traffic: the profile posterior (the classifier's, tracked over cycles by the caller;
+   one-hot on ``profile`` when none is given) and, per likely profile, the descriptors
+   estimated from the group's median features, spread over the estimator's residual error
+   (sigma points) -- what the switch cannot tell apart is averaged over, not guessed;
+2. the candidates: every point of a coarse grid over one bounded step from the current set
+   (Kmin and Kmax by up to 4 octaves, Pmax by up to 2), the static references within reach,
+   then a finer grid around the best and the PFC knobs (alpha, headroom) at the best;
+3. the score of a candidate: its predicted change of log J from the current set, averaged over
+   the posterior and the sigma points, for every ensemble member (plus the online correction);
+   mean + ``KAPPA`` x the members' spread, and a predicted loss for any plausible profile
+   counted twice (``LOSS_AVERSION``: when the traffic could be either of two profiles, a move
+   that helps one and hurts the other is not worth it). It moves only when the best candidate
+   is predicted ``MIN_GAIN`` better and ``MIN_AGREEMENT`` of the members agree; otherwise it
+   holds;
+4. a conservative step-wise :func:`heuristic` instead when the models cannot be trusted
+   (telemetry unlike anything in training: the members disagree on the current set itself),
+   and for profiles without a model; ``idle`` holds.
 
-A proposal (``propose``) scores the current set, the step-bounded move towards the policy's
-target, a lattice around it and the static references within reach by the ensemble's
-predicted change from the current set (mean + 0.5 std over the members, plus the online
-correction), and moves only when the gain is at least 3 %, beats the members' disagreement
-and 80 % of the members agree on its sign. When the ensemble is unsure of the traffic itself
-(a large spread at the current set: telemetry unlike the training data) it falls back to
-:func:`heuristic`, step-wise rules from the physics.
-Every proposal is a full, guard-clean waterline set within one bounded step
-(``tuning.space``).
+Online: :meth:`WaterlineOptimiser.observe` compares the measured objective of an applied
+proposal (``estimate_objective`` over the next window) with its prediction; the error becomes
+a local correction (a kernel over descriptors and waterlines) of later predictions.
+
+Every proposal is a full, guard-clean waterline set (``tuning.space``), never more than one
+bounded step from the current one.
 """
 
 from __future__ import annotations
@@ -38,11 +43,12 @@ from typing import Any
 import joblib
 import numpy as np
 
-from tuning.features import FEATURE_NAMES
+from tuning import descriptors
+from tuning.estimator import TrafficEstimator
+from tuning.features import FEATURE_NAMES, PROFILES, bdp_bytes
 from tuning.guard import Waterline, WaterlinesLike, check_waterlines
+from tuning.landscape import Landscape, from_target, kpis_of, to_target
 from tuning.space import (
-    COORD_NAMES,
-    MAX_K_FACTOR,
     PortContext,
     clip_coords,
     complete,
@@ -50,28 +56,34 @@ from tuning.space import (
     reference_waterlines,
     same_waterlines,
     step_bounded,
+    step_bounded_rows,
     to_coords,
     within_step,
 )
 
-J_OFFSET = 0.05  # targets are log(J + J_OFFSET): relative errors matter at every scale
-J_CAP = 30.0  # an infeasible configuration (drops) is learned as this objective
-KAPPA = 0.5  # uncertainty penalty: score = mean + KAPPA x std (log space)
-MIN_GAIN = 0.03  # move only when the predicted objective drops by 3 % or more ...
-GAIN_SIGMAS = 1.0  # ... and by more than this many standard deviations of the difference
+KAPPA = 1.0  # uncertainty penalty: score = mean + KAPPA x std of the predicted change
+MIN_GAIN = 0.04  # move only when the predicted objective drops by 4 % or more ...
+MIN_AGREEMENT = 0.8  # ... and this share of the ensemble members predicts an improvement
+MAX_SPREAD = 0.8  # members' spread (log J) at the current set above which: heuristic
 CONFIDENCE_SCALE = 0.5  # confidence = exp(-spread / scale) x the members' agreement
-MAX_SPREAD = 0.6  # ensemble spread (log J) at the current set above which: heuristic
-MIN_AGREEMENT = 0.8  # share of the members that must predict the move improves
-RESIDUAL_MEMORY = 2000  # observations kept per profile
-RESIDUAL_LX = 1.0  # kernel widths of the online correction: octaves of the coordinates ...
-RESIDUAL_LF = 1.0  # ... and standard deviations of the features (rms)
-RESIDUAL_PRIOR = 2.0  # pseudo-count of the prior (the surrogate) against observations
+MIN_POSTERIOR = 0.05  # profiles less likely than this are left out of the average
+LOSS_AVERSION = 1.0  # a predicted loss for a plausible profile counts (1 + this) times
+IDLE_POSTERIOR = 0.5  # a group at least this likely idle holds
+SIGMA_SPREAD = math.sqrt(3.0)  # sigma points at +-sqrt(n + 1) std, n = 2 descriptors ...
+SIGMA_CENTRE = 1.0 / 3.0  # ... the centre weighted 1/3, each axis point 1/6
+RESIDUAL_MEMORY = 500  # online observations kept per profile
+RESIDUAL_LX = 0.75  # kernel widths of the online correction: octaves of the waterlines ...
+RESIDUAL_LT = 0.5  # ... and residual standard deviations of the descriptors
+RESIDUAL_PRIOR = 3.0  # pseudo-count of the prior (the landscape) against observations
+# Candidate grids (octaves): the coarse grid spans one bounded step, the fine one refines.
+COARSE_K = (-4.0, -2.0, 0.0, 2.0, 4.0)
+COARSE_P = (-2.0, 0.0, 2.0)
+FINE_K = (-1.0, 0.0, 1.0)
+FINE_P = (-1.0, 0.0, 1.0)
+FINE_TOP = 2  # coarse candidates refined
 
-UNUSED_FEATURES: tuple[str, ...] = ("mean_packet_bytes_kb",)
-FEATURE_IDX = np.array([i for i, n in enumerate(FEATURE_NAMES) if n not in UNUSED_FEATURES])
-KPI_NAMES: tuple[str, ...] = ("mice_fct_slowdown_p99", "mice_fct_slowdown_p50",
-                              "lost_utilisation", "pause_time_fraction", "queue_p99_bytes")
 _F = {n: i for i, n in enumerate(FEATURE_NAMES)}
+TUNED: tuple[str, ...] = tuple(descriptors.PROFILE_DESCRIPTORS)
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,10 @@ class Proposal:
 
 @dataclass(frozen=True)
 class ProposalRequest:
-    """The inputs of :meth:`WaterlineOptimiser.propose`, for batched calls."""
+    """The inputs of :meth:`WaterlineOptimiser.propose`, for batched calls. ``posterior``:
+    probabilities over ``features.PROFILES`` (None: certain of ``profile``); ``descriptors``:
+    per profile, the traffic descriptors to plan with (``tuning.tracker``; None or a missing
+    profile: estimated from ``features``)."""
 
     profile: str
     features: np.ndarray
@@ -99,81 +114,36 @@ class ProposalRequest:
     buffer_bytes: int
     cable_m: float
     mtu: int = 9100
-
-
-def to_target(j: np.ndarray) -> np.ndarray:
-    jj = np.where(np.asarray(j, dtype=float) >= 1e5, J_CAP, np.minimum(j, J_CAP))
-    out: np.ndarray = np.log(np.maximum(jj, 0.0) + J_OFFSET)
-    return out
-
-
-def from_target(y: np.ndarray | float) -> np.ndarray:
-    out: np.ndarray = np.maximum(0.0, np.exp(np.asarray(y, dtype=float)) - J_OFFSET)
-    return out
-
-
-def design(features: np.ndarray, current: np.ndarray, cands: np.ndarray) -> np.ndarray:
-    """Surrogate input rows: features (of the window under ``current``), the candidate's
-    coordinates, and the candidate's move (in log2 Kmin, log2 Kmax, log2 Pmax, log2 alpha,
-    headroom) -- one row per (features, current, candidate) triple (arrays of equal length)."""
-    f = np.nan_to_num(np.asarray(features, dtype=float)[:, FEATURE_IDX], nan=0.0,
-                      posinf=0.0, neginf=0.0)
-    c = np.asarray(current, dtype=float)
-    x = np.asarray(cands, dtype=float)
-    move = np.stack([x[:, 0] - c[:, 0], (x[:, 0] + x[:, 1]) - (c[:, 0] + c[:, 1]),
-                     x[:, 2] - c[:, 2], x[:, 3] - c[:, 3], x[:, 4] - c[:, 4]], axis=1)
-    return np.concatenate([f, x, move], axis=1)
-
-
-# ---------------------------------------------------------------------------- models
-def fit_hgb(X: np.ndarray, y: np.ndarray, *, seed: int = 0, max_iter: int = 150,
-            leaves: int = 15, min_leaf: int = 20, rate: float = 0.06) -> Any:
-    """A histogram gradient-boosting regressor (squared error, no early stopping)."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    model = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=rate,
-                                          max_leaf_nodes=leaves, min_samples_leaf=min_leaf,
-                                          l2_regularization=1e-3, early_stopping=False,
-                                          random_state=seed)
-    model.fit(np.asarray(X, dtype=float), np.asarray(y, dtype=float))
-    return model
+    posterior: np.ndarray | None = None
+    descriptors: dict[str, np.ndarray] | None = None
 
 
 @dataclass
 class ProfileModels:
-    """The fitted models of one traffic profile (gradient-boosted trees)."""
+    """What the optimiser knows of one profile."""
 
-    surrogate: list[Any]  # ensemble members: design rows -> log(J + offset)
-    policy: list[Any]  # one per coordinate: features -> the surrogate's argmin
-    measure: Any  # features -> log(J + offset) of the current set
-    kpis: list[Any]  # one per KPI_NAMES entry (transformed, see optimiser._kpis)
+    landscape: Landscape
+    estimator: TrafficEstimator
     info: dict[str, Any] = field(default_factory=dict)
-
-    def members(self, rows: np.ndarray) -> np.ndarray:
-        """Every member's prediction (members x rows, log(J + offset) units)."""
-        return np.stack([np.asarray(m.predict(rows), dtype=float) for m in self.surrogate])
-
-    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std (log(J + offset) units) of the surrogate ensemble."""
-        preds = self.members(rows)
-        return preds.mean(axis=0), preds.std(axis=0)
-
-    def target(self, f: np.ndarray) -> np.ndarray:
-        return np.stack([np.asarray(m.predict(f), dtype=float) for m in self.policy], axis=1)
-
-    def kpi_rows(self, rows: np.ndarray) -> np.ndarray:
-        return np.stack([np.asarray(m.predict(rows), dtype=float) for m in self.kpis], axis=1)
 
 
 @dataclass
 class _Obs:
-    f: np.ndarray
-    x: np.ndarray
-    r: float
+    theta: np.ndarray  # traffic descriptors, in residual standard deviations
+    x: np.ndarray  # waterline coordinates
+    r: float  # measured - predicted, log J
+
+
+@dataclass
+class _Traffic:
+    """One request's traffic hypotheses: (profile, weight, sigma-point descriptors, weights)."""
+
+    hypotheses: list[tuple[str, float, np.ndarray, np.ndarray]]
+    theta_mean: dict[str, np.ndarray]
 
 
 class WaterlineOptimiser:
-    """Proposals per profile (module docstring)."""
+    """Proposals (module docstring)."""
 
     def __init__(self, models: dict[str, ProfileModels] | None = None,
                  metadata: dict[str, Any] | None = None) -> None:
@@ -183,43 +153,42 @@ class WaterlineOptimiser:
 
     # ------------------------------------------------------------------ public API
     def propose(self, profile: str, features: np.ndarray, current: WaterlinesLike, *,
-                speed_gbps: int, buffer_bytes: int, cable_m: float, mtu: int = 9100
-                ) -> Proposal:
-        """A guard-clean waterline set for the group's profile and median features."""
+                speed_gbps: int, buffer_bytes: int, cable_m: float, mtu: int = 9100,
+                posterior: np.ndarray | None = None,
+                descriptors: dict[str, np.ndarray] | None = None) -> Proposal:
+        """A guard-clean waterline set for a group's profile (or profile posterior) and its
+        median features under ``current``."""
         return self.propose_batch([ProposalRequest(profile, np.asarray(features, dtype=float),
                                                    current, speed_gbps, buffer_bytes, cable_m,
-                                                   mtu)])[0]
+                                                   mtu, posterior, descriptors)])[0]
 
     def propose_batch(self, requests: Sequence[ProposalRequest]) -> list[Proposal]:
-        """:meth:`propose` for many groups at once (one model pass per profile)."""
-        out: list[Proposal | None] = [None] * len(requests)
-        by_profile: dict[str, list[int]] = {}
-        for i, rq in enumerate(requests):
-            by_profile.setdefault(rq.profile, []).append(i)
-        for profile, idx in by_profile.items():
-            models = self.models.get(profile)
-            for i, p in zip(idx, self._propose_profile(profile, models,
-                                                       [requests[i] for i in idx]),
-                            strict=True):
-                out[i] = p
-        return [p for p in out if p is not None]
+        """:meth:`propose` for many groups (identical requests computed once)."""
+        keys = [_request_key(rq) for rq in requests]
+        first: dict[tuple[Any, ...], int] = {}
+        for i, k in enumerate(keys):
+            first.setdefault(k, i)
+        uniq = list(first.values())
+        done = dict(zip(uniq, self._propose_many([requests[i] for i in uniq]), strict=True))
+        return [done[first[k]] for k in keys]
 
     def observe(self, profile: str, features: np.ndarray, waterlines: WaterlinesLike,
-                objective: float) -> None:
+                objective: float, *, speed_gbps: int | None = None,
+                buffer_bytes: int | None = None, cable_m: float | None = None) -> None:
         """Learn from an applied change: ``objective`` was measured (``estimate_objective``)
-        over a window with ``features`` under ``waterlines``. The difference to the
-        surrogate's prediction becomes a local correction (a kernel average over similar
-        features and nearby waterlines) of later predictions."""
-        models = self.models.get(profile)
-        if models is None or not math.isfinite(objective):
+        over a window with ``features`` under ``waterlines``. Its difference to the
+        landscape's prediction becomes a local correction of later predictions."""
+        pm = self.models.get(profile)
+        if pm is None or not math.isfinite(objective) or objective < 0:
             return
         f = np.asarray(features, dtype=float).reshape(1, -1)
-        x = to_coords(waterlines, _ctx_from_features(f[0])).reshape(1, -1)
-        x[0, 4] = float(f[0, _F["headroom_rel_formula"]])  # the formula of the port's cable
-        mu, _ = models.predict(design(f, x, x))
-        r = float(to_target(np.array([objective]))[0] - mu[0])
+        ctx = _ctx_of(f[0], speed_gbps, buffer_bytes, cable_m)
+        theta = self._theta_mean(pm, f[0], ctx)
+        x = clip_coords(to_coords(waterlines, ctx), ctx)
+        predicted = float(pm.landscape.predict(theta, x)[:, 0, 0].mean())
+        r = float(to_target(np.array([objective]))[0]) - predicted
         obs = self._obs.setdefault(profile, [])
-        obs.append(_Obs(self._fstd(models, f)[0], x[0], r))
+        obs.append(_Obs(self._theta_std(pm, theta), x, r))
         del obs[:-RESIDUAL_MEMORY]
 
     def estimate_objective(self, profile: str, features: np.ndarray) -> float:
@@ -227,221 +196,415 @@ class WaterlineOptimiser:
         return float(self.estimate_objective_batch(profile, np.atleast_2d(features))[0])
 
     def estimate_objective_batch(self, profile: str, features: np.ndarray) -> np.ndarray:
-        models = self.models.get(profile)
+        pm = self.models.get(profile)
         f = np.atleast_2d(np.asarray(features, dtype=float))
-        if models is None:
+        if pm is None:
             return np.zeros(len(f))
-        return from_target(np.asarray(models.measure.predict(_fsel(f)), dtype=float))
+        return from_target(pm.estimator.measured(f))
+
+    def estimate_descriptors(self, features: np.ndarray, posterior: np.ndarray | None = None
+                             ) -> dict[str, np.ndarray]:
+        """Per tuned profile (those at least ``MIN_POSTERIOR`` likely, when a posterior is
+        given): the traffic descriptors of a window's features."""
+        f = np.asarray(features, dtype=float).reshape(1, -1)
+        out: dict[str, np.ndarray] = {}
+        for p, pm in self.models.items():
+            if posterior is not None and float(posterior[PROFILES.index(p)]) < MIN_POSTERIOR:
+                continue
+            out[p] = pm.estimator.estimate(f)[0]
+        return out
 
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        obs = {p: [(o.f, o.x, o.r) for o in v] for p, v in self._obs.items()}
-        joblib.dump({"kind": "WaterlineOptimiser", "models": self.models,
+        obs = {p: [(o.theta, o.x, o.r) for o in v] for p, v in self._obs.items()}
+        joblib.dump({"kind": "WaterlineOptimiser", "version": 2, "models": self.models,
                      "metadata": self.metadata, "observations": obs}, buf, compress=3)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WaterlineOptimiser:
         obj = joblib.load(io.BytesIO(data))
-        if not isinstance(obj, dict) or obj.get("kind") != "WaterlineOptimiser":
-            raise ValueError("not a serialised WaterlineOptimiser")
+        if not isinstance(obj, dict) or obj.get("kind") != "WaterlineOptimiser" \
+                or obj.get("version") != 2:
+            raise ValueError("not a serialised WaterlineOptimiser (version 2)")
         opt = cls(obj["models"], obj["metadata"])
         for p, rows in (obj.get("observations") or {}).items():
-            opt._obs[p] = [_Obs(np.asarray(f), np.asarray(x), float(r)) for f, x, r in rows]
+            opt._obs[p] = [_Obs(np.asarray(t), np.asarray(x), float(r)) for t, x, r in rows]
         return opt
 
     # ------------------------------------------------------------------ internals
     @staticmethod
-    def _fstd(models: ProfileModels, f: np.ndarray) -> np.ndarray:
-        mean = np.asarray(models.info.get("feature_mean", 0.0), dtype=float)
-        scale = np.asarray(models.info.get("feature_scale", 1.0), dtype=float)
-        out: np.ndarray = (_fsel(f) - mean) / scale
+    def _theta_mean(pm: ProfileModels, f: np.ndarray, ctx: PortContext) -> np.ndarray:
+        traffic = pm.estimator.estimate(f.reshape(1, -1))[0]
+        return np.concatenate([traffic, descriptors.context(ctx.speed_gbps, ctx.cable_m,
+                                                            ctx.buffer_bytes)])
+
+    @staticmethod
+    def _theta_std(pm: ProfileModels, theta: np.ndarray) -> np.ndarray:
+        k = len(pm.estimator.residual_std)
+        scale = np.concatenate([np.maximum(pm.estimator.residual_std, 1e-3),
+                                np.ones(len(theta) - k)])
+        out: np.ndarray = theta / scale
         return out
 
-    def _correction(self, profile: str, models: ProfileModels, f: np.ndarray,
-                    x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Online correction (log units) and the prior's remaining weight, per row."""
+    def _traffic_many(self, reqs: Sequence[ProposalRequest], ctxs: Sequence[PortContext]
+                      ) -> list[_Traffic]:
+        """Every request's traffic hypotheses (the estimators run once per profile)."""
+        posts = [_posterior(rq) for rq in reqs]
+        feats = np.stack([np.asarray(rq.features, dtype=float).reshape(-1) for rq in reqs])
+        weights: list[dict[str, float]] = []
+        for post in posts:
+            busy = {p: float(post[PROFILES.index(p)]) for p in TUNED if p in self.models}
+            total = sum(busy.values())
+            weights.append({p: w / total for p, w in busy.items()
+                            if total > 0 and w / total >= MIN_POSTERIOR})
+        out = [_Traffic([], {}) for _ in reqs]
+        for p in TUNED:
+            idx = [i for i, w in enumerate(weights) if p in w]
+            if not idx:
+                continue
+            pm = self.models[p]
+            k = len(pm.estimator.descriptors)
+            traffic: list[np.ndarray] = []
+            missing: list[int] = []
+            for j, i in enumerate(idx):
+                g = (reqs[i].descriptors or {}).get(p)
+                if g is not None and len(g) == k:
+                    traffic.append(np.asarray(g, dtype=float))
+                else:
+                    traffic.append(np.zeros(k))
+                    missing.append(j)
+            if missing:
+                rows = pm.estimator.estimate(feats[[idx[j] for j in missing]])
+                for j, row in zip(missing, rows, strict=True):
+                    traffic[j] = row
+            for row, i in zip(traffic, idx, strict=True):
+                c = ctxs[i]
+                theta = np.concatenate([row, descriptors.context(c.speed_gbps, c.cable_m,
+                                                                 c.buffer_bytes)])
+                pts, wts = _sigma_points(theta, pm.estimator.residual_std,
+                                         pm.landscape.info.get("theta_low"),
+                                         pm.landscape.info.get("theta_high"))
+                out[i].hypotheses.append((p, weights[i][p], pts, wts))
+                out[i].theta_mean[p] = theta
+        for t in out:
+            t.hypotheses.sort(key=lambda h: -h[1])
+        return out
+
+    def _predict_many(self, traffic: Sequence[_Traffic], cands: Sequence[np.ndarray]
+                      ) -> list[dict[str, np.ndarray]]:
+        """Per request and traffic hypothesis (profile): log J (members x candidates) of its
+        candidates, averaged over the sigma points, with the online correction; one forward
+        pass per profile for all requests."""
+        out: list[dict[str, np.ndarray]] = [{} for _ in cands]
+        for p in TUNED:
+            jobs = [(i, h) for i, t in enumerate(traffic) for h in t.hypotheses
+                    if h[0] == p and len(cands[i])]
+            if not jobs:
+                continue
+            pm = self.models[p]
+            thetas = [np.repeat(h[2], len(cands[i]), axis=0) for i, h in jobs]
+            xs = [np.tile(cands[i], (len(h[2]), 1)) for i, h in jobs]
+            pred = pm.landscape.predict(np.concatenate(thetas), np.concatenate(xs))[:, :, 0]
+            start = 0
+            for i, h in jobs:
+                n_pts, n_c = len(h[2]), len(cands[i])
+                part = pred[:, start:start + n_pts * n_c].reshape(-1, n_pts, n_c)
+                start += n_pts * n_c
+                logj = np.tensordot(h[3], part, axes=([0], [1]))  # members x candidates
+                out[i][p] = logj + self._correction(p, pm, traffic[i].theta_mean[p],
+                                                    cands[i])
+        return out
+
+    def _outputs_many(self, traffic: Sequence[_Traffic], pairs: Sequence[np.ndarray]
+                      ) -> list[np.ndarray]:
+        """The most likely profile's mean outputs (OUTPUTS) at each request's candidates."""
+        out: list[np.ndarray] = [np.zeros((len(c), 6)) for c in pairs]
+        for p in TUNED:
+            idx = [i for i, t in enumerate(traffic) if t.hypotheses and t.hypotheses[0][0] == p]
+            if not idx:
+                continue
+            pm = self.models[p]
+            hs = [traffic[i].hypotheses[0] for i in idx]
+            thetas = [np.repeat(h[2], len(pairs[i]), axis=0) for i, h in zip(idx, hs,
+                                                                             strict=True)]
+            xs = [np.tile(pairs[i], (len(h[2]), 1)) for i, h in zip(idx, hs, strict=True)]
+            pred = pm.landscape.predict(np.concatenate(thetas), np.concatenate(xs)).mean(
+                axis=0)
+            start = 0
+            for i, h in zip(idx, hs, strict=True):
+                n_pts, n_c = len(h[2]), len(pairs[i])
+                part = pred[start:start + n_pts * n_c].reshape(n_pts, n_c, -1)
+                start += n_pts * n_c
+                out[i] = np.tensordot(h[3], part, axes=([0], [0]))
+        return out
+
+    def _correction(self, profile: str, pm: ProfileModels, theta: np.ndarray,
+                    x: np.ndarray) -> np.ndarray:
         obs = self._obs.get(profile)
         if not obs:
-            return np.zeros(len(x)), np.ones(len(x))
-        fo = np.stack([o.f for o in obs])
+            return np.zeros(len(x))
+        to = np.stack([o.theta for o in obs])
         xo = np.stack([o.x for o in obs])
         ro = np.array([o.r for o in obs])
-        fq = self._fstd(models, f)
-        df = np.mean((fq[:, None, :] - fo[None, :, :]) ** 2, axis=2) / RESIDUAL_LF ** 2
-        dx = np.sum((x[:, None, :] - xo[None, :, :]) ** 2, axis=2) / RESIDUAL_LX ** 2
-        w = np.exp(-0.5 * (df + dx))
-        sw = w.sum(axis=1)
-        corr = (w @ ro) / (sw + RESIDUAL_PRIOR)
-        out: tuple[np.ndarray, np.ndarray] = (corr, RESIDUAL_PRIOR / (sw + RESIDUAL_PRIOR))
+        tq = self._theta_std(pm, theta)
+        dt = np.sum((tq[None, :] - to) ** 2, axis=1) / RESIDUAL_LT ** 2  # (obs,)
+        dx = np.sum((x[:, None, :3] - xo[None, :, :3]) ** 2, axis=2) / RESIDUAL_LX ** 2
+        w = np.exp(-0.5 * (dt[None, :] + dx))
+        out: np.ndarray = (w @ ro) / (w.sum(axis=1) + RESIDUAL_PRIOR)
         return out
 
-    def _propose_profile(self, profile: str, models: ProfileModels | None,
-                         reqs: list[ProposalRequest]) -> list[Proposal]:
-        n = len(reqs)
+    def _propose_many(self, reqs: Sequence[ProposalRequest]) -> list[Proposal]:
         ctxs = [PortContext(int(r.speed_gbps), int(r.buffer_bytes), float(r.cable_m),
                             int(r.mtu)) for r in reqs]
-        feats = np.stack([np.asarray(r.features, dtype=float).reshape(-1) for r in reqs])
-        cur_w = [r.current for r in reqs]
-        xcur = np.stack([clip_coords(to_coords(w, c), c) for w, c in zip(cur_w, ctxs,
-                                                                         strict=True)])
-        if profile == "idle":
-            return [hold_or_fix(r.current, c, "idle: no traffic, nothing to tune")
-                    for r, c in zip(reqs, ctxs, strict=True)]
-        if models is None:
-            return [heuristic(r.features, r.current, c) for r, c in zip(reqs, ctxs, strict=True)]
-        # candidate sets: current, the bounded move towards the policy's target, a lattice
-        # around that move, the static references within one step
-        targets = models.target(_fsel(feats))
-        cands: list[np.ndarray] = []
-        anchors: list[np.ndarray] = []
-        for i in range(n):
-            c, a = _candidates(xcur[i], targets[i], ctxs[i])
-            cands.append(c)
-            anchors.append(a)
-        counts = np.array([len(c) for c in cands])
-        owner = np.repeat(np.arange(n), counts)
-        allc = np.concatenate(cands)
-        rows = design(feats[owner], xcur[owner], allc)
-        preds = models.members(rows)
-        corr, keep = self._correction(profile, models, feats[owner], allc)
-        preds = preds + corr[None, :]
-        out: list[Proposal] = []
-        start = 0
+        out: list[Proposal | None] = [None] * len(reqs)
+        live: list[int] = []
         for i, rq in enumerate(reqs):
-            sl = slice(start, start + counts[i])
-            start += counts[i]
-            out.append(self._decide(models, rq, ctxs[i], feats[i], xcur[i], allc[sl],
-                                    preds[:, sl], keep[sl], anchors[i]))
-        return out
+            if _posterior(rq)[PROFILES.index("idle")] >= IDLE_POSTERIOR:
+                out[i] = hold_or_fix(rq.current, ctxs[i], "idle: no traffic, nothing to tune")
+            else:
+                live.append(i)
+        traffic_all = self._traffic_many([reqs[i] for i in live], [ctxs[i] for i in live])
+        work: list[int] = []
+        for i, t in zip(live, traffic_all, strict=True):
+            if t.hypotheses:
+                work.append(i)
+            else:
+                out[i] = _checked(heuristic(reqs[i].features, reqs[i].current, ctxs[i]),
+                                  reqs[i], ctxs[i])
+        traffic = [t for i, t in zip(live, traffic_all, strict=True) if t.hypotheses]
+        xcur = [clip_coords(to_coords(reqs[i].current, ctxs[i]), ctxs[i]) for i in work]
+        # 1. coarse grid over one step and the static references within reach
+        cands = [_dedupe(np.vstack([x[None, :], _coarse(x, ctxs[i]), _statics(x, ctxs[i])]))
+                 for i, x in zip(work, xcur, strict=True)]
+        parts = self._predict_many(traffic, cands)
+        # 2. finer around the best coarse candidates, 3. the PFC knobs at the best
+        for stage in (2, 3):
+            extra = []
+            for k, i in enumerate(work):
+                sc = _scores(parts[k], traffic[k])
+                if stage == 2:
+                    tops = cands[k][np.argsort(sc)[:FINE_TOP]]
+                    new = np.vstack([_fine(t, xcur[k], ctxs[i]) for t in tops])
+                else:
+                    new = _pfc_variants(cands[k][int(np.argmin(sc))], xcur[k], ctxs[i])
+                extra.append(_new_rows(new, cands[k]))
+            more = self._predict_many(traffic, extra)
+            cands = [np.vstack([c, e]) for c, e in zip(cands, extra, strict=True)]
+            parts = [{p: np.concatenate([a[p], b[p]], axis=1) if p in b else a[p] for p in a}
+                     for a, b in zip(parts, more, strict=True)]
+        bests = [int(np.argmin(_scores(pt, t))) for pt, t in zip(parts, traffic, strict=True)]
+        outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
+                                                                        strict=True)])
+        for k, i in enumerate(work):
+            out[i] = self._decide(reqs[i], ctxs[i], traffic[k], cands[k], parts[k], bests[k],
+                                  outputs[k])
+        return [p for p in out if p is not None]
 
-    def _decide(self, models: ProfileModels, rq: ProposalRequest, ctx: PortContext,
-                f: np.ndarray, xc: np.ndarray, cands: np.ndarray, preds: np.ndarray,
-                keep: np.ndarray, anchor: np.ndarray) -> Proposal:
-        """Pick among the candidates by the ensemble's predicted change from the current set:
-        each member's difference (candidate - current) is what the members agree or disagree
-        on; the current set's own uncertainty cancels out of it."""
-        mu = preds.mean(axis=0)
-        spread = float(preds[:, 0].std())  # how sure the model is of this traffic at all
-        diff = preds - preds[:, :1]  # members x candidates
-        d_mu = diff.mean(axis=0)
-        d_sd = diff.std(axis=0) * np.sqrt(keep)
-        score = d_mu + KAPPA * d_sd
-        score[0] = 0.0
-        best = int(np.argmin(score))
-        # a static reference the model cannot tell from the best candidate is preferred:
-        # an operator's well-known setting is the safer of two equals
-        if anchor.any() and not anchor[best] and best != 0:
-            tol = np.maximum(math.log1p(MIN_GAIN), GAIN_SIGMAS * d_sd)
-            near = np.flatnonzero(anchor & (score - score[best] <= tol) & (d_mu < 0))
-            if len(near):
-                best = int(near[np.argmin(score[near])])
-        agree = float(np.mean(diff[:, best] < 0)) if best != 0 else 1.0
-        conf = float(math.exp(-spread / CONFIDENCE_SCALE)) * (agree if best else 1.0)
-        j_cur = float(from_target(mu[0]))
-        kp = self._kpis(models, f, xc, cands[[0, best]])
+    def _decide(self, rq: ProposalRequest, ctx: PortContext, traffic: _Traffic,
+                cands: np.ndarray, parts: dict[str, np.ndarray], best: int,
+                outputs: np.ndarray) -> Proposal:
+        logj = _mix(parts, traffic)
+        spread = float(logj[:, 0].std())
         if spread > MAX_SPREAD:
             h = heuristic(rq.features, rq.current, ctx)
-            return Proposal(h.waterlines, h.method, conf, j_cur, j_cur, kp[0], kp[0],
-                            f"model unsure of this traffic (spread {spread:.2f}); {h.reason}")
-        gain = -float(d_mu[best])
-        if best == 0 or gain < math.log1p(MIN_GAIN) or gain < GAIN_SIGMAS * float(d_sd[best]) \
-                or agree < MIN_AGREEMENT:
-            held = self._hold_or_fix(rq, ctx, f"{rq.profile}: no reachable set predicted "
-                                     f"better than the current ({j_cur:.3f}) by more than "
-                                     "the model's uncertainty")
-            return Proposal(held.waterlines, held.method, conf, j_cur, j_cur, kp[0], kp[0],
+            return _checked(Proposal(h.waterlines, h.method, 0.0, 0.0, 0.0, {}, {},
+                                     f"models unsure of this traffic (spread {spread:.2f}); "
+                                     + h.reason), rq, ctx)
+        score = _scores(parts, traffic)
+        diff = logj - logj[:, :1]
+        agree = float(np.mean(diff[:, best] < 0)) if best else 1.0
+        conf = float(math.exp(-spread / CONFIDENCE_SCALE)) * agree
+        mu = logj.mean(axis=0)
+        j_cur = float(from_target(mu[0]))
+        bdp = bdp_bytes(ctx.speed_gbps)
+        kp_cur = kpis_of(outputs[0], bdp)
+        story = self._story(traffic)
+        if best == 0 or score[best] > -math.log1p(MIN_GAIN) or agree < MIN_AGREEMENT:
+            why = ("no candidate within one step is predicted better" if best == 0 else
+                   f"best candidate predicted {100 * (1 - math.exp(score[best])):.1f} % "
+                   f"better (needs {100 * MIN_GAIN:.0f} %), {100 * agree:.0f} % of the "
+                   "ensemble agree")
+            held = hold_or_fix(rq.current, ctx, f"{story}; hold: {why}")
+            return Proposal(held.waterlines, held.method, conf, j_cur, j_cur, kp_cur, kp_cur,
                             held.reason)
         w = from_coords(cands[best], ctx)
         j_new = float(from_target(mu[best]))
-        moved = [name for name, a, b in zip(COORD_NAMES, xc, cands[best], strict=True)
-                 if abs(a - b) > 1e-6]
-        ref = " (a static reference)" if anchor[best] else ""
-        reason = (f"{rq.profile}: predicted objective {j_cur:.3f} -> {j_new:.3f}{ref} "
-                  f"({100 * (1 - math.exp(-gain)):.0f} % lower, {100 * agree:.0f} % of the "
-                  f"ensemble agree) moving {', '.join(moved)}; step bounded to x"
-                  f"{MAX_K_FACTOR:g} on Kmin/Kmax")
-        return _checked(Proposal(w, "model", conf, j_cur, j_new, kp[0], kp[1], reason), rq, ctx)
-
-    def _kpis(self, models: ProfileModels, f: np.ndarray, xc: np.ndarray,
-              xs: np.ndarray) -> list[dict[str, float]]:
-        rows = design(np.repeat(f[None, :], len(xs), axis=0),
-                      np.repeat(xc[None, :], len(xs), axis=0), xs)
-        pred = models.kpi_rows(rows)
-        out = []
-        for p in pred:
-            out.append({
-                "mice_fct_slowdown_p99": float(2.0 ** max(0.0, p[0])),
-                "mice_fct_slowdown_p50": float(2.0 ** max(0.0, p[1])),
-                "lost_utilisation": float(min(1.0, max(0.0, p[2]))),
-                "pause_time_fraction": float(min(1.0, max(0.0, p[3]))),
-                "queue_p99_bytes": float(max(0.0, 2.0 ** p[4] - 1.0)),
-            })
-        return out
+        kp_new = kpis_of(outputs[1], bdp)
+        moved = _moves(complete(rq.current, ctx), w)
+        reason = (f"{story}; predicted objective {j_cur:.3g} -> {j_new:.3g} "
+                  f"({100 * (1 - j_new / max(j_cur, 1e-12)):.0f} % lower, {100 * agree:.0f} % "
+                  f"of the ensemble agree) moving {', '.join(moved) or 'nothing'}")
+        return _checked(Proposal(w, "model", conf, j_cur, j_new, kp_cur, kp_new, reason),
+                        rq, ctx)
 
     @staticmethod
-    def _hold_or_fix(rq: ProposalRequest, ctx: PortContext, reason: str) -> Proposal:
-        return hold_or_fix(rq.current, ctx, reason)
+    def _story(traffic: _Traffic) -> str:
+        parts = []
+        for p, w, _pts, _wts in traffic.hypotheses[:2]:
+            theta = traffic.theta_mean[p]
+            d = descriptors.PROFILE_DESCRIPTORS[p]
+            desc = ", ".join(f"{n}={v:.2f}" for n, v in zip(d, theta, strict=False))
+            parts.append(f"{p} {100 * w:.0f} % ({desc})")
+        return "traffic " + "; ".join(parts)
 
 
 # ---------------------------------------------------------------------------- helpers
-def _fsel(f: np.ndarray) -> np.ndarray:
-    out: np.ndarray = np.nan_to_num(np.atleast_2d(f)[:, FEATURE_IDX], nan=0.0, posinf=0.0,
-                                    neginf=0.0)
+def _posterior(rq: ProposalRequest) -> np.ndarray:
+    if rq.posterior is not None:
+        p = np.clip(np.asarray(rq.posterior, dtype=float).reshape(-1), 0.0, None)
+        if len(p) == len(PROFILES) and p.sum() > 0:
+            out: np.ndarray = p / p.sum()
+            return out
+    one = np.zeros(len(PROFILES))
+    one[PROFILES.index(rq.profile) if rq.profile in PROFILES else 0] = 1.0
+    return one
+
+
+def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
+    c = rq.current
+    post = None if rq.posterior is None else tuple(np.round(np.asarray(rq.posterior), 6))
+    desc = None if rq.descriptors is None else tuple(
+        (p, tuple(np.round(np.asarray(v, dtype=float), 9))) for p, v in
+        sorted(rq.descriptors.items()))
+    return (rq.profile, desc, tuple(np.round(np.asarray(rq.features, dtype=float), 9)),
+            int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9), c.alpha,
+            c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps, rq.buffer_bytes,
+            rq.cable_m, rq.mtu, post)
+
+
+def _ctx_of(f: np.ndarray, speed_gbps: int | None, buffer_bytes: int | None,
+            cable_m: float | None) -> PortContext:
+    if speed_gbps is None:
+        s = int(np.rint(2.0 ** f[_F["log_speed_gbps"]]))
+        speed_gbps = min((10, 25, 40, 50, 100, 200, 400), key=lambda v: abs(v - s))
+    from fabricsim.buffers import default_buffer_bytes
+
+    return PortContext(int(speed_gbps), int(buffer_bytes or default_buffer_bytes(speed_gbps)),
+                       float(cable_m if cable_m is not None else 3.0))
+
+
+def _sigma_points(theta: np.ndarray, resid: np.ndarray, low: Any, high: Any
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The descriptor vector and +-SIGMA_SPREAD residual std along each traffic descriptor,
+    clipped into the training range; weights sum to 1."""
+    k = len(resid)
+    pts = [theta]
+    for i in range(k):
+        for s in (-1.0, 1.0):
+            p = theta.copy()
+            p[i] += s * SIGMA_SPREAD * float(resid[i])
+            pts.append(p)
+    arr = np.stack(pts)
+    if low is not None and high is not None:
+        arr = np.clip(arr, np.asarray(low, dtype=float), np.asarray(high, dtype=float))
+    wts = np.full(len(arr), (1.0 - SIGMA_CENTRE) / max(1, 2 * k))
+    wts[0] = SIGMA_CENTRE if k else 1.0
+    return arr, wts
+
+
+def _mix(parts: dict[str, np.ndarray], traffic: _Traffic) -> np.ndarray:
+    """log J (members x candidates) averaged over the traffic hypotheses."""
+    total: np.ndarray | None = None
+    for p, w, _pts, _wts in traffic.hypotheses:
+        if p in parts:
+            total = w * parts[p] if total is None else total + w * parts[p]
+    assert total is not None
+    return total
+
+
+def _scores(parts: dict[str, np.ndarray], traffic: _Traffic) -> np.ndarray:
+    """Each candidate's predicted change of log J from the current set (candidate 0), over
+    the traffic hypotheses: mean + KAPPA std over the members, plus LOSS_AVERSION x the
+    expected predicted loss of the hypotheses it would make worse (0 for the current)."""
+    logj = _mix(parts, traffic)
+    diff = logj - logj[:, :1]
+    s: np.ndarray = diff.mean(axis=0) + KAPPA * diff.std(axis=0)
+    for p, w, _pts, _wts in traffic.hypotheses:
+        if p in parts:
+            d = (parts[p] - parts[p][:, :1]).mean(axis=0)
+            s = s + LOSS_AVERSION * w * np.maximum(d, 0.0)
+    s[0] = 0.0
+    return s
+
+
+def _new_rows(x: np.ndarray, have: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` not in ``have`` (nor repeated)."""
+    seen = {tuple(r) for r in np.round(have, 6)}
+    keep = []
+    for i, r in enumerate(np.round(x, 6)):
+        t = tuple(r)
+        if t not in seen:
+            seen.add(t)
+            keep.append(i)
+    out: np.ndarray = x[keep] if keep else np.zeros((0, x.shape[1]))
     return out
 
 
-def _ctx_from_features(f: np.ndarray) -> PortContext:
-    speed = int(np.rint(2.0 ** f[_F["log_speed_gbps"]]))
-    speed = min((10, 25, 40, 50, 100, 200, 400), key=lambda s: abs(s - speed))
-    return PortContext(speed, 1 << 40, 3.0)
+def _dedupe(x: np.ndarray) -> np.ndarray:
+    _, idx = np.unique(np.round(x, 6), axis=0, return_index=True)
+    keep = np.sort(idx)
+    if 0 not in keep:
+        keep = np.concatenate([[0], keep])
+    out: np.ndarray = x[keep]
+    return out
 
 
-LATTICE = np.array([(-1.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 1.0, 0.0),
-                    (0.0, 0.0, -1.0), (0.0, 0.0, 1.0)])
+def _grid(centre: np.ndarray, xcur: np.ndarray, ctx: PortContext, ks: Sequence[float],
+          ps: Sequence[float]) -> np.ndarray:
+    """Points at offsets (octaves) of log2 Kmin, log2 Kmax and log2 Pmax from ``centre``,
+    clipped into the box, within one step of ``xcur``."""
+    dk, dm, dp = (a.ravel() for a in np.meshgrid(ks, ks, ps, indexing="ij"))
+    pts = np.repeat(centre[None, :], len(dk), axis=0)
+    pts[:, 0] = centre[0] + dk
+    pts[:, 1] = centre[0] + centre[1] + dm - pts[:, 0]
+    pts[:, 2] = centre[2] + dp
+    arr = step_bounded_rows(pts, xcur, ctx)
+    out: np.ndarray = arr[within_step(arr, xcur)]
+    return out
 
 
-def _candidates(xc: np.ndarray, target: np.ndarray, ctx: PortContext
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Current first, then the bounded move towards ``target`` and a lattice around it (one
-    octave in Kmin, Kmax and Pmax), alpha/headroom variants and the static references, all
-    within one step of current; with the mask of the static references."""
-    tgt = clip_coords(np.asarray(target, dtype=float), ctx)
-    tgt[3] = np.round(tgt[3])
-    move = step_bounded(tgt, xc, ctx)
-    pts = [xc, move]
-    ecn_only = move.copy()
-    ecn_only[3:] = xc[3:]
-    pts.append(ecn_only)
-    half = xc + 0.5 * (ecn_only - xc)
-    half[3] = xc[3]
-    pts.append(half)
-    for base in (ecn_only,):
-        for dk, dK, dp in LATTICE:
-            p = base.copy()
-            kmax = p[0] + p[1] + dK
-            p[0] += dk
-            p[1] = kmax - p[0]
-            p[2] += dp
-            pts.append(p)
-    for da in (-1.0, 1.0):
-        p = ecn_only.copy()
-        p[3] += da
+def _coarse(xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
+    return _grid(xcur, xcur, ctx, COARSE_K, COARSE_P)
+
+
+def _fine(centre: np.ndarray, xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
+    return _grid(centre, xcur, ctx, FINE_K, FINE_P)
+
+
+def _statics(xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
+    """The static references (ECN part, the current PFC knobs), exact when within one step,
+    else the bounded move towards them."""
+    refs = np.stack([to_coords(ref, ctx) for ref in reference_waterlines(ctx.speed_gbps).values()])
+    refs[:, 3:] = xcur[3:]
+    arr = step_bounded_rows(refs, xcur, ctx)
+    out: np.ndarray = arr[within_step(arr, xcur)]
+    return out
+
+
+def _pfc_variants(best: np.ndarray, xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
+    pts = []
+    for da in (-2.0, -1.0, 1.0, 2.0):
+        p = best.copy()
+        p[3] = best[3] + da
         pts.append(p)
-    p = ecn_only.copy()
-    p[4] = 1.0
-    pts.append(p)
-    n_model = len(pts)
-    for ref in reference_waterlines(ctx.speed_gbps).values():
-        r = to_coords(ref, ctx)
-        r[3:] = xc[3:]
-        pts.append(r)
+    for dh in (-0.5, -0.25, 0.25, 0.5):
+        p = best.copy()
+        p[4] = best[4] + dh
+        pts.append(p)
     arr = clip_coords(np.stack(pts), ctx)
-    is_anchor = np.arange(len(arr)) >= n_model
-    ok = within_step(arr, xc)
-    ok[0] = True
-    out: tuple[np.ndarray, np.ndarray] = (arr[ok], is_anchor[ok])
+    out: np.ndarray = arr[within_step(arr, xcur)]
+    return out
+
+
+def _moves(a: Waterline, b: Waterline) -> list[str]:
+    out = []
+    for name in ("kmin_bytes", "kmax_bytes", "pmax", "alpha", "headroom_bytes"):
+        va, vb = getattr(a, name), getattr(b, name)
+        if va != vb:
+            out.append(f"{name} {va:g} -> {vb:g}" if isinstance(vb, float)
+                       else f"{name} {va} -> {vb}")
     return out
 
 

@@ -16,10 +16,10 @@ xoff/xon follow from the headroom: xon = the formula's xon, xoff = headroom - xo
 formula's xoff because headroom >= the formula's size), so every point maps to a guard-clean
 :class:`~tuning.guard.Waterline`.
 
-Bounded step (one change, :func:`step_bounded`): Kmin and Kmax move by at most a factor of 8
-(3 octaves) each, Pmax by at most a factor of 4, alpha by at most two powers of two, headroom
+Bounded step (one change, :func:`step_bounded`): Kmin and Kmax move by at most a factor of 16
+(4 octaves) each, Pmax by at most a factor of 4, alpha by at most two powers of two, headroom
 by at most half the formula's size. From the SONiC default (1 MiB / 2 MiB) the delay-sized
-thresholds of a 100G port (tens of KB) are two changes away.
+thresholds of a 100G port (a few to tens of KB) are two changes away, and back.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ HEADROOM_REL_MAX = 2.0
 HEADROOM_PGS = 256               # headroom never takes more than 1/256 of the buffer per PG
 
 # Step bounds of one change (module docstring).
-MAX_K_FACTOR = 8.0
+MAX_K_FACTOR = 16.0
 MAX_PMAX_FACTOR = 4.0
 MAX_ALPHA_STEPS = 2
 MAX_HEADROOM_STEP_REL = 0.5
@@ -189,21 +189,27 @@ def within_step(cands: np.ndarray, current: np.ndarray, tol: float = 1e-6) -> np
 def step_bounded(target: np.ndarray, current: np.ndarray, ctx: PortContext) -> np.ndarray:
     """The point on the way from ``current`` (inside the box) to ``target`` that respects the
     step bound and the search box."""
+    out: np.ndarray = step_bounded_rows(np.atleast_2d(target), current, ctx)[0]
+    return out
+
+
+def step_bounded_rows(targets: np.ndarray, current: np.ndarray, ctx: PortContext
+                      ) -> np.ndarray:
+    """:func:`step_bounded` of every row of ``targets`` (one vectorised pass)."""
     cur = clip_coords(np.asarray(current, dtype=float), ctx)
     lo, hi = step_bounds(cur)
-    x = np.clip(clip_coords(np.asarray(target, dtype=float), ctx), lo, hi)
+    x = np.clip(clip_coords(np.atleast_2d(np.asarray(targets, dtype=float)), ctx), lo, hi)
     lim = math.log2(MAX_K_FACTOR)
     cap = math.log2(ctx.kmax_cap / ctx.bdp)
     kmax_now = cur[0] + cur[1]
-    kmax_t = float(np.clip(x[0] + x[1], kmax_now - lim, kmax_now + lim))
-    kmax_t = min(kmax_t, cap)
-    if kmax_t - x[0] < SPAN_LOG2[0]:  # the ramp would close: lower Kmin instead
-        x[0] = kmax_t - SPAN_LOG2[0]
-    if x[0] < KMIN_BDP_LOG2[0]:
-        x[0] = KMIN_BDP_LOG2[0]
-        kmax_t = max(kmax_t, x[0] + SPAN_LOG2[0])
-    x[1] = min(kmax_t - x[0], SPAN_LOG2[1])
-    x[3] = np.round(x[3])
+    kmax_t = np.minimum(np.clip(x[:, 0] + x[:, 1], kmax_now - lim, kmax_now + lim), cap)
+    # the ramp would close: lower Kmin instead
+    x[:, 0] = np.where(kmax_t - x[:, 0] < SPAN_LOG2[0], kmax_t - SPAN_LOG2[0], x[:, 0])
+    low = x[:, 0] < KMIN_BDP_LOG2[0]
+    x[:, 0] = np.where(low, KMIN_BDP_LOG2[0], x[:, 0])
+    kmax_t = np.where(low, np.maximum(kmax_t, x[:, 0] + SPAN_LOG2[0]), kmax_t)
+    x[:, 1] = np.minimum(kmax_t - x[:, 0], SPAN_LOG2[1])
+    x[:, 3] = np.round(x[:, 3])
     out: np.ndarray = clip_coords(x, ctx)
     return out
 

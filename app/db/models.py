@@ -437,6 +437,20 @@ class PortProfile(Base):
     updated_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class ProfileTrack(Base):
+    """What the tuner has seen of a switch x lossless priority over its cycles
+    (``tuning.tracker.TrafficTracker.state``): profile evidence, traffic descriptors."""
+
+    __tablename__ = "profile_tracks"
+
+    switch_id: Mapped[int] = mapped_column(
+        ForeignKey("switches.id", ondelete="CASCADE"), primary_key=True
+    )
+    priority: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class TunerTrial(Base):
     """A tuner change under verification: KPIs before, when to judge, and the verdict."""
 

@@ -72,11 +72,12 @@ def _initial_config(fabric: VirtualFabric, sw: dict[str, Any]) -> QosConfig:
     need = compute_headroom(speed, cable, 9100)
     waterlines = {}
     for priority, th in qos.thresholds.items():
-        # What the fabric starts with, as the switch reports it (alpha None: the NOS default).
+        # The fabric's ECN defaults, with the PG headroom of SONiC's formula for the switch's
+        # fastest port and longest cable (alpha None: the NOS default).
         waterlines[priority] = Waterlines(
             kmin_bytes=th.kmin_bytes, kmax_bytes=th.kmax_bytes, pmax=th.pmax,
             xoff_bytes=need.xoff_bytes, xon_bytes=need.xon_bytes,
-            headroom_bytes=th.headroom_bytes or need.size_bytes, alpha=th.alpha,
+            headroom_bytes=need.size_bytes, alpha=th.alpha,
         )
     return QosConfig(pfc_priorities=qos.pfc_priorities, ecn_queues=qos.ecn_queues,
                      waterlines=waterlines).normalised()
@@ -94,18 +95,21 @@ def install(inventory: dict[str, Any], *, seed: int = 0, scenario: Any = None,
     links = [link for link in inventory.get("links") or []
              if link["a_switch"] in names and link["b_switch"] in names]
     mock_inventory = {**inventory, "switches": mock_switches, "links": links}
+    live = bool(fabric_kwargs.pop("live", True))
+    # Built stopped: the start-up config is pushed before any traffic is simulated (so no
+    # traffic class is simulated twice), then the clock starts.
     fabric = VirtualFabric.from_inventory(mock_inventory, seed=seed, scenario=scenario,
-                                          **fabric_kwargs)
+                                          live=False, **fabric_kwargs)
     state = MockFabric(fabric=fabric, inventory=mock_inventory)
     for sw in mock_switches:
-        # The start-up config is the fabric's own: nothing to push (pushing equal values as
-        # new explicit thresholds would only make the physics simulate the same classes twice).
-        state.config[sw["name"]] = _initial_config(fabric, sw)
+        config = _initial_config(fabric, sw)
         if carry is not None and sw["name"] in carry.config:
-            state.config[sw["name"]] = carry.config[sw["name"]]
-            state.faults[sw["name"]] = carry.faults.get(sw["name"], "")
-            _push(state, sw["name"], state.config[sw["name"]])
-    state.faults = {k: v for k, v in state.faults.items() if v}
+            config = carry.config[sw["name"]]
+            if carry.faults.get(sw["name"]):
+                state.faults[sw["name"]] = carry.faults[sw["name"]]
+        state.config[sw["name"]] = config
+        _push(state, sw["name"], config)
+    fabric.live = live
     with _INSTALL_LOCK:
         _FABRIC = state
     return state

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.changes.service import ChangeService
 from app.daemon import CycleReport, DaemonOptions, TunerDaemon
-from app.db.models import PortProfile, Proposal, Switch, TunerTrial
+from app.db.models import PortProfile, ProfileTrack, Proposal, Switch, TunerTrial
 from app.drivers import mock
 from app.inventory import dump_yaml, import_inventory, parse_inventory
 from collectors.poller import Poller
@@ -123,6 +123,36 @@ def test_observe_classifies_ports_like_the_ground_truth(loop_factory: Any) -> No
     assert tor2.count("incast") >= 0.75 * len(tor2), tor2
 
 
+def test_profile_evidence_is_stored_and_survives_a_restart(loop_factory: Any) -> None:
+    """The daemon tracks each switch's profile posterior over cycles in the database; a new
+    daemon (a restart) carries on from the stored evidence instead of starting over."""
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+
+    def scores() -> list[float]:
+        with loop.db.session() as s:
+            tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+            track = s.get(ProfileTrack, (tor.id, 3))
+            assert track is not None
+            assert "allreduce" in track.state["descriptors"]
+            return list(track.state["scores"])
+
+    first = scores()
+    assert len(first) == 5 and first.index(max(first)) == 0  # allreduce
+    loop.daemon = TunerDaemon(loop.db.factory, loop.changes, models_loader=models,
+                              clock=lambda: loop.now,
+                              options=DaemonOptions(interval_s=60, window_s=60, verify_s=60,
+                                                    settle_s=5, initial_mode="observe"))
+    loop.cycle()
+    second = scores()
+    assert second.index(max(second)) == 0
+    # the evidence against the other profiles accumulated across the restart
+    assert min(second) < 1.2 * min(first) < 0
+
+
 def test_auto_improves_the_fabric_and_keeps_the_change(loop_factory: Any) -> None:
     scenario = {"default": {"profile": "idle"}, "schedule": [
         {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "websearch",
@@ -163,8 +193,9 @@ def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> N
     loop.daemon.set_mode("auto", "test")
     now_ms = int(loop.now * 1000)
     report = CycleReport(mode="auto")
-    ports = loop.daemon._classify(now_ms, report)
-    loop.daemon._apply([proposal_id], ports, now_ms, report)
+    loop.daemon._classify(now_ms, report)
+    loop.daemon._apply([proposal_id], now_ms, report)
+    assert not report.errors, report.errors
     for run in list(loop.changes._runs):
         loop.changes.wait(run, 60)
     with loop.db.session() as s:

@@ -38,7 +38,7 @@ from tuning.simulation import Scenario, from_thresholds, static_baselines
 
 HELD_OUT = {"allreduce": {"flows": 10}, "incast": {"incast_degree": 20, "load": 0.4},
             "websearch": {"load": 0.6}, "hadoop": {"load": 0.4}}
-SETTINGS = EvalSettings(repeats=3, oracle="coarse", hillclimb_factor=5)
+SETTINGS = EvalSettings(repeats=2, oracle="coarse", hillclimb_factor=5)
 
 
 def subset() -> list[Scenario]:
@@ -79,6 +79,20 @@ def test_tuned_beats_static_and_nears_the_oracle(rows: list[dict[str, Any]], i: 
     hc = r["hillclimb"]["probes"]
     hc_needed = hc if hc is not None else r["hillclimb"]["probes_run"] + 1
     assert 5 * tuned["probes"] <= hc_needed, summary_table([r])
+
+
+@pytest.mark.parametrize("i", range(16), ids=_ids())
+def test_every_row_is_safe(rows: list[dict[str, Any]], i: int) -> None:
+    """What holds everywhere: no drops, within 10 cycles, guard-clean waterlines."""
+    from tuning.guard import Waterline, check_waterlines
+
+    r = rows[i]
+    t = r["tuned"]
+    assert t["kpis"]["drops"] == 0 and t["cycles"] <= 10
+    w = Waterline(**t["waterlines"])
+    sc = subset()[i]
+    assert check_waterlines(w, speed_gbps=sc.speed_gbps, buffer_bytes=sc.buffer,
+                            cable_m=sc.cable_m) == [] or t["probes_applied"] == 0
 
 
 def test_json_shape(rows: list[dict[str, Any]]) -> None:

@@ -64,8 +64,9 @@ def test_a_bounded_step_is_bounded(ctx: PortContext, a: list[float], b: list[flo
     assert wn.kmin_bytes >= wc.kmin_bytes / MAX_K_FACTOR / slack - 2
     assert wn.kmax_bytes <= wc.kmax_bytes * MAX_K_FACTOR * slack + 2
     assert wn.kmax_bytes >= wc.kmax_bytes / MAX_K_FACTOR / slack - 2
-    assert wn.pmax <= wc.pmax * MAX_PMAX_FACTOR * slack + 1e-4
-    assert wn.pmax >= wc.pmax / MAX_PMAX_FACTOR / slack - 1e-4
+    # Pmax is rounded to 4 decimals on both sides: +-5e-5 each, x4 across the step
+    assert wn.pmax <= wc.pmax * MAX_PMAX_FACTOR * slack + 3e-4
+    assert wn.pmax >= wc.pmax / MAX_PMAX_FACTOR / slack - 3e-4
     assert abs(math.log2(wn.alpha or 0.125) - math.log2(wc.alpha or 0.125)) <= 2
 
 

@@ -1,0 +1,108 @@
+"""What live traffic is, from its telemetry: the descriptors of each profile, and the objective
+of the waterlines in place.
+
+Per profile (fitted by ``tuning.training`` on virtual-fabric windows whose traffic is known):
+
+- one gradient-boosted-tree regressor per traffic descriptor (``tuning.descriptors``) from the
+  port features (``tuning.features``; they include the current waterlines, so the same traffic
+  seen under other thresholds is still recognised), with the out-of-fold residual spread of
+  each: the optimiser weighs its candidates over that spread, not over one point estimate;
+- a measurement model: log(J + offset) of the current waterlines from the same features --
+  how an applied change's outcome is judged online.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tuning.features import FEATURE_NAMES
+
+UNUSED_FEATURES: tuple[str, ...] = ("mean_packet_bytes_kb",)
+FEATURE_IDX = np.array([i for i, n in enumerate(FEATURE_NAMES) if n not in UNUSED_FEATURES])
+
+
+def select(features: np.ndarray) -> np.ndarray:
+    """The estimator's inputs of feature rows (NaN and infinities as 0)."""
+    out: np.ndarray = np.nan_to_num(np.atleast_2d(np.asarray(features, dtype=float))[
+        :, FEATURE_IDX], nan=0.0, posinf=0.0, neginf=0.0)
+    return out
+
+
+def single_thread() -> Any:
+    """Trees predict (and fit) on one OpenMP thread: their work per call is small, and on
+    few cores OpenMP's spinning worker threads cost far more than they save."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="openmp")
+
+
+def fit_trees(X: np.ndarray, y: np.ndarray, *, seed: int = 0, max_iter: int = 150,
+              leaves: int = 15, min_leaf: int = 20, rate: float = 0.06) -> Any:
+    """A histogram gradient-boosting regressor (squared error, no early stopping)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    model = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=rate,
+                                          max_leaf_nodes=leaves, min_samples_leaf=min_leaf,
+                                          l2_regularization=1e-3, early_stopping=False,
+                                          random_state=seed)
+    with single_thread():
+        model.fit(np.asarray(X, dtype=float), np.asarray(y, dtype=float))
+    return model
+
+
+@dataclass
+class TrafficEstimator:
+    """One profile's descriptor regressors and measurement model (module docstring)."""
+
+    descriptors: tuple[str, ...]
+    regressors: list[Any]
+    residual_std: np.ndarray
+    measure: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def estimate(self, features: np.ndarray) -> np.ndarray:
+        """The traffic descriptors of feature rows: shape (rows, descriptors)."""
+        f = select(features)
+        with single_thread():
+            return np.stack([np.asarray(r.predict(f), dtype=float) for r in self.regressors],
+                            axis=1)
+
+    def measured(self, features: np.ndarray) -> np.ndarray:
+        """log(J + offset) of the current waterlines of feature rows."""
+        with single_thread():
+            return np.asarray(self.measure.predict(select(features)), dtype=float)
+
+    @classmethod
+    def fit(cls, descriptors: tuple[str, ...], features: np.ndarray, targets: np.ndarray,
+            groups: np.ndarray, measure_features: np.ndarray, measured: np.ndarray, *,
+            seed: int = 0, folds: int = 4) -> TrafficEstimator:
+        """Fit on port feature rows with their scenario's true descriptors (``targets``);
+        the residual spread comes from ``folds``-fold predictions over scenarios
+        (``groups``). The measurement model: ``measure_features`` rows -> ``measured``, the
+        log objective of their current waterlines."""
+        X = select(features)
+        T = np.asarray(targets, dtype=float)
+        uniq = np.unique(groups)
+        rng = np.random.default_rng(seed)
+        fold_of = dict(zip(uniq.tolist(), rng.permutation(len(uniq)) % folds, strict=True))
+        fold = np.array([fold_of[g] for g in groups.tolist()])
+        oof = np.zeros_like(T)
+        for k in range(folds):
+            train, test = fold != k, fold == k
+            if not test.any() or not train.any():
+                continue
+            for j in range(T.shape[1]):
+                m = fit_trees(X[train], T[train, j], seed=seed + 10 * k + j, max_iter=100)
+                with single_thread():
+                    oof[test, j] = m.predict(X[test])
+        resid = np.sqrt(np.mean((oof - T) ** 2, axis=0))
+        regs = [fit_trees(X, T[:, j], seed=seed + 100 + j) for j in range(T.shape[1])]
+        meas = fit_trees(select(measure_features), np.asarray(measured, dtype=float),
+                         seed=seed + 200)
+        info = {"rows": len(X), "scenarios": len(uniq),
+                "residual_std": [round(float(r), 4) for r in resid],
+                "target_std": [round(float(s), 4) for s in T.std(axis=0)]}
+        return cls(tuple(descriptors), regs, resid, meas, info)

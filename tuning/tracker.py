@@ -1,0 +1,83 @@
+"""What one (switch, priority) carries, tracked over the daemon's cycles.
+
+- Profile evidence: each cycle adds the ports' mean log-probability per profile (the
+  classifier's, floored at ``FLOOR`` so that no single port vetoes a profile) to a decaying
+  sum (``PROFILE_MEMORY`` per cycle); the posterior is its softmax. One window of a few ports
+  rarely separates websearch, hadoop and low-load incast in telemetry; a few windows do, and a
+  real change of traffic, whose windows all point the same way, wins within one or two cycles.
+- Traffic descriptors: per profile, an exponentially weighted mean (``DESCRIPTOR_MEMORY``) of
+  the estimates of each window (``WaterlineOptimiser.estimate_descriptors``). One window's
+  estimate is noisy and leans on the waterlines in place; the mean over cycles is what the
+  optimiser plans with, so that its proposals do not chase the noise of the last window. A
+  profile that lost the posterior's majority is forgotten.
+
+Pure state, JSON-able (:meth:`TrafficTracker.state`): the daemon stores it per (switch,
+priority), so a restart resumes with the evidence it had.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tuning.features import PROFILES
+
+PROFILE_MEMORY = 0.4  # weight of the previous cycles' profile evidence (per cycle): below
+# 0.5, one confident window of a new profile outweighs the floored evidence of the old one
+DESCRIPTOR_MEMORY = 0.6  # weight of the previous cycles' descriptor estimates
+FLOOR = 1e-2  # a port's probability is never taken as below this
+FORGET_BELOW = 0.05  # descriptors of a profile less likely than this are dropped
+
+
+class TrafficTracker:
+    """Profile posterior and descriptor means of one (switch, priority) (module docstring)."""
+
+    def __init__(self, scores: Any = None, descriptors: dict[str, Any] | None = None) -> None:
+        self.scores = np.zeros(len(PROFILES)) if scores is None else np.asarray(
+            scores, dtype=float).reshape(len(PROFILES))
+        self.descriptors: dict[str, np.ndarray] = {
+            p: np.asarray(v, dtype=float) for p, v in (descriptors or {}).items()}
+
+    def update(self, probabilities: np.ndarray) -> np.ndarray:
+        """Add one cycle's port probabilities (ports x PROFILES); the posterior."""
+        p = np.atleast_2d(np.asarray(probabilities, dtype=float))
+        ev = np.log(np.maximum(p, FLOOR)).mean(axis=0) if len(p) else np.zeros(len(PROFILES))
+        self.scores = PROFILE_MEMORY * self.scores + ev
+        post = self.posterior
+        for name in list(self.descriptors):
+            if post[PROFILES.index(name)] < FORGET_BELOW:
+                del self.descriptors[name]
+        return post
+
+    def add_descriptors(self, estimates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Fold one window's descriptor estimates (per profile) into the means; the means."""
+        for name, value in estimates.items():
+            v = np.asarray(value, dtype=float)
+            old = self.descriptors.get(name)
+            self.descriptors[name] = v if old is None or old.shape != v.shape else (
+                DESCRIPTOR_MEMORY * old + (1.0 - DESCRIPTOR_MEMORY) * v)
+        return dict(self.descriptors)
+
+    @property
+    def posterior(self) -> np.ndarray:
+        post: np.ndarray = np.exp(self.scores - self.scores.max())
+        out: np.ndarray = post / post.sum()
+        return out
+
+    @property
+    def profile(self) -> str:
+        return PROFILES[int(np.argmax(self.scores))]
+
+    def state(self) -> dict[str, Any]:
+        return {"scores": [float(v) for v in self.scores],
+                "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> TrafficTracker:
+        state = state or {}
+        scores = state.get("scores")
+        if not isinstance(scores, list) or len(scores) != len(PROFILES):
+            scores = None
+        desc = state.get("descriptors")
+        return cls(scores, desc if isinstance(desc, dict) else None)
