@@ -207,6 +207,9 @@ def approve_proposal(proposal_id: IdPath, session: SessionDep, request: Request,
                      who: Operator) -> ProposalOut:
     """Apply the proposal through the change workflow (a change approved by the caller)."""
     _get_proposal(session, proposal_id)
+    # the change workflow writes through its own sessions: end this read transaction first
+    # (on SQLite an open reader blocks every writer until it ends)
+    session.rollback()
     try:
         _daemon(request).apply_proposals([proposal_id], actor=who.name, source="proposal")
     except ChangeError as exc:

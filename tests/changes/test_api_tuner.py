@@ -1,0 +1,101 @@
+"""The tuner's API through HTTP: mode and freeze windows (admin), proposals (list, get, reject,
+approve through the change workflow), port profiles and trials -- roles, validation, 404/409."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from app.db.models import Interface, PortProfile, Proposal, Switch
+from app.drivers import mock
+from tests.changes.conftest import wait_done
+from tests.conftest import Api
+
+
+def _proposal(api: Api, switch: str, *, kmin: int = 400_000) -> int:
+    with api.db.session() as s:
+        sw = s.scalars(select(Switch).where(Switch.name == switch)).one()
+        current = {"kmin_bytes": 1 << 20, "kmax_bytes": 2 << 20, "pmax": 0.05,
+                   "xoff_bytes": None, "xon_bytes": None, "headroom_bytes": None, "alpha": None}
+        row = Proposal(switch_id=sw.id, priority=3, interfaces=["Ethernet0"],
+                       profile="websearch", probability=0.9, current=current,
+                       proposed={**current, "kmin_bytes": kmin, "kmax_bytes": 1_600_000,
+                                 "pmax": 0.2},
+                       predicted={"objective_current": 5.0, "objective_proposed": 4.0},
+                       confidence=0.8, explanation={"method": "model", "reason": "test",
+                                                    "feature_vector": [0.0, 1.0]})
+        s.add(row)
+        s.commit()
+        return row.id
+
+
+def test_mode_and_freeze_windows(api: Api, fabric: mock.MockFabric) -> None:
+    body = api.get("/api/v1/tuner").json()
+    assert body["mode"] == "propose" and body["freeze_windows"] == []
+    new = {"mode": "observe", "freeze_windows": [
+        {"start": "08:00", "end": "18:00", "days": ["mon", "tue"]},
+        {"start_at": "2026-12-24T00:00:00Z", "end_at": "2026-12-27T00:00:00Z"}]}
+    assert api.put("/api/v1/tuner", role="operator", json=new).status_code == 403
+    r = api.put("/api/v1/tuner", json=new)
+    assert r.status_code == 200, r.text
+    assert r.json()["mode"] == "observe" and len(r.json()["freeze_windows"]) == 2
+    assert api.get("/api/v1/tuner").json()["updated_by"] == "test-admin"
+    for bad in ({"mode": "turbo"}, {"mode": "auto", "freeze_windows": [{"start": "08:00"}]},
+                {"mode": "auto", "freeze_windows": [{"start": "25:00", "end": "26:00"}]},
+                {"mode": "auto", "freeze_windows": [{"start_at": "2026-12-27T00:00:00Z",
+                                                     "end_at": "2026-12-24T00:00:00Z"}]},
+                {"mode": "auto", "extra": 1}):
+        r = api.put("/api/v1/tuner", json=bad)
+        assert r.status_code == 422, (bad, r.text)
+    assert api.get("/api/v1/tuner").json()["mode"] == "observe"  # nothing half-applied
+
+
+def test_proposals_list_get_reject(api: Api, fabric: mock.MockFabric) -> None:
+    pid = _proposal(api, "tor-p1-1")
+    rows = api.get("/api/v1/proposals", params={"status": "pending"}).json()
+    assert [r["id"] for r in rows] == [pid]
+    one = api.get(f"/api/v1/proposals/{pid}").json()
+    assert one["switch"] == "tor-p1-1" and one["explanation"]["reason"] == "test"
+    assert "feature_vector" not in one["explanation"]
+    assert api.get("/api/v1/proposals/999999").status_code == 404
+    assert api.get("/api/v1/proposals/0").status_code == 422
+    assert api.post(f"/api/v1/proposals/{pid}/reject", role="viewer").status_code == 403
+    r = api.post(f"/api/v1/proposals/{pid}/reject", role="operator")
+    assert r.status_code == 200 and r.json()["status"] == "rejected"
+    assert r.json()["decided_by"] == "test-operator"
+    assert api.post(f"/api/v1/proposals/{pid}/reject", role="operator").status_code == 409
+    assert api.post(f"/api/v1/proposals/{pid}/approve", role="operator").status_code == 409
+
+
+def test_approve_applies_through_the_change_workflow(api: Api,
+                                                     fabric: mock.MockFabric) -> None:
+    pid = _proposal(api, "tor-p1-2", kmin=300_000)
+    r = api.post(f"/api/v1/proposals/{pid}/approve", role="operator")
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    assert body["status"] == "applied" and body["change_id"]
+    change = wait_done(api, body["change_id"])
+    assert change["status"] == "applied", change
+    assert fabric.config["tor-p1-2"].waterlines[3].kmin_bytes == 300_000
+    audit = api.get("/api/v1/audit", params={"limit": 200}).json()
+    items = audit["items"] if isinstance(audit, dict) else audit
+    assert any(e.get("actor") == "test-operator" for e in items)
+
+
+def test_profiles_and_trials(api: Api, fabric: mock.MockFabric) -> None:
+    with api.db.session() as s:
+        sw = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+        itf = s.scalars(select(Interface).where(Interface.switch_id == sw.id)).first()
+        assert itf is not None
+        s.add(PortProfile(switch_id=sw.id, interface_id=itf.id, priority=3, profile="incast",
+                          probability=0.8, since_ms=1_800_000_000_000,
+                          updated_ms=1_800_000_000_000))
+        s.commit()
+    rows = api.get("/api/v1/tuner/profiles", params={"switch": "tor-p1-1"}).json()
+    assert [(r["switch"], r["profile"], r["probability"]) for r in rows] == [
+        ("tor-p1-1", "incast", 0.8)]
+    assert api.get("/api/v1/tuner/profiles", params={"profile": "hadoop"}).json() == []
+    assert api.get("/api/v1/tuner/profiles", params={"limit": 0}).status_code == 422
+    assert api.get("/api/v1/tuner/trials").json() == []
+    assert api.client.get("/api/v1/tuner/trials").status_code == 401  # type: ignore[attr-defined]
