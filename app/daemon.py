@@ -406,22 +406,29 @@ class TunerDaemon:
             by_key[(p.switch_id, p.priority)].append(p)
         stored = {(t.switch_id, t.priority): t for t in session.scalars(select(ProfileTrack))}
         out: dict[tuple[int, int], _Group] = {}
+        trackers: dict[tuple[int, int], TrafficTracker] = {}
         for key, members in by_key.items():
             busy = [p for p in members if p.profile != "idle"] or members
             row = stored.get(key)
             tracker = TrafficTracker.from_state(row.state if row is not None else None)
             posterior = tracker.update(np.vstack([p.proba for p in busy]))
             feats = np.median(np.vstack([m.features for m in busy]), axis=0)
-            desc: dict[str, np.ndarray] = {}
-            if PROFILES[int(np.argmax(posterior))] != "idle":
-                desc = tracker.add_descriptors(
-                    self.models.optimiser.estimate_descriptors(feats, posterior))
+            trackers[key] = tracker
+            out[key] = _Group(posterior, busy, feats, {})
+        keys = [k for k, g in out.items() if PROFILES[int(np.argmax(g.posterior))] != "idle"]
+        if keys:
+            estimates = self.models.optimiser.estimate_descriptors_batch(
+                np.vstack([out[k].features for k in keys]),
+                np.vstack([out[k].posterior for k in keys]))
+            for k, est in zip(keys, estimates, strict=True):
+                out[k].descriptors = trackers[k].add_descriptors(est)
+        for key, tracker in trackers.items():
+            row = stored.get(key)
             if row is None:
                 session.add(ProfileTrack(switch_id=key[0], priority=key[1],
                                          state=tracker.state(), updated_ms=now_ms))
             else:
                 row.state, row.updated_ms = tracker.state(), now_ms
-            out[key] = _Group(posterior, busy, feats, desc)
         return out
 
     def _propose(self, now_ms: int, report: CycleReport) -> list[int]:

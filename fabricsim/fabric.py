@@ -12,7 +12,7 @@ Simulating 1,000 switches x 64 ports x 2 priorities packet by packet in real tim
 reach, and unnecessary: ports that carry the same traffic class behave alike. An entry's
 *class* is (profile, parameter bucket, port speed, cable length, switch buffer, the switch's
 waterlines for that priority, PFC/ECN enabled). For each class the discrete engine simulates
-one short window (``window_ms``, 3 ms after a 1 ms warm-up by default); classes that share everything but the
+one short window (``window_ms``, 10 ms after a 1 ms warm-up by default); classes that share everything but the
 waterlines are batch-simulated together (:func:`~fabricsim.physics.simulate_batch`), and the
 results are cached for the process. From a window we keep per-second rates (egress tx bytes
 and packets, ECN marks, drops; pause frames the switch sends on an ingress port) and the
@@ -20,7 +20,7 @@ occupancy distribution (33 quantiles) with its maximum.
 
 Counters then advance analytically: over ``[t0, t1]`` an entry adds ``rate x integral of
 m(t)``, where ``m(t) = f (1 + a sin(2 pi t / P + phi))`` is a per-entry load profile drawn
-from the seed (``f`` in 0.65..0.9, ``a`` 2-10 %, ``P`` 20-120 s), so ports of one class are
+from the seed (``m`` within ``[1 - d, 1]``, ``d`` 2-10 %, ``P`` 20-120 s), so ports of one class are
 not identical and the result does not depend on how often a switch is read (reading at 5 s
 and 10 s gives the same counters at 10 s as reading once at 10 s). Ratios such as ECN
 marks per packet, pause frames per second or the occupancy distribution come from the
@@ -232,7 +232,7 @@ class VirtualFabric:
         seed: int = 0,
         scenario: Scenario | dict[str, Any] | str | None = None,
         live: bool = True,
-        window_ms: float = 3.0,
+        window_ms: float = 10.0,
         warmup_ms: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
@@ -314,10 +314,14 @@ class VirtualFabric:
                     peer[b] = a
         self._e_peer = peer
 
-        # ---- per-entry load profile m(t) = f (1 + a sin(2 pi t / P + phi)) ----
+        # ---- per-entry load profile m(t) = f (1 + a sin(2 pi t / P + phi)), within
+        # [1 - d, 1] for a depth d of 2-10 %: the counters carry the class's simulated load,
+        # wobbling by a few per cent (a port's counters must agree with its own queue, ECN
+        # and pause physics, which were simulated at the class's load) ----
         idx = np.arange(E)
-        self._m_a = 0.02 + 0.08 * _hash_uniform(self.seed, idx, 11)
-        self._m_f = 0.65 + (1.0 / (1.0 + self._m_a) - 0.65) * _hash_uniform(self.seed, idx, 12)
+        depth = 0.02 + 0.08 * _hash_uniform(self.seed, idx, 11)
+        self._m_f = 1.0 - depth / 2.0
+        self._m_a = (depth / 2.0) / self._m_f
         self._m_w = 2 * math.pi / (20.0 + 100.0 * _hash_uniform(self.seed, idx, 13))
         self._m_phi = 2 * math.pi * _hash_uniform(self.seed, idx, 14)
 

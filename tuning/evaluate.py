@@ -135,8 +135,15 @@ class TunedRun:
         return changes[-1] if changes else 0
 
 
+def statics_of(sc: Scenario) -> dict[str, Waterline]:
+    """The static baselines as full waterline sets: their ECN values, PFC from SONiC's
+    formula (what an operator configures next to them)."""
+    return {n: complete(from_thresholds(t), sc.ctx)
+            for n, t in static_baselines(sc.speed_gbps).items()}
+
+
 def start_waterlines(sc: Scenario) -> Waterline:
-    return from_thresholds(static_baselines(sc.speed_gbps)["sonic_default"])
+    return statics_of(sc)["sonic_default"]
 
 
 def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
@@ -303,7 +310,7 @@ def evaluate_scenario(sc: Scenario, classifier: Any, optimiser: WaterlineOptimis
     """The issue's JSON row for one scenario (plus a few diagnostics)."""
     opt = WaterlineOptimiser.from_bytes(optimiser.to_bytes())  # online state per scenario
     ys = _Yardstick(sc, settings)
-    statics = {n: from_thresholds(t) for n, t in static_baselines(sc.speed_gbps).items()}
+    statics = statics_of(sc)
     run = closed_loop(sc, classifier, opt, settings=settings)
     # oracle: stage 1 (with the statics and the tuned trajectory in the same batch)
     stage1 = oracle_stage1(sc, settings.oracle)

@@ -2,7 +2,7 @@
 set, given the traffic's descriptors.
 
 A small ensemble of neural networks (scikit-learn ``MLPRegressor``, two ReLU layers), each
-fitted on a bootstrap of the training scenarios, maps (descriptors, waterline coordinates) to
+fitted on another 80 % of the training scenarios, maps (descriptors, waterline coordinates) to
 
 - ``log(J + J_OFFSET)``, the simulator's objective (infeasible sets learned as ``J_CAP``), and
 - its components: log2 mice p99 / p50 slowdown, lost utilisation, pause-time fraction,
@@ -34,6 +34,7 @@ KPI_KEYS: tuple[str, ...] = ("mice_fct_slowdown_p99", "mice_fct_slowdown_p50",
 # The objective's weight in the loss against each KPI output (the networks share layers; the
 # KPIs regularise, the objective decides).
 OBJECTIVE_WEIGHT = 2.0
+SUBSAMPLE = 0.8  # share of the training scenarios each member sees (drawn without replacement)
 
 
 def to_target(j: np.ndarray | float) -> np.ndarray:
@@ -123,8 +124,8 @@ class Landscape:
     def fit(cls, descriptors: tuple[str, ...], theta: np.ndarray, coords: np.ndarray,
             targets: np.ndarray, groups: np.ndarray, *, members: int = 4, seed: int = 0,
             hidden: tuple[int, ...] = (64, 64)) -> Landscape:
-        """Fit on rows (descriptors, coordinates) -> targets (OUTPUTS), bootstrapping over
-        ``groups`` (one group per training scenario)."""
+        """Fit on rows (descriptors, coordinates) -> targets (OUTPUTS); each member sees a
+        random ``SUBSAMPLE`` of the ``groups`` (one group per training scenario)."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
 
@@ -141,7 +142,7 @@ class Landscape:
         uniq = np.unique(groups)
         nets: list[_Net] = []
         for m in range(members):
-            pick = rng.choice(uniq, len(uniq), replace=True)
+            pick = rng.choice(uniq, max(1, round(SUBSAMPLE * len(uniq))), replace=False)
             idx = np.concatenate([np.flatnonzero(groups == g) for g in pick])
             est = MLPRegressor(hidden_layer_sizes=hidden, activation="relu", alpha=1e-3,
                                learning_rate_init=3e-3, max_iter=600, early_stopping=True,

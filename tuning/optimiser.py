@@ -34,10 +34,11 @@ bounded step from the current one.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import joblib
@@ -62,15 +63,23 @@ from tuning.space import (
 )
 
 KAPPA = 1.0  # uncertainty penalty: score = mean + KAPPA x std of the predicted change
-MIN_GAIN = 0.04  # move only when the predicted objective drops by 4 % or more ...
+# Move only when the penalised predicted objective drops by 12 % or more: over the
+# evaluation's trajectories, predicted gains below that came true about half the time (the
+# landscapes' precision), and a coin flip is no reason to touch a production switch ...
+MIN_GAIN = 0.12
 MIN_AGREEMENT = 0.8  # ... and this share of the ensemble members predicts an improvement
 MAX_SPREAD = 0.8  # members' spread (log J) at the current set above which: heuristic
 CONFIDENCE_SCALE = 0.5  # confidence = exp(-spread / scale) x the members' agreement
 MIN_POSTERIOR = 0.05  # profiles less likely than this are left out of the average
+POSTERIOR_STEP = 0.02  # the resolution a decision takes the posterior at ...
+DESCRIPTOR_STEP = 0.05  # ... and the descriptors (their own units: log2, load)
 LOSS_AVERSION = 1.0  # a predicted loss for a plausible profile counts (1 + this) times
+ANCHOR_MARGIN = 0.03  # a static reference predicted within 3 % of the best is preferred
 IDLE_POSTERIOR = 0.5  # a group at least this likely idle holds
-SIGMA_SPREAD = math.sqrt(3.0)  # sigma points at +-sqrt(n + 1) std, n = 2 descriptors ...
-SIGMA_CENTRE = 1.0 / 3.0  # ... the centre weighted 1/3, each axis point 1/6
+# Sigma points: the estimate and +-SIGMA_SPREAD residual std along each descriptor, the centre
+# weighted SIGMA_CENTRE (the 3-point Gauss-Hermite rule in one dimension).
+SIGMA_SPREAD = math.sqrt(3.0)
+SIGMA_CENTRE = 2.0 / 3.0
 RESIDUAL_MEMORY = 500  # online observations kept per profile
 RESIDUAL_LX = 0.75  # kernel widths of the online correction: octaves of the waterlines ...
 RESIDUAL_LT = 0.5  # ... and residual standard deviations of the descriptors
@@ -80,7 +89,11 @@ COARSE_K = (-4.0, -2.0, 0.0, 2.0, 4.0)
 COARSE_P = (-2.0, 0.0, 2.0)
 FINE_K = (-1.0, 0.0, 1.0)
 FINE_P = (-1.0, 0.0, 1.0)
-FINE_TOP = 2  # coarse candidates refined
+FINE_TOP = 1  # coarse candidates refined ...
+REFINE_SHARE = 0.5  # ... when the coarse best is predicted at least this share of MIN_GAIN
+# Descriptors estimated to within this share of their training spread are taken as known
+# (no sigma points along them: their residual moves the landscape little, and costs rows).
+WELL_ESTIMATED = 0.3
 
 _F = {n: i for i, n in enumerate(FEATURE_NAMES)}
 TUNED: tuple[str, ...] = tuple(descriptors.PROFILE_DESCRIPTORS)
@@ -163,14 +176,47 @@ class WaterlineOptimiser:
                                                    mtu, posterior, descriptors)])[0]
 
     def propose_batch(self, requests: Sequence[ProposalRequest]) -> list[Proposal]:
-        """:meth:`propose` for many groups (identical requests computed once)."""
-        keys = [_request_key(rq) for rq in requests]
+        """:meth:`propose` for many groups. A decision depends on the features only through
+        the posterior and the traffic descriptors (and the fallback rules): requests are taken
+        at a resolution of ``POSTERIOR_STEP`` and ``DESCRIPTOR_STEP`` -- far finer than their
+        uncertainty -- and equal ones are decided once (a fabric's many switches with alike
+        traffic and the same waterlines), the fallback rules per request."""
+        reqs = self._resolved(requests)
+        keys = [_request_key(rq) for rq in reqs]
         first: dict[tuple[Any, ...], int] = {}
         for i, k in enumerate(keys):
             first.setdefault(k, i)
         uniq = list(first.values())
-        done = dict(zip(uniq, self._propose_many([requests[i] for i in uniq]), strict=True))
-        return [done[first[k]] for k in keys]
+        done = dict(zip(uniq, self._propose_many([reqs[i] for i in uniq]), strict=True))
+        out = []
+        for i, k in enumerate(keys):
+            p = done[first[k]]
+            if p.method == "heuristic" and first[k] != i:  # the rules read each own window
+                p = self._propose_many([reqs[i]])[0]
+            out.append(p)
+        return out
+
+    def _resolved(self, requests: Sequence[ProposalRequest]) -> list[ProposalRequest]:
+        """Requests with their posterior and every likely profile's descriptors filled in
+        (estimated in one pass where missing) and rounded to the decision's resolution."""
+        posts = np.stack([_posterior(rq) for rq in requests]) if requests else np.zeros(
+            (0, len(PROFILES)))
+        need = [i for i, rq in enumerate(requests)
+                if any(p not in (rq.descriptors or {}) for p in self.models
+                       if posts[i, PROFILES.index(p)] >= MIN_POSTERIOR)]
+        est = self.estimate_descriptors_batch(
+            np.stack([np.asarray(requests[i].features, dtype=float).reshape(-1)
+                      for i in need]), posts[need]) if need else []
+        filled = dict(zip(need, est, strict=True))
+        out = []
+        for i, rq in enumerate(requests):
+            desc = {**filled.get(i, {}), **(rq.descriptors or {})}
+            post = np.round(posts[i] / POSTERIOR_STEP) * POSTERIOR_STEP
+            post = post / post.sum() if post.sum() > 0 else posts[i]
+            out.append(replace(rq, posterior=post, descriptors={
+                p: np.round(np.asarray(v, dtype=float) / DESCRIPTOR_STEP) * DESCRIPTOR_STEP
+                for p, v in desc.items()}))
+        return out
 
     def observe(self, profile: str, features: np.ndarray, waterlines: WaterlinesLike,
                 objective: float, *, speed_gbps: int | None = None,
@@ -206,12 +252,22 @@ class WaterlineOptimiser:
                              ) -> dict[str, np.ndarray]:
         """Per tuned profile (those at least ``MIN_POSTERIOR`` likely, when a posterior is
         given): the traffic descriptors of a window's features."""
-        f = np.asarray(features, dtype=float).reshape(1, -1)
-        out: dict[str, np.ndarray] = {}
+        post = None if posterior is None else np.atleast_2d(posterior)
+        return self.estimate_descriptors_batch(np.atleast_2d(features), post)[0]
+
+    def estimate_descriptors_batch(self, features: np.ndarray,
+                                   posteriors: np.ndarray | None = None
+                                   ) -> list[dict[str, np.ndarray]]:
+        """:meth:`estimate_descriptors` of many windows (one estimator pass per profile)."""
+        f = np.atleast_2d(np.asarray(features, dtype=float))
+        out: list[dict[str, np.ndarray]] = [{} for _ in range(len(f))]
         for p, pm in self.models.items():
-            if posterior is not None and float(posterior[PROFILES.index(p)]) < MIN_POSTERIOR:
+            idx = np.arange(len(f)) if posteriors is None else np.flatnonzero(
+                np.asarray(posteriors)[:, PROFILES.index(p)] >= MIN_POSTERIOR)
+            if not len(idx):
                 continue
-            out[p] = pm.estimator.estimate(f)[0]
+            for i, row in zip(idx, pm.estimator.estimate(f[idx]), strict=True):
+                out[int(i)][p] = row
         return out
 
     # ------------------------------------------------------------------ bytes
@@ -283,7 +339,7 @@ class WaterlineOptimiser:
                 c = ctxs[i]
                 theta = np.concatenate([row, descriptors.context(c.speed_gbps, c.cable_m,
                                                                  c.buffer_bytes)])
-                pts, wts = _sigma_points(theta, pm.estimator.residual_std,
+                pts, wts = _sigma_points(theta, _uncertain(pm.estimator),
                                          pm.landscape.info.get("theta_low"),
                                          pm.landscape.info.get("theta_high"))
                 out[i].hypotheses.append((p, weights[i][p], pts, wts))
@@ -379,11 +435,16 @@ class WaterlineOptimiser:
         cands = [_dedupe(np.vstack([x[None, :], _coarse(x, ctxs[i]), _statics(x, ctxs[i])]))
                  for i, x in zip(work, xcur, strict=True)]
         parts = self._predict_many(traffic, cands)
-        # 2. finer around the best coarse candidates, 3. the PFC knobs at the best
+        # 2. finer around the best coarse candidates, 3. the PFC knobs at the best -- only
+        # where the coarse grid found a region worth refining (a refinement of a step is
+        # not going to turn a small predicted gain into one worth a change)
         for stage in (2, 3):
             extra = []
             for k, i in enumerate(work):
                 sc = _scores(parts[k], traffic[k])
+                if float(sc.min()) > -math.log1p(MIN_GAIN * REFINE_SHARE):
+                    extra.append(np.zeros((0, 5)))
+                    continue
                 if stage == 2:
                     tops = cands[k][np.argsort(sc)[:FINE_TOP]]
                     new = np.vstack([_fine(t, xcur[k], ctxs[i]) for t in tops])
@@ -394,7 +455,8 @@ class WaterlineOptimiser:
             cands = [np.vstack([c, e]) for c, e in zip(cands, extra, strict=True)]
             parts = [{p: np.concatenate([a[p], b[p]], axis=1) if p in b else a[p] for p in a}
                      for a, b in zip(parts, more, strict=True)]
-        bests = [int(np.argmin(_scores(pt, t))) for pt, t in zip(parts, traffic, strict=True)]
+        bests = [_prefer_static(_scores(pt, t), c, _statics(x, ctxs[i], exact=True))
+                 for pt, t, c, x, i in zip(parts, traffic, cands, xcur, work, strict=True)]
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
                                                                         strict=True)])
         for k, i in enumerate(work):
@@ -463,15 +525,15 @@ def _posterior(rq: ProposalRequest) -> np.ndarray:
 
 
 def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
+    """What a (resolved) request's model decision depends on."""
     c = rq.current
     post = None if rq.posterior is None else tuple(np.round(np.asarray(rq.posterior), 6))
     desc = None if rq.descriptors is None else tuple(
-        (p, tuple(np.round(np.asarray(v, dtype=float), 9))) for p, v in
+        (p, tuple(np.round(np.asarray(v, dtype=float), 6))) for p, v in
         sorted(rq.descriptors.items()))
-    return (rq.profile, desc, tuple(np.round(np.asarray(rq.features, dtype=float), 9)),
-            int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9), c.alpha,
-            c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps, rq.buffer_bytes,
-            rq.cable_m, rq.mtu, post)
+    return (rq.profile, desc, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
+            c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
+            rq.buffer_bytes, rq.cable_m, rq.mtu, post)
 
 
 def _ctx_of(f: np.ndarray, speed_gbps: int | None, buffer_bytes: int | None,
@@ -485,13 +547,22 @@ def _ctx_of(f: np.ndarray, speed_gbps: int | None, buffer_bytes: int | None,
                        float(cable_m if cable_m is not None else 3.0))
 
 
+def _uncertain(est: TrafficEstimator) -> np.ndarray:
+    """The residual std of each descriptor, 0 for the well-estimated ones."""
+    resid = np.asarray(est.residual_std, dtype=float)
+    spread = np.asarray(est.info.get("target_std", resid), dtype=float)
+    out: np.ndarray = np.where(resid > WELL_ESTIMATED * spread, resid, 0.0)
+    return out
+
+
 def _sigma_points(theta: np.ndarray, resid: np.ndarray, low: Any, high: Any
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """The descriptor vector and +-SIGMA_SPREAD residual std along each traffic descriptor,
-    clipped into the training range; weights sum to 1."""
-    k = len(resid)
+    """The descriptor vector and +-SIGMA_SPREAD residual std along each traffic descriptor
+    with a residual, clipped into the training range; weights sum to 1."""
+    axes = [i for i in range(len(resid)) if resid[i] > 0]
+    k = len(axes)
     pts = [theta]
-    for i in range(k):
+    for i in axes:
         for s in (-1.0, 1.0):
             p = theta.copy()
             p[i] += s * SIGMA_SPREAD * float(resid[i])
@@ -502,6 +573,20 @@ def _sigma_points(theta: np.ndarray, resid: np.ndarray, low: Any, high: Any
     wts = np.full(len(arr), (1.0 - SIGMA_CENTRE) / max(1, 2 * k))
     wts[0] = SIGMA_CENTRE if k else 1.0
     return arr, wts
+
+
+def _prefer_static(score: np.ndarray, cands: np.ndarray, statics: np.ndarray) -> int:
+    """The best candidate -- or a static reference (exact, within one step) the model
+    cannot tell from it (``ANCHOR_MARGIN``): an operator's well-known setting is the safer of
+    two equals, and the way back to where a switch was."""
+    best = int(np.argmin(score))
+    if best == 0 or not len(statics):
+        return best
+    near = np.flatnonzero(score <= score[best] + math.log1p(ANCHOR_MARGIN))
+    for i in near[np.argsort(score[near])]:
+        if i and np.any(np.all(np.abs(statics - cands[i]) < 1e-6, axis=1)):
+            return int(i)
+    return best
 
 
 def _mix(parts: dict[str, np.ndarray], traffic: _Traffic) -> np.ndarray:
@@ -573,14 +658,20 @@ def _fine(centre: np.ndarray, xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
     return _grid(centre, xcur, ctx, FINE_K, FINE_P)
 
 
-def _statics(xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
+def _statics(xcur: np.ndarray, ctx: PortContext, *, exact: bool = False) -> np.ndarray:
     """The static references (ECN part, the current PFC knobs), exact when within one step,
-    else the bounded move towards them."""
-    refs = np.stack([to_coords(ref, ctx) for ref in reference_waterlines(ctx.speed_gbps).values()])
+    else the bounded move towards them (``exact``: only the exact ones)."""
+    refs = _reference_coords(ctx).copy()
     refs[:, 3:] = xcur[3:]
-    arr = step_bounded_rows(refs, xcur, ctx)
+    arr = refs if exact else step_bounded_rows(refs, xcur, ctx)
     out: np.ndarray = arr[within_step(arr, xcur)]
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _reference_coords(ctx: PortContext) -> np.ndarray:
+    return clip_coords(np.stack([to_coords(ref, ctx) for ref in
+                                 reference_waterlines(ctx.speed_gbps).values()]), ctx)
 
 
 def _pfc_variants(best: np.ndarray, xcur: np.ndarray, ctx: PortContext) -> np.ndarray:

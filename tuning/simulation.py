@@ -213,7 +213,7 @@ class Rig:
     """Switches of a virtual fabric, each carrying one scenario, polled like the collectors."""
 
     def __init__(self, arms: Sequence[tuple[str, Scenario]], *, seed: int = 0, ports: int = 4,
-                 window_ms: float = 3.0, warmup_ms: float = 1.0, workers: int = 1) -> None:
+                 window_ms: float = 10.0, warmup_ms: float = 1.0, workers: int = 1) -> None:
         self.arms = {name: sc for name, sc in arms}
         schedule = [{"at_s": 0.0, "match": {"switch": name}, "profile": sc.profile,
                      "params": sc.param_dict} for name, sc in arms]

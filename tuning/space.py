@@ -24,6 +24,7 @@ thresholds of a 100G port (a few to tens of KB) are two changes away, and back.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -71,7 +72,7 @@ class PortContext:
         return int(self.buffer_bytes * DEFAULT_KMAX_SHARE)
 
     def headroom(self) -> Headroom:
-        return compute_headroom(self.speed_gbps, self.cable_m, self.mtu)
+        return _headroom(self.speed_gbps, self.cable_m, self.mtu)
 
     @property
     def headroom_cap(self) -> int:
@@ -80,6 +81,11 @@ class PortContext:
 
     def supported(self) -> bool:
         return self.speed_gbps in PAUSE_QUANTA
+
+
+@functools.lru_cache(maxsize=1024)
+def _headroom(speed_gbps: int, cable_m: float, mtu: int) -> Headroom:
+    return compute_headroom(speed_gbps, cable_m, mtu)
 
 
 def reference_waterlines(speed_gbps: float) -> dict[str, Waterline]:

@@ -8,9 +8,8 @@ traffic the models never saw.
 
 1. Sweeps (the landscapes): for every sweep scenario, one ``simulate_batch`` of a scrambled
    Sobol design over the search space (Kmin, Kmax, Pmax; alpha and headroom varied on a
-   quarter of the points) plus the static references, then a second batch around the two
-   best points -- the simulator's objective and KPIs of each set (``repeats`` traffic
-   realisations averaged).
+   quarter of the points) plus the static references (optionally a second batch around the
+   two best points) -- the simulator's objective and KPIs of each set.
 2. Telemetry: a :class:`~tuning.simulation.Rig` carries every scenario on a few ports of
    several switches, each switch under another *current* waterline set (the SONiC default,
    another static reference, points of the sweep): one warm-up poll, then a 12-poll window
@@ -51,7 +50,15 @@ from tuning.simulation import (
     static_baselines,
     to_thresholds,
 )
-from tuning.space import KMIN_BDP_LOG2, PMAX_LOG2, SPAN_LOG2, clip_coords, from_coords, to_coords
+from tuning.space import (
+    KMIN_BDP_LOG2,
+    PMAX_LOG2,
+    SPAN_LOG2,
+    clip_coords,
+    complete,
+    from_coords,
+    to_coords,
+)
 
 TUNED_PROFILES: tuple[str, ...] = ("allreduce", "incast", "websearch", "hadoop")
 
@@ -79,6 +86,7 @@ CABLE_WEIGHTS = (0.75, 0.25)
 MIB = 1 << 20
 BUFFERS_MIB = (32, 42, 64, 82)
 PFC_SHARE = 0.25  # design points whose alpha and headroom are varied too
+PHASED_SHARE = 0.15  # allreduce scenarios that are phased collectives (barriers)
 ADAPTIVE_SPREAD = 0.8  # octaves (std) of the second batch around the best points
 
 
@@ -93,12 +101,16 @@ class TrainConfig:
     duration_ms: float = 12.0
     warmup_ms: float = 2.0
     sweeps: dict[str, int] = field(default_factory=lambda: {
-        "allreduce": 144, "incast": 48, "websearch": 24, "hadoop": 24})
+        "allreduce": 80, "incast": 48, "websearch": 28, "hadoop": 28})
     repeats: dict[str, int] = field(default_factory=dict)  # realisations averaged per outcome
-    design: int = 36
-    adaptive: int = 8
+    # Design points per sweep: a batch shares the traffic and the engine's per-step work, so
+    # a point costs little next to a scenario (measured at 100G, 12 ms: allreduce 44 -> 96
+    # points 1.5 -> 1.7 s, incast 1.7 -> 2.4 s, websearch 4.6 -> 7.9 s).
+    design: dict[str, int] = field(default_factory=lambda: {
+        "allreduce": 112, "incast": 112, "websearch": 60, "hadoop": 60})
+    adaptive: int = 0  # extra points around the two best of the design (a second batch)
     currents: int = 4
-    telemetry_only: int = 24  # extra telemetry-only scenarios per profile
+    telemetry_only: int = 16  # extra telemetry-only scenarios per profile
     heldout: int = 12  # held-out telemetry scenarios per profile
     ports: int = 4
     members: int = 4
@@ -108,8 +120,8 @@ class TrainConfig:
         if self.quick:
             self.sweeps = {p: max(4, n // 12) for p, n in self.sweeps.items()}
             self.repeats = {}
-            self.design = 16
-            self.adaptive = 4
+            self.design = {p: 16 for p in self.design}
+            self.adaptive = 0
             self.telemetry_only = 4
             self.heldout = 3
             self.members = 2
@@ -128,7 +140,7 @@ def sample_scenario(rng: np.random.Generator, profile: str, *, heldout: bool = F
     params: dict[str, Any] = {}
     for key, vals in values.items():
         params[key] = vals[int(rng.integers(len(vals)))]
-    if profile == "allreduce" and rng.random() < 0.3:
+    if profile == "allreduce" and rng.random() < PHASED_SHARE:
         params["phase_bytes"] = int(2 ** rng.uniform(18, 23))
         params["gap_us"] = float(round(rng.uniform(5, 50), 1))
     if profile == "incast":
@@ -162,7 +174,10 @@ def design_coords(rng: np.random.Generator, n: int, sc: Scenario) -> np.ndarray:
 
 
 def statics_for(sc: Scenario) -> dict[str, Waterline]:
-    return {n: from_thresholds(t) for n, t in static_baselines(sc.speed_gbps).items()}
+    """The static references as full sets (PFC from the formula), as the evaluation uses
+    them."""
+    return {n: complete(from_thresholds(t), sc.ctx)
+            for n, t in static_baselines(sc.speed_gbps).items()}
 
 
 # ---------------------------------------------------------------------------- sweeps
@@ -181,7 +196,8 @@ def sweeps(scs: list[Scenario], cfg: TrainConfig, rng: np.random.Generator,
     """Design + statics for every scenario, then a second batch around its two best."""
     first: list[list[Waterline]] = []
     for sc in scs:
-        first.append([from_coords(x, sc.ctx) for x in design_coords(rng, cfg.design, sc)]
+        first.append([from_coords(x, sc.ctx)
+                      for x in design_coords(rng, cfg.design[sc.profile], sc)]
                      + list(statics_for(sc).values()))
     res1 = _measure(scs, first, cfg, pool)
     second: list[list[Waterline]] = []
@@ -265,15 +281,32 @@ def _other_currents(rng: np.random.Generator, sc: Scenario, k: int) -> list[Wate
 
 # ---------------------------------------------------------------------------- pipeline
 @dataclass
+class TrainingData:
+    """Everything simulated for one training run (``simulate``); ``fit`` turns it into models.
+    Held separately so that fitting can be repeated without simulating again."""
+
+    seed: int
+    sweeps: list[Sweep]
+    currents: list[list[int]]  # per sweep: the sweep points observed as current sets
+    telemetry: list[list[np.ndarray]]  # per sweep and current: port feature rows
+    extra: list[tuple[str, Scenario]]  # telemetry-only scenarios (label, scenario)
+    extra_telemetry: list[list[np.ndarray]]
+    heldout: list[tuple[str, Scenario]]
+    heldout_telemetry: list[list[np.ndarray]]
+    seconds: float = 0.0
+
+
+@dataclass
 class TrainResult:
     classifier: ProfileClassifier
     optimiser: WaterlineOptimiser
     seconds: float
     sweeps: dict[str, list[Sweep]]
+    data: TrainingData
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Simulate, fit and evaluate (module docstring). ``log`` receives progress lines."""
+def simulate(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> TrainingData:
+    """Sweeps and telemetry of every training and held-out scenario (module docstring)."""
     say = log or (lambda s: None)
     t0 = time.perf_counter()
     rng = np.random.default_rng([cfg.seed, 0x7E41])
@@ -291,93 +324,114 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> TrainRe
     try:
         scs = {p: [sample_scenario(rng, p, seed=seed_of()) for _ in range(cfg.sweeps[p])]
                for p in TUNED_PROFILES}
-        all_scs = [sc for p in TUNED_PROFILES for sc in scs[p]]
-        swept = sweeps(all_scs, cfg, rng, pool)
-        by_profile: dict[str, list[Sweep]] = {p: [] for p in TUNED_PROFILES}
-        for sw in swept:
-            by_profile[sw.scenario.profile].append(sw)
-        say(f"sweeps: {len(swept)} scenarios x {len(swept[0].coords)} waterline sets "
-            f"({time.perf_counter() - t0:.0f} s)")
-        # telemetry of the sweep scenarios (current sets from the sweep: their J is known),
-        # telemetry-only and held-out scenarios, idle ports
-        cur_idx = [_sweep_currents(rng, sw, cfg.design, cfg.currents) for sw in swept]
-        items = [(sw.scenario, [from_coords(sw.coords[i], sw.scenario.ctx) for i in idx])
-                 for sw, idx in zip(swept, cur_idx, strict=True)]
-        extra_scs = [(p, sample_scenario(rng, p, seed=seed_of()))
-                     for p in TUNED_PROFILES for _ in range(cfg.telemetry_only)]
-        extra_scs += [("idle", Scenario.make("idle", int(s), seed=seed_of())) for s in SPEEDS]
-        held_scs = [(p, sample_scenario(rng_ho, p, heldout=True, seed=seed_of(rng_ho)))
-                    for p in TUNED_PROFILES for _ in range(cfg.heldout)]
-        held_scs += [("idle", Scenario.make("idle", int(s), seed=seed_of(rng_ho)))
-                     for s in SPEEDS]
-        items += [(sc, _other_currents(rng, sc, 3)) for _, sc in extra_scs]
-        items += [(sc, _other_currents(rng_ho, sc, 2)) for _, sc in held_scs]
-        tel = telemetry(items, seed=seed_of(), ports=cfg.ports, workers=cfg.workers)
-        n_sw, n_ex = len(swept), len(extra_scs)
-        tel_sw, tel_ex, tel_ho = tel[:n_sw], tel[n_sw:n_sw + n_ex], tel[n_sw + n_ex:]
-        say(f"telemetry: {len(items)} scenarios ({time.perf_counter() - t0:.0f} s)")
-        # ---- classifier
-        Xc: list[np.ndarray] = []
-        yc: list[str] = []
-        for sw, rows in zip(swept, tel_sw, strict=True):
-            for r in rows:
-                Xc.append(r)
-                yc.extend([sw.scenario.profile] * len(r))
-        for (p, _sc), rows in zip(extra_scs, tel_ex, strict=True):
-            for r in rows:
-                Xc.append(r)
-                yc.extend([p] * len(r))
-        clf = ProfileClassifier.fit(np.concatenate(Xc), yc, seed=cfg.seed)
-        Xh = np.concatenate([r for rows in tel_ho for r in rows])
-        yh = [p for (p, _sc), rows in zip(held_scs, tel_ho, strict=True) for r in rows
-              for _ in range(len(r))]
-        pred, _ = clf.predict(Xh)
-        acc = float(np.mean([a == b for a, b in zip(pred, yh, strict=True)]))
-        busy = [i for i, p in enumerate(yh) if p != "idle"]
-        acc_busy = float(np.mean([pred[i] == yh[i] for i in busy])) if busy else acc
-        clf.metadata.update({
-            "heldout_accuracy": round(acc, 4),
-            "heldout_accuracy_traffic_ports": round(acc_busy, 4),
-            "heldout_windows": len(yh),
-            "confusion": confusion(yh, pred),
-            "train_values": TRAIN_VALUES, "heldout_values": HELDOUT_VALUES,
-        })
-        say(f"classifier: held-out accuracy {acc:.3f} ({acc_busy:.3f} on ports with "
-            f"traffic), {len(yh)} windows")
-        # ---- per profile: estimator and landscape
-        models: dict[str, ProfileModels] = {}
-        for k, profile in enumerate(TUNED_PROFILES):
-            est = _fit_estimator(profile, swept, cur_idx, tel_sw, extra_scs, tel_ex,
-                                 cfg.seed + k)
-            ho = _estimator_heldout(est, profile, held_scs, tel_ho)
-            est.info["heldout_residual_std"] = ho
-            land = _fit_landscape(profile, by_profile[profile], cfg.seed + k, cfg.members)
-            models[profile] = ProfileModels(land, est, {
-                "sweeps": len(by_profile[profile])})
-            say(f"{profile}: landscape on {land.info['scenarios']} scenarios "
-                f"({land.info['rows']} rows, train RMSE {land.info['train_rmse_log_objective']}"
-                f" log J); descriptors {est.descriptors} residual std "
-                f"{est.info['residual_std']} (held-out {ho}, spread {est.info['target_std']})")
-        opt = WaterlineOptimiser(models, {
-            "version": 2, "seed": cfg.seed, "quick": cfg.quick,
-            "model": "per profile: MLP-ensemble landscape of log(J + 0.05) and KPIs over "
-                     "(traffic descriptors, waterlines); gradient-boosted traffic estimator "
-                     "and measurement model",
-            "duration_ms": cfg.duration_ms, "warmup_ms": cfg.warmup_ms,
-            "sweeps": {p: len(v) for p, v in by_profile.items()},
-            "waterline_sets_per_sweep": cfg.design + 4 + cfg.adaptive,
-            "profiles": {p: {"landscape": m.landscape.info, "estimator": m.estimator.info}
-                         for p, m in models.items()},
-            "features": list(FEATURE_NAMES), "j_offset": J_OFFSET,
-        })
-        secs = time.perf_counter() - t0
-        clf.metadata["training_seconds"] = round(secs, 1)
-        opt.metadata["training_seconds"] = round(secs, 1)
-        say(f"trained in {secs:.0f} s")
-        return TrainResult(clf, opt, secs, by_profile)
+        swept = sweeps([sc for p in TUNED_PROFILES for sc in scs[p]], cfg, rng, pool)
     finally:
         if pool is not None:
             pool.shutdown()
+    say(f"sweeps: {len(swept)} scenarios x {len(swept[0].coords)} waterline sets "
+        f"({time.perf_counter() - t0:.0f} s)")
+    # telemetry of the sweep scenarios (current sets from the sweep: their J is known),
+    # telemetry-only and held-out scenarios, idle ports
+    cur_idx = [_sweep_currents(rng, sw, cfg.design[sw.scenario.profile], cfg.currents)
+               for sw in swept]
+    items = [(sw.scenario, [from_coords(sw.coords[i], sw.scenario.ctx) for i in idx])
+             for sw, idx in zip(swept, cur_idx, strict=True)]
+    extra = [(p, sample_scenario(rng, p, seed=seed_of()))
+             for p in TUNED_PROFILES for _ in range(cfg.telemetry_only)]
+    extra += [("idle", Scenario.make("idle", int(s), seed=seed_of())) for s in SPEEDS]
+    held = [(p, sample_scenario(rng_ho, p, heldout=True, seed=seed_of(rng_ho)))
+            for p in TUNED_PROFILES for _ in range(cfg.heldout)]
+    held += [("idle", Scenario.make("idle", int(s), seed=seed_of(rng_ho))) for s in SPEEDS]
+    items += [(sc, _other_currents(rng, sc, 3)) for _, sc in extra]
+    items += [(sc, _other_currents(rng_ho, sc, 2)) for _, sc in held]
+    tel = telemetry(items, seed=seed_of(), ports=cfg.ports, workers=cfg.workers)
+    n_sw, n_ex = len(swept), len(extra)
+    say(f"telemetry: {len(items)} scenarios ({time.perf_counter() - t0:.0f} s)")
+    return TrainingData(cfg.seed, swept, cur_idx, tel[:n_sw], extra, tel[n_sw:n_sw + n_ex],
+                        held, tel[n_sw + n_ex:], time.perf_counter() - t0)
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Simulate, fit and evaluate (module docstring). ``log`` receives progress lines."""
+    return fit(simulate(cfg, log), cfg, log)
+
+
+def fit(data: TrainingData, cfg: TrainConfig, log: Callable[[str], None] | None = None
+        ) -> TrainResult:
+    """The classifier and the optimiser of simulated training data, with their held-out
+    evaluation in the metadata."""
+    say = log or (lambda s: None)
+    t0 = time.perf_counter()
+    swept = data.sweeps
+    by_profile: dict[str, list[Sweep]] = {p: [] for p in TUNED_PROFILES}
+    for sw in swept:
+        by_profile[sw.scenario.profile].append(sw)
+    # ---- classifier
+    Xc: list[np.ndarray] = []
+    yc: list[str] = []
+    gc: list[int] = []
+    labelled = [(sw.scenario.profile, rows) for sw, rows in zip(swept, data.telemetry,
+                                                                 strict=True)]
+    labelled += [(p, rows) for (p, _sc), rows in zip(data.extra, data.extra_telemetry,
+                                                      strict=True)]
+    for g, (p, rows) in enumerate(labelled):
+        for r in rows:
+            Xc.append(r)
+            yc.extend([p] * len(r))
+            gc.extend([g] * len(r))
+    clf = ProfileClassifier.fit(np.concatenate(Xc), yc, groups=np.array(gc), seed=cfg.seed)
+    Xh = np.concatenate([r for rows in data.heldout_telemetry for r in rows])
+    yh = [p for (p, _sc), rows in zip(data.heldout, data.heldout_telemetry, strict=True)
+          for r in rows for _ in range(len(r))]
+    pred, _ = clf.predict(Xh)
+    acc = float(np.mean([a == b for a, b in zip(pred, yh, strict=True)]))
+    busy = [i for i, p in enumerate(yh) if p != "idle"]
+    acc_busy = float(np.mean([pred[i] == yh[i] for i in busy])) if busy else acc
+    clf.metadata.update({
+        "heldout_accuracy": round(acc, 4),
+        "heldout_accuracy_traffic_ports": round(acc_busy, 4),
+        "heldout_windows": len(yh),
+        "confusion": confusion(yh, pred),
+        "train_values": TRAIN_VALUES, "heldout_values": HELDOUT_VALUES,
+    })
+    say(f"classifier: held-out accuracy {acc:.3f} ({acc_busy:.3f} on ports with traffic), "
+        f"{len(yh)} windows, temperature {clf.metadata['temperature']}")
+    # ---- per profile: estimator and landscape
+    models: dict[str, ProfileModels] = {}
+    landscapes: dict[tuple[str, ...], Landscape] = {}
+    for k, profile in enumerate(TUNED_PROFILES):
+        est = _fit_estimator(profile, swept, data.currents, data.telemetry, data.extra,
+                             data.extra_telemetry, cfg.seed + k)
+        ho = _estimator_heldout(est, profile, data.heldout, data.heldout_telemetry)
+        est.info["heldout_residual_std"] = ho
+        family = descriptors.FAMILIES.get(profile, (profile,))
+        if family not in landscapes:
+            landscapes[family] = _fit_landscape(
+                profile, [sw for p in family for sw in by_profile[p]], cfg.seed + k,
+                cfg.members)
+        land = landscapes[family]
+        models[profile] = ProfileModels(land, est, {"sweeps": len(by_profile[profile])})
+        say(f"{profile}: landscape on {land.info['scenarios']} scenarios "
+            f"({land.info['rows']} rows, train RMSE {land.info['train_rmse_log_objective']} "
+            f"log J); descriptors {est.descriptors} residual std "
+            f"{est.info['residual_std']} (held-out {ho}, spread {est.info['target_std']})")
+    opt = WaterlineOptimiser(models, {
+        "version": 2, "seed": cfg.seed, "quick": cfg.quick,
+        "model": "per profile: MLP-ensemble landscape of log(J + 0.05) and KPIs over "
+                 "(traffic descriptors, waterlines); gradient-boosted traffic estimator "
+                 "and measurement model",
+        "duration_ms": cfg.duration_ms, "warmup_ms": cfg.warmup_ms,
+        "sweeps": {p: len(v) for p, v in by_profile.items()},
+        "waterline_sets_per_sweep": {p: n + 4 + cfg.adaptive for p, n in cfg.design.items()},
+        "profiles": {p: {"landscape": m.landscape.info, "estimator": m.estimator.info}
+                     for p, m in models.items()},
+        "features": list(FEATURE_NAMES), "j_offset": J_OFFSET,
+    })
+    secs = data.seconds + time.perf_counter() - t0
+    clf.metadata["training_seconds"] = round(secs, 1)
+    opt.metadata["training_seconds"] = round(secs, 1)
+    say(f"trained in {secs:.0f} s")
+    return TrainResult(clf, opt, secs, by_profile, data)
 
 
 def _fit_estimator(profile: str, swept: list[Sweep], cur_idx: list[list[int]],
@@ -432,10 +486,12 @@ def _estimator_heldout(est: TrafficEstimator, profile: str,
 
 
 def _fit_landscape(profile: str, sws: list[Sweep], seed: int, members: int) -> Landscape:
+    """The landscape of a profile (or of its family: ``sws`` of every member profile, told
+    apart by their descriptors)."""
     theta, coords, targets, groups = [], [], [], []
     for g, sw in enumerate(sws):
         sc = sw.scenario
-        t = descriptors.of_scenario(profile, sc.param_dict, sc.speed_gbps, sc.cable_m,
+        t = descriptors.of_scenario(sc.profile, sc.param_dict, sc.speed_gbps, sc.cable_m,
                                     sc.buffer)
         n = len(sw.coords)
         theta.append(np.repeat(t[None, :], n, axis=0))
@@ -458,6 +514,9 @@ __all__ = [
     "Sweep",
     "TrainConfig",
     "TrainResult",
+    "TrainingData",
+    "fit",
     "sample_scenario",
+    "simulate",
     "train",
 ]

@@ -28,10 +28,11 @@ def test_descriptors_of_scenarios() -> None:
     # 64 MB over a 200G BDP of 200 KB: 2^8.39, less the offset of 8
     assert d[4] == pytest.approx(math.log2((64 << 20) / 200_000) - 8)
     # defaults of fabricsim's profiles for what a scenario leaves unset
-    assert list(descriptors.traffic_part("allreduce", {}, 100)) == [3.0, 0.0]
+    assert list(descriptors.traffic_part("allreduce", {}, 100)) == [3.0]
     assert list(descriptors.traffic_part("allreduce", {"flows": 4, "phase_bytes": 10**6},
-                                         100)) == [2.0, 1.0]
-    assert list(descriptors.traffic_part("hadoop", {"flows": 8}, 100)) == [0.5, 3.0]
+                                         100)) == [2.0]
+    assert list(descriptors.traffic_part("hadoop", {"flows": 8}, 100)) == [0.5, 1.0]
+    assert list(descriptors.traffic_part("websearch", {"load": 0.7}, 100)) == [0.7, 0.0]
     inc = descriptors.traffic_part("incast", {"flows": 8, "size_bytes": 100_000}, 100)
     assert list(inc) == [3.0, 0.3]  # 8 x 100 KB = 8 BDP at 100G
 
@@ -58,7 +59,7 @@ def _synthetic(n_scen: int, seed: int) -> tuple[np.ndarray, ...]:
         x = np.column_stack([rng.uniform(-6, 4, 60), rng.uniform(0.5, 6, 60),
                              rng.uniform(-7, 0, 60), np.full(60, -3.0), np.ones(60)])
         y = (x[:, 0] - t0) ** 2 / 4 + 0.5 * (x[:, 2] + 3) ** 2 / 4 + rng.normal(0, 0.05, 60)
-        th = np.tile([t0, 0.0, 0.0, 0.0, 0.0], (60, 1))
+        th = np.tile([t0, 0.0, 0.0, 0.0], (60, 1))
         kp = np.zeros((60, len(OUTPUTS) - 1))
         theta.append(th)
         coords.append(x)
@@ -75,12 +76,12 @@ def test_landscape_learns_a_known_objective_and_its_minimum() -> None:
     for t0 in (-3.0, 0.0, 1.5):
         grid = np.array([(a, 2.0, c, -3.0, 1.0) for a in np.linspace(-6, 4, 41)
                          for c in np.linspace(-7, 0, 15)])
-        pred = land.predict(np.array([t0, 0, 0, 0, 0]), grid)
+        pred = land.predict(np.array([t0, 0, 0, 0]), grid)
         assert pred.shape == (3, len(grid), len(OUTPUTS))
         best = grid[int(np.argmin(pred.mean(axis=0)[:, 0]))]
         assert abs(best[0] - t0) <= 0.75 and abs(best[2] + 3) <= 1.5, (t0, best)
     # rows of theta and coordinates broadcast against each other
-    one = land.predict(np.zeros(5), np.zeros((4, 5)))
+    one = land.predict(np.zeros(4), np.zeros((4, 5)))
     assert one.shape[1] == 4
 
 
@@ -113,3 +114,6 @@ def test_sigma_points() -> None:
     assert pts[:, 1].max() == pytest.approx(0.6)  # clipped into the training range
     assert np.all(pts[:, 2] == 0.0)  # context untouched
     assert pts[1, 0] == pytest.approx(3.0 - math.sqrt(3.0))
+    # a descriptor without residual (well estimated) gets no sigma points
+    pts, w = _sigma_points(np.array([3.0, 0.5]), np.array([1.0, 0.0]), None, None)
+    assert pts.shape == (3, 2) and np.all(pts[:, 1] == 0.5) and w.sum() == pytest.approx(1.0)

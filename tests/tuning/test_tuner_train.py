@@ -13,7 +13,8 @@ from tuning.training import HELDOUT_VALUES, TRAIN_VALUES, TrainConfig, sample_sc
 def _tiny(seed: int) -> TrainConfig:
     return TrainConfig(seed=seed, duration_ms=3.0, warmup_ms=1.0,
                        sweeps={"allreduce": 3, "incast": 3, "websearch": 2, "hadoop": 2},
-                       design=8, adaptive=2, telemetry_only=1, heldout=1, currents=2,
+                       design={"allreduce": 8, "incast": 8, "websearch": 6, "hadoop": 6},
+                       adaptive=2, telemetry_only=1, heldout=1, currents=2,
                        ports=2, members=2, workers=1)
 
 
