@@ -112,6 +112,9 @@ class DaemonOptions:
     settle_s: float = 15.0
     min_polls: int = 3
     max_changes_per_cycle: int = 20
+    # after a rollback, that switch and priority gets no new proposal for this long: the
+    # tuner does not flap a port between its old setting and the next guess
+    holdoff_s: float = 600.0
     wave_size: int = 10
     initial_mode: Mode = "propose"
     tolerance: Tolerance = field(default_factory=Tolerance)
@@ -438,6 +441,7 @@ class TunerDaemon:
         with self.factory() as session:
             switches = {s.id: s for s in session.scalars(select(Switch))}
             busy = self._busy_switches(session)
+            held = self._held_off(session, now_ms)
             for (sid, prio), group in sorted(groups.items()):
                 posterior, members = group.posterior, group.ports
                 profile = PROFILES[int(np.argmax(posterior))]
@@ -445,7 +449,7 @@ class TunerDaemon:
                     continue
                 switch = switches[sid]
                 current = self._current_waterlines(switch).get(prio)
-                if current is None or sid in busy:
+                if current is None or sid in busy or (sid, prio) in held:
                     continue
                 feats = group.features
                 speed = max(m.speed_gbps for m in members)
@@ -510,6 +514,15 @@ class TunerDaemon:
                 TunerTrial.status.in_(("applying", "verifying")))):
             busy.update(int(s) for s in trial.switch_ids)
         return busy
+
+    def _held_off(self, session: Session, now_ms: int) -> set[tuple[int, int]]:
+        """(switch, priority) pairs whose tuner change was rolled back within ``holdoff_s``."""
+        since = now_ms - int(self.options.holdoff_s * 1000)
+        held: set[tuple[int, int]] = set()
+        for trial in session.scalars(select(TunerTrial).where(
+                TunerTrial.status == "rolled_back", TunerTrial.verify_after_ms >= since)):
+            held.update((int(s), int(trial.priority)) for s in trial.switch_ids)
+        return held
 
     # --- apply and verify -----------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -74,7 +75,7 @@ MIN_POSTERIOR = 0.05  # profiles less likely than this are left out of the avera
 POSTERIOR_STEP = 0.02  # the resolution a decision takes the posterior at ...
 DESCRIPTOR_STEP = 0.05  # ... and the descriptors (their own units: log2, load)
 LOSS_AVERSION = 1.0  # a predicted loss for a plausible profile counts (1 + this) times
-ANCHOR_MARGIN = 0.03  # a static reference predicted within 3 % of the best is preferred
+ANCHOR_MARGIN = 0.15  # a static reference predicted within 15 % of the best is preferred
 IDLE_POSTERIOR = 0.5  # a group at least this likely idle holds
 # Sigma points: the estimate and +-SIGMA_SPREAD residual std along each descriptor, the centre
 # weighted SIGMA_CENTRE (the 3-point Gauss-Hermite rule in one dimension).
@@ -274,9 +275,25 @@ class WaterlineOptimiser:
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         obs = {p: [(o.theta, o.x, o.r) for o in v] for p, v in self._obs.items()}
+        # the metadata as plain JSON values: it shares no objects with the models, so the
+        # bytes do not depend on how the object was built (trained or loaded)
+        meta = json.loads(json.dumps(self.metadata, default=_jsonable))
         joblib.dump({"kind": "WaterlineOptimiser", "version": 2, "models": self.models,
-                     "metadata": self.metadata, "observations": obs}, buf, compress=3)
+                     "metadata": meta, "observations": obs}, buf, compress=3)
         return buf.getvalue()
+
+    def settled(self) -> WaterlineOptimiser:
+        """This optimiser as loaded from its own bytes, once those bytes no longer change
+        on a round trip (a freshly trained object pickles its arrays' sharing differently
+        from a loaded one): saving a loaded model then reproduces its file and sha256."""
+        data = self.to_bytes()
+        for _ in range(4):
+            opt = WaterlineOptimiser.from_bytes(data)
+            again = opt.to_bytes()
+            if again == data:
+                return opt
+            data = again
+        return WaterlineOptimiser.from_bytes(data)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WaterlineOptimiser:
@@ -421,6 +438,8 @@ class WaterlineOptimiser:
                 out[i] = hold_or_fix(rq.current, ctxs[i], "idle: no traffic, nothing to tune")
             else:
                 live.append(i)
+        if not live:
+            return [p for p in out if p is not None]
         traffic_all = self._traffic_many([reqs[i] for i in live], [ctxs[i] for i in live])
         work: list[int] = []
         for i, t in zip(live, traffic_all, strict=True):
@@ -513,6 +532,10 @@ class WaterlineOptimiser:
 
 
 # ---------------------------------------------------------------------------- helpers
+def _jsonable(v: Any) -> Any:
+    return v.tolist() if hasattr(v, "tolist") else str(v)
+
+
 def _posterior(rq: ProposalRequest) -> np.ndarray:
     if rq.posterior is not None:
         p = np.clip(np.asarray(rq.posterior, dtype=float).reshape(-1), 0.0, None)

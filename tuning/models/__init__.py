@@ -55,8 +55,8 @@ def train_models(seed: int = 0, *, quick: bool = False,
     from tuning.training import TrainConfig, train
 
     result = train(TrainConfig(seed=seed, quick=quick), log=log)
-    return TunerModels(result.classifier, result.optimiser,
-                       versions_of(result.classifier, result.optimiser))
+    opt = result.optimiser.settled()
+    return TunerModels(result.classifier, opt, versions_of(result.classifier, opt))
 
 
 def save_models(models: TunerModels, directory: Path | str = MODEL_DIR) -> dict[str, Path]:
