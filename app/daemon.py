@@ -173,6 +173,7 @@ class _Group:
     ports: list[_Port]
     features: np.ndarray
     descriptors: dict[str, np.ndarray]
+    probe: dict[str, Any] | None = None  # the tracker's last identification probe
 
 
 class TunerDaemon:
@@ -417,7 +418,7 @@ class TunerDaemon:
             posterior = tracker.update(np.vstack([p.proba for p in busy]))
             feats = np.median(np.vstack([m.features for m in busy]), axis=0)
             trackers[key] = tracker
-            out[key] = _Group(posterior, busy, feats, {})
+            out[key] = _Group(posterior, busy, feats, {}, tracker.probe_view())
         keys = [k for k, g in out.items() if PROFILES[int(np.argmax(g.posterior))] != "idle"]
         if keys:
             estimates = self.models.optimiser.estimate_descriptors_batch(
@@ -458,10 +459,16 @@ class TunerDaemon:
                     proposal = self.models.optimiser.propose(
                         profile, feats, current, speed_gbps=speed,
                         buffer_bytes=switch.buffer_bytes, cable_m=cable, posterior=posterior,
-                        descriptors=group.descriptors)
+                        descriptors=group.descriptors, probe=group.probe)
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
                     continue
+                if proposal.probe is not None:  # a probe or a probe's verdict: remembered
+                    track = session.get(ProfileTrack, (sid, prio))
+                    if track is not None:
+                        tracker = TrafficTracker.from_state(track.state)
+                        tracker.note_probe(proposal.probe)
+                        track.state = tracker.state()
                 proposed = device_precision(proposal.waterlines)
                 if proposal.method == "hold" or _dump(proposed) == _dump(current):
                     continue

@@ -179,8 +179,11 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
         pending = None
         prop: Proposal = optimiser.propose(profile, fmed, current, speed_gbps=sc.speed_gbps,
                                            buffer_bytes=sc.buffer, cable_m=sc.cable_m,
-                                           posterior=posterior, descriptors=desc)
+                                           posterior=posterior, descriptors=desc,
+                                           probe=tracker.probe_view())
         change = prop.method != "hold" and not same_waterlines(prop.waterlines, current)
+        if prop.probe is not None:  # a probe, or the verdict of the last one
+            tracker.note_probe(prop.probe)
         if change:
             current = prop.waterlines
             rig.set_thresholds("tuned", to_thresholds(current))

@@ -77,6 +77,17 @@ DESCRIPTOR_STEP = 0.05  # ... and the descriptors (their own units: log2, load)
 LOSS_AVERSION = 1.0  # a predicted loss for a plausible profile counts (1 + this) times
 ANCHOR_MARGIN = 0.15  # a static reference predicted within 15 % of the best is preferred
 IDLE_POSTERIOR = 0.5  # a group at least this likely idle holds
+# Identification probes (``_probe_pick``): when plausible profiles want opposite moves, a
+# static reference where they behave differently is tried for one cycle.
+PROBE_MIN_MASS = 0.3  # the profiles a probe helps are at least this likely ...
+PROBE_RIVAL_MASS = 0.15  # ... and those it hurts at least this likely (else: no ambiguity)
+PROBE_CONFIRM = 0.5  # after the probe, the helped profiles this likely: confirmed ...
+PROBE_REJECT = 0.3  # ... less likely than this: back (in between: one more window)
+PROBE_WINDOW = 3  # ... checked for this many cycles after the probe (verification windows)
+PROBE_COOLDOWN = 20  # cycles a verdict holds, and before a setting is probed from again
+PROBE_OVERRIDE = 0.8  # a ruled-out profile this likely again: the traffic changed
+PROBE_RULED_OUT_WEIGHT = 0.05  # what is left of a ruled-out profile's posterior
+PROBE_SAME = 0.02  # octaves: the same waterline coordinates (device rounding)
 # Sigma points: the estimate and +-SIGMA_SPREAD residual std along each descriptor, the centre
 # weighted SIGMA_CENTRE (the 3-point Gauss-Hermite rule in one dimension).
 SIGMA_SPREAD = math.sqrt(3.0)
@@ -112,6 +123,10 @@ class Proposal:
     predicted_kpis_current: dict[str, float]
     predicted_kpis_proposed: dict[str, float]
     reason: str
+    # method "probe": what the caller remembers for the next decision (TrafficTracker.probe):
+    # {"from": coords before, "to": coords probed, "for": profiles the probe was predicted
+    # to help}
+    probe: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,7 @@ class ProposalRequest:
     mtu: int = 9100
     posterior: np.ndarray | None = None
     descriptors: dict[str, np.ndarray] | None = None
+    probe: dict[str, Any] | None = None  # the last probe here (TrafficTracker.probe_view)
 
 
 @dataclass
@@ -169,12 +185,13 @@ class WaterlineOptimiser:
     def propose(self, profile: str, features: np.ndarray, current: WaterlinesLike, *,
                 speed_gbps: int, buffer_bytes: int, cable_m: float, mtu: int = 9100,
                 posterior: np.ndarray | None = None,
-                descriptors: dict[str, np.ndarray] | None = None) -> Proposal:
+                descriptors: dict[str, np.ndarray] | None = None,
+                probe: dict[str, Any] | None = None) -> Proposal:
         """A guard-clean waterline set for a group's profile (or profile posterior) and its
         median features under ``current``."""
         return self.propose_batch([ProposalRequest(profile, np.asarray(features, dtype=float),
                                                    current, speed_gbps, buffer_bytes, cable_m,
-                                                   mtu, posterior, descriptors)])[0]
+                                                   mtu, posterior, descriptors, probe)])[0]
 
     def propose_batch(self, requests: Sequence[ProposalRequest]) -> list[Proposal]:
         """:meth:`propose` for many groups. A decision depends on the features only through
@@ -212,7 +229,13 @@ class WaterlineOptimiser:
         out = []
         for i, rq in enumerate(requests):
             desc = {**filled.get(i, {}), **(rq.descriptors or {})}
-            post = np.round(posts[i] / POSTERIOR_STEP) * POSTERIOR_STEP
+            post = posts[i].copy()
+            for name in ruled_out(rq.probe):  # a probe's verdict, unless the traffic changed
+                k = PROFILES.index(name)
+                if post[k] < PROBE_OVERRIDE:
+                    post[k] *= PROBE_RULED_OUT_WEIGHT
+            post = post / post.sum() if post.sum() > 0 else posts[i]
+            post = np.round(post / POSTERIOR_STEP) * POSTERIOR_STEP
             post = post / post.sum() if post.sum() > 0 else posts[i]
             out.append(replace(rq, posterior=post, descriptors={
                 p: np.round(np.asarray(v, dtype=float) / DESCRIPTOR_STEP) * DESCRIPTOR_STEP
@@ -474,18 +497,33 @@ class WaterlineOptimiser:
             cands = [np.vstack([c, e]) for c, e in zip(cands, extra, strict=True)]
             parts = [{p: np.concatenate([a[p], b[p]], axis=1) if p in b else a[p] for p in a}
                      for a, b in zip(parts, more, strict=True)]
-        bests = [_prefer_static(_scores(pt, t), c, _statics(x, ctxs[i], exact=True))
-                 for pt, t, c, x, i in zip(parts, traffic, cands, xcur, work, strict=True)]
+        statics = [_statics(x, ctxs[i], exact=True) for x, i in zip(xcur, work, strict=True)]
+        towards = [_statics(x, ctxs[i]) for x, i in zip(xcur, work, strict=True)]
+        bests = [_prefer_static(_scores(pt, t), c, st)
+                 for pt, t, c, st in zip(parts, traffic, cands, statics, strict=True)]
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
                                                                         strict=True)])
         for k, i in enumerate(work):
             out[i] = self._decide(reqs[i], ctxs[i], traffic[k], cands[k], parts[k], bests[k],
-                                  outputs[k])
+                                  outputs[k], towards[k])
         return [p for p in out if p is not None]
 
     def _decide(self, rq: ProposalRequest, ctx: PortContext, traffic: _Traffic,
                 cands: np.ndarray, parts: dict[str, np.ndarray], best: int,
-                outputs: np.ndarray) -> Proposal:
+                outputs: np.ndarray, towards: np.ndarray) -> Proposal:
+        """The decision, with the verdict of a probe that just ended attached (``probe``:
+        the caller remembers it; ``_resolved`` applies it to later posteriors)."""
+        outcome = _probe_outcome(rq.probe, cands[0], traffic)
+        prop = self._decide_core(rq, ctx, traffic, cands, parts, best, outputs, towards,
+                                 outcome)
+        if outcome is not None and prop.probe is None:
+            prop = replace(prop, probe=outcome[1])
+        return prop
+
+    def _decide_core(self, rq: ProposalRequest, ctx: PortContext, traffic: _Traffic,
+                     cands: np.ndarray, parts: dict[str, np.ndarray], best: int,
+                     outputs: np.ndarray, towards: np.ndarray,
+                     outcome: tuple[np.ndarray | None, dict[str, Any]] | None) -> Proposal:
         logj = _mix(parts, traffic)
         spread = float(logj[:, 0].std())
         if spread > MAX_SPREAD:
@@ -502,7 +540,32 @@ class WaterlineOptimiser:
         bdp = bdp_bytes(ctx.speed_gbps)
         kp_cur = kpis_of(outputs[0], bdp)
         story = self._story(traffic)
-        if best == 0 or score[best] > -math.log1p(MIN_GAIN) or agree < MIN_AGREEMENT:
+        back = outcome[0] if outcome is not None else None
+        if back is not None:  # the last probe said the traffic is what it did not help
+            w = from_coords(back, ctx)
+            others = [p for p, _wt, _pts, _wts in traffic.hypotheses if p not in
+                      (rq.probe or {}).get("for", ())]
+            return _checked(Proposal(
+                w, "model", conf, j_cur, j_cur, kp_cur, kp_cur,
+                f"{story}; the probe told the traffic apart ({', '.join(others) or 'other'} "
+                f"more likely now): back to the setting before the probe", outcome[1]  # type: ignore[index]
+                ), rq, ctx)
+        move = not (best == 0 or score[best] > -math.log1p(MIN_GAIN) or agree < MIN_AGREEMENT)
+        if not move and _may_probe(rq.probe, cands[0]):
+            probe = _probe_pick(parts, traffic, cands, towards)
+            if probe is not None:
+                i, helps, hurts, gain = probe
+                w = from_coords(cands[i], ctx)
+                j_new = float(from_target(mu[i]))
+                reason = (f"{story}; probe: the likely profiles want opposite moves; "
+                          f"{', '.join(helps)} would gain {100 * (1 - math.exp(gain)):.0f} % "
+                          f"one step towards a reference setting, where their telemetry "
+                          f"differs: probing it, back if they prove unlikely")
+                rec = {"from": [float(v) for v in cands[0]], "to": [float(v) for v in cands[i]],
+                       "for": helps, "against": hurts}
+                return _checked(Proposal(w, "probe", conf, j_cur, j_new, kp_cur, kp_cur,
+                                         reason, rec), rq, ctx)
+        if not move:
             why = ("no candidate within one step is predicted better" if best == 0 else
                    f"best candidate predicted {100 * (1 - math.exp(score[best])):.1f} % "
                    f"better (needs {100 * MIN_GAIN:.0f} %), {100 * agree:.0f} % of the "
@@ -554,9 +617,11 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
     desc = None if rq.descriptors is None else tuple(
         (p, tuple(np.round(np.asarray(v, dtype=float), 6))) for p, v in
         sorted(rq.descriptors.items()))
+    probe = None if rq.probe is None else json.dumps(rq.probe, sort_keys=True,
+                                                     default=_jsonable)
     return (rq.profile, desc, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
             c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
-            rq.buffer_bytes, rq.cable_m, rq.mtu, post)
+            rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe)
 
 
 def _ctx_of(f: np.ndarray, speed_gbps: int | None, buffer_bytes: int | None,
@@ -606,9 +671,82 @@ def _prefer_static(score: np.ndarray, cands: np.ndarray, statics: np.ndarray) ->
     if best == 0 or not len(statics):
         return best
     near = np.flatnonzero(score <= score[best] + math.log1p(ANCHOR_MARGIN))
-    for i in near[np.argsort(score[near])]:
-        if i and np.any(np.all(np.abs(statics - cands[i]) < 1e-6, axis=1)):
+    # the current set first, when it is a reference: no move between near-equals
+    for i in sorted(near.tolist(), key=lambda k: (k != 0, score[k])):
+        if np.any(np.all(np.abs(statics - cands[i]) < 1e-6, axis=1)):
             return int(i)
+    return best
+
+
+def _near(x: np.ndarray, y: Any) -> bool:
+    return bool(np.all(np.abs(np.asarray(x, dtype=float) - np.asarray(y, dtype=float))
+                       < PROBE_SAME))
+
+
+def _probe_outcome(probe: dict[str, Any] | None, xcur: np.ndarray, traffic: _Traffic
+                   ) -> tuple[np.ndarray | None, dict[str, Any]] | None:
+    """The verdict of the probe in place (the current set is the probed one, within
+    ``PROBE_WINDOW`` cycles of it, no verdict yet): (where to go back to, the record with the
+    profiles it ruled out). The profiles it was to help proved unlikely: back, and they are
+    ruled out; else the profiles it would hurt are. None: no probe to judge."""
+    if not probe or "ruled_out" in probe or int(probe.get("age", PROBE_COOLDOWN)) > \
+            PROBE_WINDOW or not _near(xcur, probe.get("to", ())):
+        return None
+    helps = list(probe.get("for", ()))
+    mass = sum(w for p, w, _pts, _wts in traffic.hypotheses if p in helps)
+    record = {k: v for k, v in probe.items() if k != "age"}
+    if mass >= PROBE_CONFIRM:
+        return None, {**record, "ruled_out": list(probe.get("against", ()))}
+    if mass < PROBE_REJECT:
+        return np.asarray(probe["from"], dtype=float), {**record, "ruled_out": helps}
+    if int(probe.get("age", 0)) >= PROBE_WINDOW:  # still undecided: back, no verdict
+        return np.asarray(probe["from"], dtype=float), {**record, "ruled_out": []}
+    return None
+
+
+def ruled_out(probe: dict[str, Any] | None) -> list[str]:
+    """The profiles a recent probe's verdict ruled out (``PROBE_COOLDOWN`` cycles)."""
+    if not probe or int(probe.get("age", PROBE_COOLDOWN)) >= PROBE_COOLDOWN:
+        return []
+    return [str(p) for p in probe.get("ruled_out", ())]
+
+
+def _may_probe(probe: dict[str, Any] | None, xcur: np.ndarray) -> bool:
+    """Not from the setting the last probe started from (or came back to), unless that was
+    ``PROBE_COOLDOWN`` cycles ago."""
+    if not probe:
+        return True
+    if "ruled_out" not in probe and int(probe.get("age", 0)) <= PROBE_WINDOW:
+        return False  # the last probe still awaits its verdict
+    return int(probe.get("age", 0)) >= PROBE_COOLDOWN or not _near(xcur, probe.get("from", ()))
+
+
+def _probe_pick(parts: dict[str, np.ndarray], traffic: _Traffic, cands: np.ndarray,
+                towards: np.ndarray) -> tuple[int, list[str], list[str], float] | None:
+    """An identification probe: a static reference (or the bounded step towards it,
+    ``towards``) that some plausible profiles are predicted to gain from and others to lose
+    from -- the hold was
+    the traffic's ambiguity, not the landscape. Taken when the profiles it helps are
+    ``PROBE_MIN_MASS`` likely, those it hurts ``PROBE_RIVAL_MASS`` likely, and the gain it
+    would bring them (weighted by their probability, i.e. if the tuner goes back whenever
+    the probe proves them unlikely) is ``MIN_GAIN``. The best such candidate; None when
+    there is none."""
+    if not len(towards):
+        return None
+    weights = {p: w for p, w, _pts, _wts in traffic.hypotheses if p in parts}
+    best: tuple[int, list[str], list[str], float] | None = None
+    for i in range(1, len(cands)):
+        if not np.any(np.all(np.abs(towards - cands[i]) < 1e-6, axis=1)):
+            continue
+        d = {p: float((parts[p][:, i] - parts[p][:, 0]).mean()) for p in weights}
+        helps = [p for p in d if d[p] < 0]
+        hurts = [p for p in d if d[p] > 0]
+        if sum(weights[p] for p in helps) < PROBE_MIN_MASS or \
+                sum(weights[p] for p in hurts) < PROBE_RIVAL_MASS:
+            continue
+        gain = sum(weights[p] * d[p] for p in helps)
+        if gain <= -math.log1p(MIN_GAIN) and (best is None or gain < best[3]):
+            best = (i, sorted(helps), sorted(hurts), gain)
     return best
 
 

@@ -10,6 +10,9 @@
   estimate is noisy and leans on the waterlines in place; the mean over cycles is what the
   optimiser plans with, so that its proposals do not chase the noise of the last window. A
   profile that lost the posterior's majority is forgotten.
+- The last identification probe (``WaterlineOptimiser``'s probe step) and the cycle it was
+  proposed in: the next decision checks what the probe told, and a setting is not probed from
+  twice in a row.
 
 Pure state, JSON-able (:meth:`TrafficTracker.state`): the daemon stores it per (switch,
 priority), so a restart resumes with the evidence it had.
@@ -33,17 +36,35 @@ FORGET_BELOW = 0.05  # descriptors of a profile less likely than this are droppe
 class TrafficTracker:
     """Profile posterior and descriptor means of one (switch, priority) (module docstring)."""
 
-    def __init__(self, scores: Any = None, descriptors: dict[str, Any] | None = None) -> None:
+    def __init__(self, scores: Any = None, descriptors: dict[str, Any] | None = None,
+                 cycles: int = 0, probe: dict[str, Any] | None = None) -> None:
         self.scores = np.zeros(len(PROFILES)) if scores is None else np.asarray(
             scores, dtype=float).reshape(len(PROFILES))
         self.descriptors: dict[str, np.ndarray] = {
             p: np.asarray(v, dtype=float) for p, v in (descriptors or {}).items()}
+        self.cycles = int(cycles)
+        # the last identification probe the optimiser proposed here (``Proposal.probe``)
+        # and the cycle it was proposed in
+        self.probe: dict[str, Any] | None = dict(probe) if probe else None
+
+    def note_probe(self, probe: dict[str, Any]) -> None:
+        """Remember an identification probe proposed this cycle (``Proposal.probe``)."""
+        self.probe = {**probe, "cycle": self.cycles}
+
+    def probe_view(self) -> dict[str, Any] | None:
+        """The last probe with its age in cycles, for ``ProposalRequest.probe``."""
+        if not self.probe:
+            return None
+        view = {k: v for k, v in self.probe.items() if k != "cycle"}
+        view["age"] = self.cycles - int(self.probe.get("cycle", self.cycles))
+        return view
 
     def update(self, probabilities: np.ndarray) -> np.ndarray:
         """Add one cycle's port probabilities (ports x PROFILES); the posterior."""
         p = np.atleast_2d(np.asarray(probabilities, dtype=float))
         ev = np.log(np.maximum(p, FLOOR)).mean(axis=0) if len(p) else np.zeros(len(PROFILES))
         self.scores = PROFILE_MEMORY * self.scores + ev
+        self.cycles += 1
         post = self.posterior
         for name in list(self.descriptors):
             if post[PROFILES.index(name)] < FORGET_BELOW:
@@ -71,7 +92,8 @@ class TrafficTracker:
 
     def state(self) -> dict[str, Any]:
         return {"scores": [float(v) for v in self.scores],
-                "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()}}
+                "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()},
+                "cycles": self.cycles, "probe": self.probe}
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> TrafficTracker:
@@ -80,4 +102,8 @@ class TrafficTracker:
         if not isinstance(scores, list) or len(scores) != len(PROFILES):
             scores = None
         desc = state.get("descriptors")
-        return cls(scores, desc if isinstance(desc, dict) else None)
+        probe = state.get("probe")
+        cycles = state.get("cycles")
+        return cls(scores, desc if isinstance(desc, dict) else None,
+                   cycles if isinstance(cycles, int) else 0,
+                   probe if isinstance(probe, dict) else None)

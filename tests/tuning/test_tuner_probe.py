@@ -1,0 +1,97 @@
+"""Identification probes: when plausible profiles want opposite moves, the optimiser tries a
+step towards a reference setting for one cycle, and the verdict (back, or confirmed) rules
+profiles out for a while. Pure functions, synthetic landscapes' outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tuning.features import PROFILES
+from tuning.optimiser import (
+    MIN_GAIN,
+    PROBE_COOLDOWN,
+    PROBE_WINDOW,
+    _may_probe,
+    _probe_outcome,
+    _probe_pick,
+    _Traffic,
+    ruled_out,
+)
+from tuning.tracker import TrafficTracker
+
+X0 = np.array([3.0, 1.0, -4.3, -3.0, 1.0])  # the current set (coordinates)
+X1 = np.array([-1.0, 3.0, -2.3, -3.0, 1.0])  # a step towards a reference
+X2 = np.array([2.0, 1.0, -4.3, -3.0, 1.0])  # a grid neighbour, not a reference
+
+
+def traffic(weights: dict[str, float]) -> _Traffic:
+    one = np.zeros((1, 1))
+    return _Traffic([(p, w, one, np.ones(1)) for p, w in weights.items()], {})
+
+
+def parts(deltas: dict[str, list[float]]) -> dict[str, np.ndarray]:
+    """log J of the candidates [X0, X1, X2] per profile (two identical members)."""
+    return {p: np.tile(np.array([0.0, *d]), (2, 1)) for p, d in deltas.items()}
+
+
+def test_a_probe_is_picked_only_where_the_likely_profiles_disagree() -> None:
+    cands = np.stack([X0, X1, X2])
+    towards = X1[None, :]
+    t = traffic({"websearch": 0.55, "incast": 0.45})
+    # websearch gains 40 % at X1, incast loses 60 %: ambiguity blocks the move -> probe X1
+    pick = _probe_pick(parts({"websearch": [np.log(0.6), 0.0], "incast": [np.log(1.6), 0.0]}),
+                       t, cands, towards)
+    assert pick is not None
+    i, helps, hurts, gain = pick
+    assert i == 1 and helps == ["websearch"] and hurts == ["incast"]
+    assert np.isclose(gain, 0.55 * np.log(0.6)) and gain <= -np.log1p(MIN_GAIN)
+    # everyone gains (no ambiguity: the ordinary rule decides) -> no probe
+    assert _probe_pick(parts({"websearch": [np.log(0.6), 0.0], "incast": [np.log(0.9), 0.0]}),
+                       t, cands, towards) is None
+    # the gain for the helped profiles is too small to be worth a probe
+    assert _probe_pick(parts({"websearch": [np.log(0.95), 0.0], "incast": [np.log(1.6), 0.0]}),
+                       t, cands, towards) is None
+    # a grid point that is no reference is never a probe
+    assert _probe_pick(parts({"websearch": [0.0, np.log(0.5)], "incast": [0.0, np.log(1.6)]}),
+                       t, cands, towards) is None
+
+
+def test_the_verdict_goes_back_confirms_or_waits() -> None:
+    probe = {"from": X0.tolist(), "to": X1.tolist(), "for": ["websearch"],
+             "against": ["incast"], "age": 1}
+    # at the probed set the telemetry now says incast: back, websearch ruled out
+    back, rec = _probe_outcome(probe, X1, traffic({"incast": 0.9, "websearch": 0.1}))
+    assert back is not None and np.allclose(back, X0) and rec["ruled_out"] == ["websearch"]
+    # it says websearch: confirmed, incast ruled out, no move back
+    back, rec = _probe_outcome(probe, X1, traffic({"websearch": 0.7, "incast": 0.3}))
+    assert back is None and rec["ruled_out"] == ["incast"]
+    # undecided: one more window, then back without a verdict
+    assert _probe_outcome(probe, X1, traffic({"websearch": 0.4, "incast": 0.6})) is None
+    late = {**probe, "age": PROBE_WINDOW}
+    back, rec = _probe_outcome(late, X1, traffic({"websearch": 0.4, "incast": 0.6}))
+    assert back is not None and rec["ruled_out"] == []
+    # not at the probed set (rolled back by the daemon, say): nothing to judge
+    assert _probe_outcome(probe, X0, traffic({"incast": 1.0})) is None
+
+
+def test_no_probe_twice_and_verdicts_expire() -> None:
+    pending = {"from": X0.tolist(), "to": X1.tolist(), "for": ["websearch"], "age": 1}
+    assert not _may_probe(pending, X2)  # awaiting its verdict
+    judged = {**pending, "ruled_out": ["websearch"], "age": 2}
+    assert not _may_probe(judged, X0)  # not again from where it started ...
+    assert _may_probe(judged, X2)  # ... elsewhere it may
+    assert _may_probe({**judged, "age": PROBE_COOLDOWN}, X0)
+    assert ruled_out(judged) == ["websearch"]
+    assert ruled_out({**judged, "age": PROBE_COOLDOWN}) == []
+    assert _may_probe(None, X0) and ruled_out(None) == []
+
+
+def test_the_tracker_keeps_the_probe_across_a_restart() -> None:
+    tr = TrafficTracker()
+    tr.update(np.tile(np.eye(len(PROFILES))[1], (4, 1)))
+    tr.note_probe({"from": X0.tolist(), "to": X1.tolist(), "for": ["websearch"]})
+    again = TrafficTracker.from_state(tr.state())
+    again.update(np.tile(np.eye(len(PROFILES))[1], (4, 1)))
+    view = again.probe_view()
+    assert view is not None and view["age"] == 1 and view["for"] == ["websearch"]
+    assert "cycle" not in view
