@@ -18,8 +18,13 @@ in place, from telemetry). A proposal for one (switch, priority):
    mean + ``KAPPA`` x the members' spread, and a predicted loss for any plausible profile
    counted twice (``LOSS_AVERSION``: when the traffic could be either of two profiles, a move
    that helps one and hurts the other is not worth it). It moves only when the best candidate
-   is predicted ``MIN_GAIN`` better and ``MIN_AGREEMENT`` of the members agree; otherwise it
-   holds;
+   is predicted ``MIN_GAIN`` better and ``MIN_AGREEMENT`` of the members agree, preferring a
+   static reference (the current set included) predicted within ``ANCHOR_MARGIN`` of the best;
+   when it would hold only because plausible profiles want opposite moves, it *probes*: one
+   step towards a reference setting that the likelier ones gain from (``_probe_pick``); the
+   caller remembers the probe (``TrafficTracker``), and the next windows, taken where the
+   profiles' telemetry differs, decide -- back to the old set with the helped profiles ruled
+   out for ``PROBE_COOLDOWN`` cycles, or on with the others ruled out; otherwise it holds;
 4. a conservative step-wise :func:`heuristic` instead when the models cannot be trusted
    (telemetry unlike anything in training: the members disagree on the current set itself),
    and for profiles without a model; ``idle`` holds.
