@@ -74,6 +74,7 @@ KAPPA = 1.0  # uncertainty penalty: score = mean + KAPPA x std of the predicted 
 # landscapes' precision), and a coin flip is no reason to touch a production switch ...
 MIN_GAIN = 0.12
 MIN_AGREEMENT = 0.8  # ... and this share of the ensemble members predicts an improvement
+RESOLUTION = 0.3  # ... and at least this share of the landscape's RMSE (noisy profiles)
 MAX_SPREAD = 0.8  # members' spread (log J) at the current set above which: heuristic
 CONFIDENCE_SCALE = 0.5  # confidence = exp(-spread / scale) x the members' agreement
 MIN_POSTERIOR = 0.05  # profiles less likely than this are left out of the average
@@ -555,7 +556,8 @@ class WaterlineOptimiser:
                 f"{story}; the probe told the traffic apart ({', '.join(others) or 'other'} "
                 f"more likely now): back to the setting before the probe", outcome[1]  # type: ignore[index]
                 ), rq, ctx)
-        move = not (best == 0 or score[best] > -math.log1p(MIN_GAIN) or agree < MIN_AGREEMENT)
+        need = self._needed_gain(traffic)
+        move = not (best == 0 or score[best] > -need or agree < MIN_AGREEMENT)
         if not move and _may_probe(rq.probe, cands[0]):
             probe = _probe_pick(parts, traffic, cands, towards)
             if probe is not None:
@@ -573,7 +575,7 @@ class WaterlineOptimiser:
         if not move:
             why = ("no candidate within one step is predicted better" if best == 0 else
                    f"best candidate predicted {100 * (1 - math.exp(score[best])):.1f} % "
-                   f"better (needs {100 * MIN_GAIN:.0f} %), {100 * agree:.0f} % of the "
+                   f"better (needs {100 * math.expm1(need):.0f} %), {100 * agree:.0f} % of the "
                    "ensemble agree")
             held = hold_or_fix(rq.current, ctx, f"{story}; hold: {why}")
             return Proposal(held.waterlines, held.method, conf, j_cur, j_cur, kp_cur, kp_cur,
@@ -585,8 +587,34 @@ class WaterlineOptimiser:
         reason = (f"{story}; predicted objective {j_cur:.3g} -> {j_new:.3g} "
                   f"({100 * (1 - j_new / max(j_cur, 1e-12)):.0f} % lower, {100 * agree:.0f} % "
                   f"of the ensemble agree) moving {', '.join(moved) or 'nothing'}")
+        # a move some plausible profile is predicted to lose from is taken as a probe: the
+        # next windows judge it, and it is undone if the profiles it serves prove unlikely
+        d = {p: float((parts[p][:, best] - parts[p][:, 0]).mean())
+             for p, _w, _pts, _wts in traffic.hypotheses if p in parts}
+        weights = {p: wt for p, wt, _pts, _wts in traffic.hypotheses}
+        hurts = sorted(p for p in d if d[p] > 0 and weights[p] >= PROBE_RIVAL_MASS)
+        if hurts:
+            if not _may_probe(rq.probe, cands[0]):
+                held = hold_or_fix(rq.current, ctx, f"{story}; hold: the best move would hurt "
+                                   f"{', '.join(hurts)}, and a probe is under way or was "
+                                   "just made from here")
+                return Proposal(held.waterlines, held.method, conf, j_cur, j_cur, kp_cur,
+                                kp_cur, held.reason)
+            rec = {"from": [float(v) for v in cands[0]], "to": [float(v) for v in cands[best]],
+                   "for": sorted(p for p in d if d[p] < 0), "against": hurts}
+            return _checked(Proposal(w, "probe", conf, j_cur, j_new, kp_cur, kp_new,
+                                     reason + f"; a probe: it would hurt {', '.join(hurts)}, "
+                                     "undone if they prove likelier", rec), rq, ctx)
         return _checked(Proposal(w, "model", conf, j_cur, j_new, kp_cur, kp_new, reason),
                         rq, ctx)
+
+    def _needed_gain(self, traffic: _Traffic) -> float:
+        """The predicted gain (log J) a move needs: ``MIN_GAIN``, or ``RESOLUTION`` x the
+        landscapes' own error (their training RMSE, over the traffic hypotheses) where that is
+        larger -- a landscape fitted to noisy outcomes cannot promise small gains."""
+        rmse = sum(w * float(self.models[p].landscape.info.get("train_rmse_log_objective", 0.0))
+                   for p, w, _pts, _wts in traffic.hypotheses if p in self.models)
+        return max(math.log1p(MIN_GAIN), RESOLUTION * rmse)
 
     @staticmethod
     def _story(traffic: _Traffic) -> str:

@@ -75,7 +75,6 @@ KNOWN_MISSES = {
     "allreduce-100G-s23": "landscape error near allreduce's sharp optimum (1.36 x oracle)",
     "allreduce-200G-s11": "landscape error near allreduce's sharp optimum (1.31 x oracle)",
     "allreduce-200G-s23": "landscape error near allreduce's sharp optimum (1.22 x oracle)",
-    "incast-200G-s11": "incast landscape error: a move predicted 14 % better (1.14 x oracle)",
     "websearch-200G-s23": "3 % above the vendor guide (1.08 x oracle)",
     "hadoop-100G-s23": "stops one step short of the vendor guide (1.14 x oracle)",
 }
