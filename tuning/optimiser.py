@@ -129,9 +129,10 @@ class Proposal:
     predicted_kpis_current: dict[str, float]
     predicted_kpis_proposed: dict[str, float]
     reason: str
-    # method "probe": what the caller remembers for the next decision (TrafficTracker.probe):
-    # {"from": coords before, "to": coords probed, "for": profiles the probe was predicted
-    # to help}
+    # what the caller remembers for the next decision (TrafficTracker.note_probe): a probe
+    # (method "probe": {"from": coords before, "to": coords probed, "for"/"against": the
+    # profiles it was predicted to help / hurt}) or the verdict on the last one (the same
+    # record with "ruled_out")
     probe: dict[str, Any] | None = None
 
 
@@ -480,8 +481,9 @@ class WaterlineOptimiser:
         traffic = [t for i, t in zip(live, traffic_all, strict=True) if t.hypotheses]
         xcur = [clip_coords(to_coords(reqs[i].current, ctxs[i]), ctxs[i]) for i in work]
         # 1. coarse grid over one step and the static references within reach
-        cands = [_dedupe(np.vstack([x[None, :], _coarse(x, ctxs[i]), _statics(x, ctxs[i])]))
-                 for i, x in zip(work, xcur, strict=True)]
+        towards = [_statics(x, ctxs[i]) for x, i in zip(xcur, work, strict=True)]
+        cands = [_dedupe(np.vstack([x[None, :], _coarse(x, ctxs[i]), t]))
+                 for i, x, t in zip(work, xcur, towards, strict=True)]
         parts = self._predict_many(traffic, cands)
         # 2. finer around the best coarse candidates, 3. the PFC knobs at the best -- only
         # where the coarse grid found a region worth refining (a refinement of a step is
@@ -504,7 +506,6 @@ class WaterlineOptimiser:
             parts = [{p: np.concatenate([a[p], b[p]], axis=1) if p in b else a[p] for p in a}
                      for a, b in zip(parts, more, strict=True)]
         statics = [_statics(x, ctxs[i], exact=True) for x, i in zip(xcur, work, strict=True)]
-        towards = [_statics(x, ctxs[i]) for x, i in zip(xcur, work, strict=True)]
         bests = [_prefer_static(_scores(pt, t), c, st)
                  for pt, t, c, st in zip(parts, traffic, cands, statics, strict=True)]
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
@@ -546,16 +547,15 @@ class WaterlineOptimiser:
         bdp = bdp_bytes(ctx.speed_gbps)
         kp_cur = kpis_of(outputs[0], bdp)
         story = self._story(traffic)
-        back = outcome[0] if outcome is not None else None
-        if back is not None:  # the last probe said the traffic is what it did not help
-            w = from_coords(back, ctx)
+        if outcome is not None and outcome[0] is not None:  # the probe disproved its profiles
+            w = from_coords(outcome[0], ctx)
             others = [p for p, _wt, _pts, _wts in traffic.hypotheses if p not in
                       (rq.probe or {}).get("for", ())]
             return _checked(Proposal(
                 w, "model", conf, j_cur, j_cur, kp_cur, kp_cur,
                 f"{story}; the probe told the traffic apart ({', '.join(others) or 'other'} "
-                f"more likely now): back to the setting before the probe", outcome[1]  # type: ignore[index]
-                ), rq, ctx)
+                f"more likely now): back to the setting before the probe", outcome[1]),
+                rq, ctx)
         need = self._needed_gain(traffic)
         move = not (best == 0 or score[best] > -need or agree < MIN_AGREEMENT)
         if not move and _may_probe(rq.probe, cands[0]):
@@ -589,9 +589,7 @@ class WaterlineOptimiser:
                   f"of the ensemble agree) moving {', '.join(moved) or 'nothing'}")
         # a move some plausible profile is predicted to lose from is taken as a probe: the
         # next windows judge it, and it is undone if the profiles it serves prove unlikely
-        d = {p: float((parts[p][:, best] - parts[p][:, 0]).mean())
-             for p, _w, _pts, _wts in traffic.hypotheses if p in parts}
-        weights = {p: wt for p, wt, _pts, _wts in traffic.hypotheses}
+        weights, d = _changes(parts, traffic, best)
         hurts = sorted(p for p in d if d[p] > 0 and weights[p] >= PROBE_RIVAL_MASS)
         if hurts:
             if not _may_probe(rq.probe, cands[0]):
@@ -754,6 +752,14 @@ def _may_probe(probe: dict[str, Any] | None, xcur: np.ndarray) -> bool:
     return int(probe.get("age", 0)) >= PROBE_COOLDOWN or not _near(xcur, probe.get("from", ()))
 
 
+def _changes(parts: dict[str, np.ndarray], traffic: _Traffic, i: int
+             ) -> tuple[dict[str, float], dict[str, float]]:
+    """Per traffic hypothesis with a landscape: its weight, and the predicted change of log J
+    (members' mean) from the current set to candidate ``i``."""
+    weights = {p: w for p, w, _pts, _wts in traffic.hypotheses if p in parts}
+    return weights, {p: float((parts[p][:, i] - parts[p][:, 0]).mean()) for p in weights}
+
+
 def _probe_pick(parts: dict[str, np.ndarray], traffic: _Traffic, cands: np.ndarray,
                 towards: np.ndarray) -> tuple[int, list[str], list[str], float] | None:
     """An identification probe: a static reference (or the bounded step towards it,
@@ -766,12 +772,11 @@ def _probe_pick(parts: dict[str, np.ndarray], traffic: _Traffic, cands: np.ndarr
     there is none."""
     if not len(towards):
         return None
-    weights = {p: w for p, w, _pts, _wts in traffic.hypotheses if p in parts}
     best: tuple[int, list[str], list[str], float] | None = None
     for i in range(1, len(cands)):
         if not np.any(np.all(np.abs(towards - cands[i]) < 1e-6, axis=1)):
             continue
-        d = {p: float((parts[p][:, i] - parts[p][:, 0]).mean()) for p in weights}
+        weights, d = _changes(parts, traffic, i)
         helps = [p for p in d if d[p] < 0]
         hurts = [p for p in d if d[p] > 0]
         if sum(weights[p] for p in helps) < PROBE_MIN_MASS or \
