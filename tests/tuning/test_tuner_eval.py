@@ -15,7 +15,8 @@ why) and expected to fail it; every row, those included, must never end worse th
 start (the SONiC default) and never drop;
 
 plus a profile change mid-run (allreduce -> incast) detected and re-tuned within 3 cycles, and
-the CLI's JSON shape. The yardstick: ``tuning.evaluate`` (averaged traffic realisations).
+the CLI's JSON shape. The yardstick: ``tuning.evaluate`` (averaged traffic realisations; the
+oracle selects on one set of realisations, every reported objective is scored on another).
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from tuning.evaluate import (
     _Yardstick,
     closed_loop,
     evaluate,
-    oracle_refine,
-    oracle_stage1,
+    oracle_search,
+    statics_of,
     summary_table,
 )
 from tuning.models import TunerModels, default_models
 from tuning.optimiser import WaterlineOptimiser
-from tuning.simulation import Scenario, from_thresholds, static_baselines
+from tuning.simulation import Scenario
 
 HELD_OUT = {"allreduce": {"flows": 10}, "incast": {"incast_degree": 20, "load": 0.4},
             "websearch": {"load": 0.6}, "hadoop": {"load": 0.4}}
@@ -72,11 +73,11 @@ def _ids() -> list[str]:
 
 # Rows the shipped models (seed 0) miss the full bar on, measured; see the README's results.
 KNOWN_MISSES = {
-    "allreduce-100G-s23": "landscape error near allreduce's sharp optimum (1.36 x oracle)",
-    "allreduce-200G-s11": "landscape error near allreduce's sharp optimum (1.31 x oracle)",
-    "allreduce-200G-s23": "landscape error near allreduce's sharp optimum (1.22 x oracle)",
-    "websearch-200G-s23": "3 % above the vendor guide (1.08 x oracle)",
-    "hadoop-100G-s23": "stops one step short of the vendor guide (1.14 x oracle)",
+    "allreduce-100G-s23": "stops at Kmin 16 KB / Pmax 0.1, 9 % above the vendor guide "
+                          "(landscape error near allreduce's optimum)",
+    "allreduce-200G-s11": "landscape error near allreduce's optimum (1.22 x oracle)",
+    "websearch-200G-s23": "1.3 % above the vendor guide (1.06 x oracle)",
+    "hadoop-100G-s23": "taken for websearch: 4 % above the vendor guide (1.04 x oracle)",
 }
 
 
@@ -156,13 +157,9 @@ def test_profile_change_is_retuned_within_three_cycles(change_run: Any) -> None:
     """Within 3 cycles of the change the waterlines are within 10 % of the incast oracle."""
     run = change_run
     sci = Scenario.make("incast", 100, CHANGE_TO_INCAST, seed=31)
-    ys = _Yardstick(sci, SETTINGS)
-    grid = oracle_stage1(sci, "coarse") + [from_thresholds(t) for t in
-                                          static_baselines(100).values()]
-    js = [m.objective for m in ys.run(grid)]
-    best = grid[js.index(min(js))]
-    grid2 = oracle_refine(sci, [best], "coarse")
-    oracle = min(js + [m.objective for m in ys.run(grid2)])
+    pick, _, _ = oracle_search(sci, SETTINGS, list(statics_of(sci).values()))
+    ys = _Yardstick(sci, SETTINGS)  # scored on other realisations than the search's
+    oracle = ys.run([pick])[0].objective
     before = run.records[2].waterlines
     after = [ys.run([r.waterlines])[0].objective for r in run.records[3:6]]
     j_before = ys.run([before])[0].objective
