@@ -141,8 +141,10 @@ class Landscape:
         rng = np.random.default_rng(seed)
         uniq = np.unique(groups)
         nets: list[_Net] = []
+        seen = np.zeros((members, len(y)), dtype=bool)  # rows each member was fitted on
         for m in range(members):
             pick = rng.choice(uniq, max(1, round(SUBSAMPLE * len(uniq))), replace=False)
+            seen[m] = np.isin(groups, pick)
             idx = np.concatenate([np.flatnonzero(groups == g) for g in pick])
             est = MLPRegressor(hidden_layer_sizes=hidden, activation="relu", alpha=1e-3,
                                learning_rate_init=3e-3, max_iter=600, early_stopping=True,
@@ -159,9 +161,30 @@ class Landscape:
             bs[-1][0] /= OBJECTIVE_WEIGHT
             nets.append(_Net(ws, bs))
         land = cls(tuple(descriptors), in_mean, in_scale, out_mean, out_scale, nets)
-        pred = land.predict(theta, coords).mean(axis=0)
+        each = land.predict(theta, coords)[:, :, 0]
+        pred = each.mean(axis=0)
+        # out of bag: per row, the members that never saw its scenario -- the error on
+        # traffic the landscape was not fitted to (what a live switch is)
+        unseen = ~seen
+        oob = unseen.any(axis=0)
+        oob_pred = (each * unseen).sum(axis=0)[oob] / unseen.sum(axis=0)[oob]
         land.info = {"rows": len(y), "scenarios": len(uniq), "members": members,
                      "hidden": list(hidden),
                      "train_rmse_log_objective": round(float(np.sqrt(np.mean(
-                         (pred[:, 0] - y[:, 0]) ** 2))), 4)}
+                         (pred - y[:, 0]) ** 2))), 4),
+                     "oob_rmse_log_objective": round(float(np.sqrt(np.mean(
+                         (oob_pred - y[oob, 0]) ** 2))), 4) if oob.any() else None,
+                     "oob_shape_rmse_log_objective": _shape_rmse(
+                         oob_pred - y[oob, 0], groups[oob]) if oob.any() else None,
+                     "oob_rows": int(oob.sum())}
         return land
+
+
+def _shape_rmse(resid: np.ndarray, groups: np.ndarray) -> float:
+    """RMSE of residuals less their scenario's mean: the error of predicted *changes* between
+    waterline sets of one traffic (what a decision compares), not of the level."""
+    out = np.asarray(resid, dtype=float).copy()
+    for g in np.unique(groups):
+        m = groups == g
+        out[m] -= out[m].mean()
+    return round(float(np.sqrt(np.mean(out ** 2))), 4)

@@ -608,10 +608,17 @@ class WaterlineOptimiser:
 
     def _needed_gain(self, traffic: _Traffic) -> float:
         """The predicted gain (log J) a move needs: ``MIN_GAIN``, or ``RESOLUTION`` x the
-        landscapes' own error (their training RMSE, over the traffic hypotheses) where that is
-        larger -- a landscape fitted to noisy outcomes cannot promise small gains."""
-        rmse = sum(w * float(self.models[p].landscape.info.get("train_rmse_log_objective", 0.0))
-                   for p, w, _pts, _wts in traffic.hypotheses if p in self.models)
+        landscapes' own error (over the traffic hypotheses) where that is larger -- a
+        landscape fitted to noisy outcomes cannot promise small gains. The error is that of
+        predicted changes on traffic the landscape was not fitted to (out of bag, less each
+        scenario's level: what a decision compares); models without it: the training RMSE."""
+        rmse = 0.0
+        for p, w, _pts, _wts in traffic.hypotheses:
+            if p in self.models:
+                info = self.models[p].landscape.info
+                err = info.get("oob_shape_rmse_log_objective")
+                rmse += w * float(err if err is not None else
+                                  info.get("train_rmse_log_objective", 0.0))
         return max(math.log1p(MIN_GAIN), RESOLUTION * rmse)
 
     @staticmethod

@@ -87,6 +87,13 @@ MIB = 1 << 20
 BUFFERS_MIB = (32, 42, 64, 82)
 PFC_SHARE = 0.25  # design points whose alpha and headroom are varied too
 PHASED_SHARE = 0.15  # allreduce scenarios that are phased collectives (barriers)
+# Incast of fixed-size bursts (``size_bytes``) is classifier and estimator data (telemetry-
+# only and held-out scenarios), never a sweep: those bursts carry no mice of their own, so
+# their objective barely moves with the waterlines (flat within a few % on most sweeps,
+# measured), while their descriptors (burst, load) are those of CDF-sized incast, whose
+# objective doubles from deep to shallow thresholds. Learned together, the landscape
+# flattened both: out-of-bag RMSE 1.97 log J with them, 0.36 without.
+SWEEP_FIXED_SIZE_BURSTS = False
 ADAPTIVE_SPREAD = 0.8  # octaves (std) of the second batch around the best points
 
 
@@ -129,8 +136,10 @@ class TrainConfig:
 
 # ---------------------------------------------------------------------------- scenarios
 def sample_scenario(rng: np.random.Generator, profile: str, *, heldout: bool = False,
-                    seed: int = 0) -> Scenario:
-    """A random scenario of ``profile`` (parameter values from the train or held-out set)."""
+                    seed: int = 0, fixed_size_bursts: bool = True) -> Scenario:
+    """A random scenario of ``profile`` (parameter values from the train or held-out set).
+    ``fixed_size_bursts=False``: an incast drawn with fixed-size bursts keeps the CDF's sizes
+    instead (the same random draws either way, so the rest of a run's stream is unchanged)."""
     values = (HELDOUT_VALUES if heldout else TRAIN_VALUES).get(profile, {})
     speed = int(rng.choice(SPEEDS, p=SPEED_WEIGHTS))
     cable = float(rng.choice(CABLES, p=CABLE_WEIGHTS))
@@ -145,7 +154,9 @@ def sample_scenario(rng: np.random.Generator, profile: str, *, heldout: bool = F
         params["gap_us"] = float(round(rng.uniform(5, 50), 1))
     if profile == "incast":
         if rng.random() < 0.25:
-            params["size_bytes"] = int(2 ** rng.uniform(15, 20))
+            size = int(2 ** rng.uniform(15, 20))
+            if fixed_size_bursts:
+                params["size_bytes"] = size
         degree = int(params["incast_degree"])
         if rng.random() < 0.2 and degree >= 8:
             params["ingress_ports"] = int(rng.choice([2, 4, 8]))
@@ -322,8 +333,9 @@ def simulate(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> Trai
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         pool = ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx)
     try:
-        scs = {p: [sample_scenario(rng, p, seed=seed_of()) for _ in range(cfg.sweeps[p])]
-               for p in TUNED_PROFILES}
+        scs = {p: [sample_scenario(rng, p, seed=seed_of(),
+                                   fixed_size_bursts=SWEEP_FIXED_SIZE_BURSTS)
+                   for _ in range(cfg.sweeps[p])] for p in TUNED_PROFILES}
         swept = sweeps([sc for p in TUNED_PROFILES for sc in scs[p]], cfg, rng, pool)
     finally:
         if pool is not None:
@@ -412,8 +424,10 @@ def fit(data: TrainingData, cfg: TrainConfig, log: Callable[[str], None] | None 
         land = landscapes[family]
         models[profile] = ProfileModels(land, est, {"sweeps": len(by_profile[profile])})
         say(f"{profile}: landscape on {land.info['scenarios']} scenarios "
-            f"({land.info['rows']} rows, train RMSE {land.info['train_rmse_log_objective']} "
-            f"log J); descriptors {est.descriptors} residual std "
+            f"({land.info['rows']} rows, RMSE log J: train "
+            f"{land.info['train_rmse_log_objective']}, out of bag "
+            f"{land.info['oob_rmse_log_objective']}, of changes within a traffic "
+            f"{land.info['oob_shape_rmse_log_objective']}); descriptors {est.descriptors} residual std "
             f"{est.info['residual_std']} (held-out {ho}, spread {est.info['target_std']})")
     opt = WaterlineOptimiser(models, {
         "version": 2, "seed": cfg.seed, "quick": cfg.quick,

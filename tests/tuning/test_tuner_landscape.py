@@ -85,6 +85,32 @@ def test_landscape_learns_a_known_objective_and_its_minimum() -> None:
     assert one.shape[1] == 4
 
 
+def test_out_of_bag_errors_tell_level_from_shape() -> None:
+    """Out of bag: each row judged by the members that never saw its scenario. A per-scenario
+    offset the descriptors do not carry shows in the level's error, not in that of changes."""
+    names = descriptors.names("allreduce")
+    theta, coords, targets, groups = _synthetic(40, 4)
+    offset = np.random.default_rng(9).normal(0.0, 0.5, 40)  # unseen per-scenario level
+    targets = targets.copy()
+    targets[:, 0] += offset[groups]
+    land = Landscape.fit(names, theta, coords, targets, groups, members=4, seed=5)
+    info = land.info
+    assert 0 < info["oob_rows"] < len(targets)
+    assert info["oob_rmse_log_objective"] > 0.3  # the offsets (std 0.5) cannot be learned
+    assert info["oob_shape_rmse_log_objective"] < 0.5 * info["oob_rmse_log_objective"]
+    assert info["train_rmse_log_objective"] < info["oob_rmse_log_objective"]
+
+
+def test_shape_rmse_removes_each_scenarios_mean() -> None:
+    from tuning.landscape import _shape_rmse
+
+    resid = np.array([1.0, 1.0, 3.0, -2.0, -2.0, -2.0])
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    # group 0: mean 5/3 -> residuals -2/3, -2/3, 4/3; group 1: all zero
+    expect = math.sqrt((2 * (2 / 3) ** 2 + (4 / 3) ** 2) / 6)
+    assert _shape_rmse(resid, groups) == pytest.approx(expect, abs=1e-4)
+
+
 def _feature_rows(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     f = rng.normal(0, 1, (len(values), len(FEATURE_NAMES)))
     f[:, FEATURE_NAMES.index("utilisation_mean")] = values
