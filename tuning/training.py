@@ -9,7 +9,8 @@ traffic the models never saw.
 1. Sweeps (the landscapes): for every sweep scenario, one ``simulate_batch`` of a scrambled
    Sobol design over the search space (Kmin, Kmax, Pmax; alpha and headroom varied on a
    quarter of the points) plus the static references (optionally a second batch around the
-   two best points) -- the simulator's objective and KPIs of each set.
+   two best points) -- the simulator's objective and KPIs of each set; an incast of
+   fixed-size bursts is swept on its ``cdf_twin`` too, whose rows the landscape learns.
 2. Telemetry: a :class:`~tuning.simulation.Rig` carries every scenario on a few ports of
    several switches, each switch under another *current* waterline set (the SONiC default,
    another static reference, points of the sweep): one warm-up poll, then a 12-poll window
@@ -87,13 +88,13 @@ MIB = 1 << 20
 BUFFERS_MIB = (32, 42, 64, 82)
 PFC_SHARE = 0.25  # design points whose alpha and headroom are varied too
 PHASED_SHARE = 0.15  # allreduce scenarios that are phased collectives (barriers)
-# Incast of fixed-size bursts (``size_bytes``) is classifier and estimator data (telemetry-
-# only and held-out scenarios), never a sweep: those bursts carry no mice of their own, so
-# their objective barely moves with the waterlines (flat within a few % on most sweeps,
-# measured), while their descriptors (burst, load) are those of CDF-sized incast, whose
-# objective doubles from deep to shallow thresholds. Learned together, the landscape
-# flattened both: out-of-bag RMSE 1.97 log J with them, 0.36 without.
-SWEEP_FIXED_SIZE_BURSTS = False
+# Incast of fixed-size bursts (``size_bytes``) is classifier, estimator and measurement-model
+# data like any other scenario, but its landscape rows come from a twin with the CDF's burst
+# sizes (``cdf_twin``): fixed-size bursts carry no mice of their own, so their objective barely
+# moves with the waterlines (flat within a few % on most sweeps, measured), while their
+# descriptors (burst, load) are those of CDF-sized incast, whose objective doubles from deep
+# to shallow thresholds. Learned together, the landscape flattened both: out-of-bag RMSE 1.97
+# log J with them, 0.32 with the twins.
 ADAPTIVE_SPREAD = 0.8  # octaves (std) of the second batch around the best points
 
 
@@ -136,10 +137,8 @@ class TrainConfig:
 
 # ---------------------------------------------------------------------------- scenarios
 def sample_scenario(rng: np.random.Generator, profile: str, *, heldout: bool = False,
-                    seed: int = 0, fixed_size_bursts: bool = True) -> Scenario:
-    """A random scenario of ``profile`` (parameter values from the train or held-out set).
-    ``fixed_size_bursts=False``: an incast drawn with fixed-size bursts keeps the CDF's sizes
-    instead (the same random draws either way, so the rest of a run's stream is unchanged)."""
+                    seed: int = 0) -> Scenario:
+    """A random scenario of ``profile`` (parameter values from the train or held-out set)."""
     values = (HELDOUT_VALUES if heldout else TRAIN_VALUES).get(profile, {})
     speed = int(rng.choice(SPEEDS, p=SPEED_WEIGHTS))
     cable = float(rng.choice(CABLES, p=CABLE_WEIGHTS))
@@ -154,14 +153,22 @@ def sample_scenario(rng: np.random.Generator, profile: str, *, heldout: bool = F
         params["gap_us"] = float(round(rng.uniform(5, 50), 1))
     if profile == "incast":
         if rng.random() < 0.25:
-            size = int(2 ** rng.uniform(15, 20))
-            if fixed_size_bursts:
-                params["size_bytes"] = size
+            params["size_bytes"] = int(2 ** rng.uniform(15, 20))
         degree = int(params["incast_degree"])
         if rng.random() < 0.2 and degree >= 8:
             params["ingress_ports"] = int(rng.choice([2, 4, 8]))
     return Scenario.make(profile, speed, params, seed=seed, cable_m=cable,
                          buffer_bytes=buffer)
+
+
+def cdf_twin(sc: Scenario) -> Scenario | None:
+    """The same incast with the workload CDF's burst sizes, for a scenario of fixed-size
+    bursts (None otherwise): what its landscape rows are simulated on."""
+    if sc.profile != "incast" or "size_bytes" not in sc.param_dict:
+        return None
+    params = {k: v for k, v in sc.params if k != "size_bytes"}
+    return Scenario.make(sc.profile, sc.speed_gbps, params, seed=sc.seed, cable_m=sc.cable_m,
+                         buffer_bytes=sc.buffer_bytes)
 
 
 def design_coords(rng: np.random.Generator, n: int, sc: Scenario) -> np.ndarray:
@@ -203,14 +210,17 @@ class Sweep:
 
 
 def sweeps(scs: list[Scenario], cfg: TrainConfig, rng: np.random.Generator,
-           pool: Executor | None) -> list[Sweep]:
-    """Design + statics for every scenario, then a second batch around its two best."""
+           pool: Executor | None) -> tuple[list[Sweep], dict[int, Sweep]]:
+    """Design + statics for every scenario, then a second batch around its two best; and,
+    by index, the first batch's sets on the ``cdf_twin`` of each scenario that has one."""
     first: list[list[Waterline]] = []
     for sc in scs:
         first.append([from_coords(x, sc.ctx)
                       for x in design_coords(rng, cfg.design[sc.profile], sc)]
                      + list(statics_for(sc).values()))
-    res1 = _measure(scs, first, cfg, pool)
+    twins = {i: t for i, t in enumerate(cdf_twin(sc) for sc in scs) if t is not None}
+    both = _measure(scs + list(twins.values()), first + [first[i] for i in twins], cfg, pool)
+    res1, res_twins = both[:len(scs)], both[len(scs):]
     second: list[list[Waterline]] = []
     for sc, ws, res in zip(scs, first, res1, strict=True):
         js = np.array([m.objective for m in res])
@@ -223,13 +233,17 @@ def sweeps(scs: list[Scenario], cfg: TrainConfig, rng: np.random.Generator,
                 extra.append(from_coords(clip_coords(p, sc.ctx), sc.ctx))
         second.append(extra)
     res2 = _measure(scs, second, cfg, pool)
-    out = []
-    for sc, ws1, r1, ws2, r2 in zip(scs, first, res1, second, res2, strict=True):
-        ws, rs = ws1 + ws2, r1 + r2
-        out.append(Sweep(sc, np.stack([to_coords(w, sc.ctx) for w in ws]),
-                         np.array([m.objective for m in rs]),
-                         kpi_targets([m.kpis for m in rs], bdp_bytes(sc.speed_gbps))))
-    return out
+    out = [_sweep(sc, ws1 + ws2, r1 + r2)
+           for sc, ws1, r1, ws2, r2 in zip(scs, first, res1, second, res2, strict=True)]
+    twin_out = {i: _sweep(t, first[i], r)
+                for (i, t), r in zip(twins.items(), res_twins, strict=True)}
+    return out, twin_out
+
+
+def _sweep(sc: Scenario, ws: list[Waterline], rs: list[Any]) -> Sweep:
+    return Sweep(sc, np.stack([to_coords(w, sc.ctx) for w in ws]),
+                 np.array([m.objective for m in rs]),
+                 kpi_targets([m.kpis for m in rs], bdp_bytes(sc.speed_gbps)))
 
 
 def _measure(scs: list[Scenario], sets: list[list[Waterline]], cfg: TrainConfig,
@@ -305,6 +319,8 @@ class TrainingData:
     heldout: list[tuple[str, Scenario]]
     heldout_telemetry: list[list[np.ndarray]]
     seconds: float = 0.0
+    # by sweep index: the landscape's rows of that scenario, from its ``cdf_twin``
+    twins: dict[int, Sweep] = field(default_factory=dict)
 
 
 @dataclass
@@ -333,15 +349,14 @@ def simulate(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> Trai
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         pool = ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx)
     try:
-        scs = {p: [sample_scenario(rng, p, seed=seed_of(),
-                                   fixed_size_bursts=SWEEP_FIXED_SIZE_BURSTS)
-                   for _ in range(cfg.sweeps[p])] for p in TUNED_PROFILES}
-        swept = sweeps([sc for p in TUNED_PROFILES for sc in scs[p]], cfg, rng, pool)
+        scs = {p: [sample_scenario(rng, p, seed=seed_of()) for _ in range(cfg.sweeps[p])]
+               for p in TUNED_PROFILES}
+        swept, twins = sweeps([sc for p in TUNED_PROFILES for sc in scs[p]], cfg, rng, pool)
     finally:
         if pool is not None:
             pool.shutdown()
-    say(f"sweeps: {len(swept)} scenarios x {len(swept[0].coords)} waterline sets "
-        f"({time.perf_counter() - t0:.0f} s)")
+    say(f"sweeps: {len(swept)} scenarios x {len(swept[0].coords)} waterline sets, "
+        f"{len(twins)} CDF twins ({time.perf_counter() - t0:.0f} s)")
     # telemetry of the sweep scenarios (current sets from the sweep: their J is known),
     # telemetry-only and held-out scenarios, idle ports
     cur_idx = [_sweep_currents(rng, sw, cfg.design[sw.scenario.profile], cfg.currents)
@@ -360,7 +375,7 @@ def simulate(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> Trai
     n_sw, n_ex = len(swept), len(extra)
     say(f"telemetry: {len(items)} scenarios ({time.perf_counter() - t0:.0f} s)")
     return TrainingData(cfg.seed, swept, cur_idx, tel[:n_sw], extra, tel[n_sw:n_sw + n_ex],
-                        held, tel[n_sw + n_ex:], time.perf_counter() - t0)
+                        held, tel[n_sw + n_ex:], time.perf_counter() - t0, twins)
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> TrainResult:
@@ -376,6 +391,9 @@ def fit(data: TrainingData, cfg: TrainConfig, log: Callable[[str], None] | None 
     t0 = time.perf_counter()
     swept = data.sweeps
     by_profile: dict[str, list[Sweep]] = {p: [] for p in TUNED_PROFILES}
+    land_rows: dict[str, list[Sweep]] = {p: [] for p in TUNED_PROFILES}  # twins in place
+    for i, sw in enumerate(swept):
+        land_rows[sw.scenario.profile].append(data.twins.get(i, sw))
     for sw in swept:
         by_profile[sw.scenario.profile].append(sw)
     # ---- classifier
@@ -419,7 +437,7 @@ def fit(data: TrainingData, cfg: TrainConfig, log: Callable[[str], None] | None 
         family = descriptors.FAMILIES.get(profile, (profile,))
         if family not in landscapes:
             landscapes[family] = _fit_landscape(
-                profile, [sw for p in family for sw in by_profile[p]], cfg.seed + k,
+                profile, [sw for p in family for sw in land_rows[p]], cfg.seed + k,
                 cfg.members)
         land = landscapes[family]
         models[profile] = ProfileModels(land, est, {"sweeps": len(by_profile[profile])})

@@ -7,7 +7,14 @@ import numpy as np
 
 from tuning.features import FEATURE_NAMES
 from tuning.space import from_coords
-from tuning.training import HELDOUT_VALUES, TRAIN_VALUES, TrainConfig, sample_scenario, train
+from tuning.training import (
+    HELDOUT_VALUES,
+    TRAIN_VALUES,
+    TrainConfig,
+    cdf_twin,
+    sample_scenario,
+    train,
+)
 
 
 def _tiny(seed: int) -> TrainConfig:
@@ -27,6 +34,12 @@ def test_same_seed_same_models() -> None:
     np.testing.assert_array_equal(a.classifier.predict_proba(rows),
                                   b.classifier.predict_proba(rows))
     assert set(a.sweeps) == {"allreduce", "incast", "websearch", "hadoop"}
+    # every fixed-size incast sweep has its CDF twin, on the same waterline sets
+    swept = a.data.sweeps
+    assert set(a.data.twins) == {i for i, sw in enumerate(swept) if cdf_twin(sw.scenario)}
+    for i, tw in a.data.twins.items():
+        assert tw.scenario == cdf_twin(swept[i].scenario)
+        np.testing.assert_array_equal(tw.coords, swept[i].coords[:len(tw.coords)])
     for profile, sws in a.sweeps.items():
         np.testing.assert_array_equal(sws[0].objective, b.sweeps[profile][0].objective)
         ctx = sws[0].scenario.ctx
@@ -64,3 +77,23 @@ def test_sweeps_keep_the_cdf_sizes_with_the_same_draws() -> None:
         fixed += "size_bytes" in with_size.param_dict
     assert fixed > 0
     assert a.random() == b.random()
+
+
+def test_fixed_size_incast_has_a_cdf_twin() -> None:
+    """The landscape learns a fixed-size incast from its twin with the workload CDF's sizes:
+    the same scenario otherwise; other scenarios have none."""
+    rng = np.random.default_rng(7)
+    seen = 0
+    for _ in range(40):
+        sc = sample_scenario(rng, "incast", seed=5)
+        twin = cdf_twin(sc)
+        if "size_bytes" not in sc.param_dict:
+            assert twin is None
+            continue
+        seen += 1
+        assert twin is not None and "size_bytes" not in twin.param_dict
+        assert {k: v for k, v in sc.params if k != "size_bytes"} == twin.param_dict
+        assert (twin.speed_gbps, twin.seed, twin.cable_m, twin.buffer) == (
+            sc.speed_gbps, sc.seed, sc.cable_m, sc.buffer)
+    assert seen > 0
+    assert cdf_twin(sample_scenario(rng, "allreduce")) is None
