@@ -116,7 +116,9 @@ class TrainConfig:
     # points 1.5 -> 1.7 s, incast 1.7 -> 2.4 s, websearch 4.6 -> 7.9 s).
     design: dict[str, int] = field(default_factory=lambda: {
         "allreduce": 112, "incast": 112, "websearch": 60, "hadoop": 60})
-    adaptive: int = 0  # extra points around the two best of the design (a second batch)
+    # per profile: extra points around the two best of the design (a second batch; its
+    # draws come from a generator of the scenario's own, so the rest of a run is unchanged)
+    adaptive: dict[str, int] = field(default_factory=dict)
     currents: int = 4
     telemetry_only: int = 16  # extra telemetry-only scenarios per profile
     heldout: int = 12  # held-out telemetry scenarios per profile
@@ -129,7 +131,7 @@ class TrainConfig:
             self.sweeps = {p: max(4, n // 12) for p, n in self.sweeps.items()}
             self.repeats = {}
             self.design = {p: 16 for p in self.design}
-            self.adaptive = 0
+            self.adaptive = {}
             self.telemetry_only = 4
             self.heldout = 3
             self.members = 2
@@ -225,11 +227,12 @@ def sweeps(scs: list[Scenario], cfg: TrainConfig, rng: np.random.Generator,
     for sc, ws, res in zip(scs, first, res1, strict=True):
         js = np.array([m.objective for m in res])
         extra = []
+        near = np.random.default_rng([sc.seed, 0xADA])
         for i in np.argsort(js)[:2]:
             x0 = to_coords(ws[int(i)], sc.ctx)
-            for _ in range(cfg.adaptive // 2):
+            for _ in range(cfg.adaptive.get(sc.profile, 0) // 2):
                 p = x0.copy()
-                p[:3] += rng.normal(0.0, ADAPTIVE_SPREAD, 3)
+                p[:3] += near.normal(0.0, ADAPTIVE_SPREAD, 3)
                 extra.append(from_coords(clip_coords(p, sc.ctx), sc.ctx))
         second.append(extra)
     res2 = _measure(scs, second, cfg, pool)
@@ -454,7 +457,8 @@ def fit(data: TrainingData, cfg: TrainConfig, log: Callable[[str], None] | None 
                  "and measurement model",
         "duration_ms": cfg.duration_ms, "warmup_ms": cfg.warmup_ms,
         "sweeps": {p: len(v) for p, v in by_profile.items()},
-        "waterline_sets_per_sweep": {p: n + 4 + cfg.adaptive for p, n in cfg.design.items()},
+        "waterline_sets_per_sweep": {p: n + 4 + cfg.adaptive.get(p, 0)
+                                     for p, n in cfg.design.items()},
         "profiles": {p: {"landscape": m.landscape.info, "estimator": m.estimator.info}
                      for p, m in models.items()},
         "features": list(FEATURE_NAMES), "j_offset": J_OFFSET,
