@@ -119,7 +119,7 @@ class TrainConfig:
     # per profile: extra points around the two best of the design (a second batch; its
     # draws come from a generator of the scenario's own, so the rest of a run is unchanged).
     # Allreduce's optimum is sharp and its objective small: 16 more points where it matters
-    # (+28 s on 2 cores) brought 3 of the 4 allreduce evaluation rows to the bar, from 2.
+    # (+35 s on 2 cores) brought 3 of the 4 allreduce evaluation rows to the bar, from 2.
     adaptive: dict[str, int] = field(default_factory=lambda: {"allreduce": 16})
     currents: int = 4
     telemetry_only: int = 16  # extra telemetry-only scenarios per profile
