@@ -506,7 +506,7 @@ class WaterlineOptimiser:
             parts = [{p: np.concatenate([a[p], b[p]], axis=1) if p in b else a[p] for p in a}
                      for a, b in zip(parts, more, strict=True)]
         statics = [_statics(x, ctxs[i], exact=True) for x, i in zip(xcur, work, strict=True)]
-        bests = [_prefer_static(_scores(pt, t), c, st)
+        bests = [_prefer_static(_scores(pt, t) + _pfc_cost(c, self._needed_gain(t)), c, st)
                  for pt, t, c, st in zip(parts, traffic, cands, statics, strict=True)]
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
                                                                         strict=True)])
@@ -818,6 +818,18 @@ def _scores(parts: dict[str, np.ndarray], traffic: _Traffic) -> np.ndarray:
             s = s + LOSS_AVERSION * w * np.maximum(d, 0.0)
     s[0] = 0.0
     return s
+
+
+def _pfc_cost(cands: np.ndarray, need: float) -> np.ndarray:
+    """What touching the lossless knobs costs a candidate in the choice of the best: the
+    needed gain again when its alpha or headroom differs from the current set's (candidate
+    0). PFC is the backstop, not the lever: the landscapes' pause predictions are their least
+    reliable (measured on the virtual fabric: alpha changes predicted to lower pause time
+    brought pause frames where there were none, and were rolled back), so a PFC change has to
+    pay for itself on top of the ECN move it comes with."""
+    moved = np.any(np.abs(cands[:, 3:5] - cands[:1, 3:5]) > PROBE_SAME, axis=1)
+    out: np.ndarray = np.where(moved, need, 0.0)
+    return out
 
 
 def _new_rows(x: np.ndarray, have: np.ndarray) -> np.ndarray:

@@ -95,3 +95,17 @@ def test_the_tracker_keeps_the_probe_across_a_restart() -> None:
     view = again.probe_view()
     assert view is not None and view["age"] == 1 and view["for"] == ["websearch"]
     assert "cycle" not in view
+
+
+def test_a_pfc_change_must_pay_for_itself() -> None:
+    """Candidates that move alpha or headroom cost the needed gain in the choice of the best;
+    ECN-only moves (and device rounding of the PFC coordinates) cost nothing."""
+    from tuning.optimiser import _pfc_cost
+
+    cur = [-1.0, 2.0, -3.0, -3.0, 1.0]
+    cands = np.array([cur,
+                      [-3.0, 4.0, -2.0, -3.0, 1.0],  # ECN only
+                      [-3.0, 4.0, -2.0, -2.0, 1.0],  # alpha x2
+                      [-1.0, 2.0, -3.0, -3.0, 1.25],  # headroom
+                      [-1.0, 2.0, -3.0, -3.0 + 0.01, 1.0]])  # rounding
+    np.testing.assert_allclose(_pfc_cost(cands, 0.113), [0.0, 0.0, 0.113, 0.113, 0.0])
