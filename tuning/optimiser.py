@@ -74,7 +74,7 @@ KAPPA = 1.0  # uncertainty penalty: score = mean + KAPPA x std of the predicted 
 # landscapes' precision), and a coin flip is no reason to touch a production switch ...
 MIN_GAIN = 0.12
 MIN_AGREEMENT = 0.8  # ... and this share of the ensemble members predicts an improvement
-RESOLUTION = 0.3  # ... and at least this share of the landscape's RMSE (noisy profiles)
+RESOLUTION = 0.3  # ... and this share of the landscape's out-of-bag error of changes
 MAX_SPREAD = 0.8  # members' spread (log J) at the current set above which: heuristic
 CONFIDENCE_SCALE = 0.5  # confidence = exp(-spread / scale) x the members' agreement
 MIN_POSTERIOR = 0.05  # profiles less likely than this are left out of the average
