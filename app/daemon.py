@@ -43,6 +43,7 @@ from app.drivers.models import QosConfig, Waterlines
 from app.telemetry import load_windows
 from tuning.features import PROFILES, PortWindow, port_features, window_kpis
 from tuning.guard import Waterline, check_waterlines
+from tuning.space import PortContext, clip_coords, to_coords
 from tuning.tracker import TrafficTracker
 
 log = logging.getLogger("waterline.daemon")
@@ -174,6 +175,7 @@ class _Group:
     features: np.ndarray
     descriptors: dict[str, np.ndarray]
     probe: dict[str, Any] | None = None  # the tracker's last identification probe
+    avoid: tuple[tuple[float, ...], ...] = ()  # sets rolled back here (the tracker's)
 
 
 class TunerDaemon:
@@ -418,7 +420,8 @@ class TunerDaemon:
             posterior = tracker.update(np.vstack([p.proba for p in busy]))
             feats = np.median(np.vstack([m.features for m in busy]), axis=0)
             trackers[key] = tracker
-            out[key] = _Group(posterior, busy, feats, {}, tracker.probe_view())
+            out[key] = _Group(posterior, busy, feats, {}, tracker.probe_view(),
+                              tracker.avoid_view())
         keys = [k for k, g in out.items() if PROFILES[int(np.argmax(g.posterior))] != "idle"]
         if keys:
             estimates = self.models.optimiser.estimate_descriptors_batch(
@@ -459,7 +462,7 @@ class TunerDaemon:
                     proposal = self.models.optimiser.propose(
                         profile, feats, current, speed_gbps=speed,
                         buffer_bytes=switch.buffer_bytes, cable_m=cable, posterior=posterior,
-                        descriptors=group.descriptors, probe=group.probe)
+                        descriptors=group.descriptors, probe=group.probe, avoid=group.avoid)
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
                     continue
@@ -639,6 +642,8 @@ class TunerDaemon:
                 row = session.get(TunerTrial, trial_id)
                 if row is not None:
                     row.status, row.reason = status, reason[:500]
+                    if status == "rolled_back":
+                        _remember_rollback(session, row)
                 session.commit()
             metrics.TUNER_ROLLED_BACK.inc()
             report.rolled_back += 1
@@ -692,6 +697,22 @@ class TunerDaemon:
         if ub > 0.05 and ua < ub * (1 - tol.utilisation_drop):
             return f"utilisation fell from {ub:.3f} to {ua:.3f}", after, outcome
         return "", after, outcome
+
+
+def _remember_rollback(session: Session, trial: TunerTrial) -> None:
+    """A rolled-back change's waterlines go on each switch's avoid list (``TrafficTracker.
+    note_rolled_back``): not proposed there again for a while."""
+    for p in session.scalars(select(Proposal).where(Proposal.id.in_(trial.proposal_ids))):
+        track = session.get(ProfileTrack, (p.switch_id, trial.priority))
+        switch = session.get(Switch, p.switch_id)
+        speed = (p.explanation or {}).get("speed_gbps")
+        if track is None or switch is None or speed is None:
+            continue
+        ctx = PortContext(int(speed), int(switch.buffer_bytes),
+                          float((p.explanation or {}).get("cable_m", 3.0)))
+        tracker = TrafficTracker.from_state(track.state)
+        tracker.note_rolled_back(clip_coords(to_coords(Waterline(**p.proposed), ctx), ctx))
+        track.state = tracker.state()
 
 
 def _context(switches: dict[int, Switch]) -> dict[str, Any]:

@@ -190,7 +190,8 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
         prop: Proposal = optimiser.propose(profile, fmed, current, speed_gbps=sc.speed_gbps,
                                            buffer_bytes=sc.buffer, cable_m=sc.cable_m,
                                            posterior=posterior, descriptors=desc,
-                                           probe=tracker.probe_view())
+                                           probe=tracker.probe_view(),
+                                           avoid=tracker.avoid_view())
         change = prop.method != "hold" and not same_waterlines(prop.waterlines, current)
         if prop.probe is not None:  # a probe, or the verdict of the last one
             tracker.note_probe(prop.probe)

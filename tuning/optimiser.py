@@ -94,6 +94,7 @@ PROBE_COOLDOWN = 20  # cycles a verdict holds, and before a setting is probed fr
 PROBE_OVERRIDE = 0.8  # a ruled-out profile this likely again: the traffic changed
 PROBE_RULED_OUT_WEIGHT = 0.05  # what is left of a ruled-out profile's posterior
 PROBE_SAME = 0.02  # octaves: the same waterline coordinates (device rounding)
+AVOID_RADIUS = 0.5  # octaves (Kmin, Kmax / Kmin, Pmax) around a rolled-back set: skipped
 # Sigma points: the estimate and +-SIGMA_SPREAD residual std along each descriptor, the centre
 # weighted SIGMA_CENTRE (the 3-point Gauss-Hermite rule in one dimension).
 SIGMA_SPREAD = math.sqrt(3.0)
@@ -153,6 +154,9 @@ class ProposalRequest:
     posterior: np.ndarray | None = None
     descriptors: dict[str, np.ndarray] | None = None
     probe: dict[str, Any] | None = None  # the last probe here (TrafficTracker.probe_view)
+    # waterline coordinates of changes rolled back here (TrafficTracker.avoid_view): not
+    # proposed again while they are listed
+    avoid: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
@@ -193,12 +197,15 @@ class WaterlineOptimiser:
                 speed_gbps: int, buffer_bytes: int, cable_m: float, mtu: int = 9100,
                 posterior: np.ndarray | None = None,
                 descriptors: dict[str, np.ndarray] | None = None,
-                probe: dict[str, Any] | None = None) -> Proposal:
+                probe: dict[str, Any] | None = None,
+                avoid: Sequence[Sequence[float]] = ()) -> Proposal:
         """A guard-clean waterline set for a group's profile (or profile posterior) and its
         median features under ``current``."""
         return self.propose_batch([ProposalRequest(profile, np.asarray(features, dtype=float),
                                                    current, speed_gbps, buffer_bytes, cable_m,
-                                                   mtu, posterior, descriptors, probe)])[0]
+                                                   mtu, posterior, descriptors, probe,
+                                                   tuple(tuple(float(v) for v in a)
+                                                         for a in avoid))])[0]
 
     def propose_batch(self, requests: Sequence[ProposalRequest]) -> list[Proposal]:
         """:meth:`propose` for many groups. A decision depends on the features only through
@@ -506,8 +513,9 @@ class WaterlineOptimiser:
             parts = [{p: np.concatenate([a[p], b[p]], axis=1) if p in b else a[p] for p in a}
                      for a, b in zip(parts, more, strict=True)]
         statics = [_statics(x, ctxs[i], exact=True) for x, i in zip(xcur, work, strict=True)]
-        bests = [_prefer_static(_scores(pt, t) + _pfc_cost(c, self._needed_gain(t)), c, st)
-                 for pt, t, c, st in zip(parts, traffic, cands, statics, strict=True)]
+        bests = [_prefer_static(_scores(pt, t) + _pfc_cost(c, self._needed_gain(t))
+                                + _avoid_cost(c, reqs[i].avoid), c, st)
+                 for pt, t, c, st, i in zip(parts, traffic, cands, statics, work, strict=True)]
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
                                                                         strict=True)])
         for k, i in enumerate(work):
@@ -558,8 +566,9 @@ class WaterlineOptimiser:
                 rq, ctx)
         need = self._needed_gain(traffic)
         move = not (best == 0 or score[best] > -need or agree < MIN_AGREEMENT)
+        avoided = _avoid_cost(cands, rq.avoid)
         if not move and _may_probe(rq.probe, cands[0]):
-            probe = _probe_pick(parts, traffic, cands, towards)
+            probe = _probe_pick(parts, traffic, cands, towards[~_avoided(towards, rq.avoid)])
             if probe is not None:
                 i, helps, hurts, gain = probe
                 w = from_coords(cands[i], ctx)
@@ -573,6 +582,18 @@ class WaterlineOptimiser:
                 return _checked(Proposal(w, "probe", conf, j_cur, j_new, kp_cur, kp_cur,
                                          reason, rec), rq, ctx)
         if not move:
+            settle = _settle_pick(score + avoided, parts, traffic, cands,
+                                  _statics(cands[0], ctx, exact=True))
+            if settle is not None:
+                w = from_coords(cands[settle], ctx)
+                j_new = float(from_target(mu[settle]))
+                reason = (f"{story}; settle: the static reference "
+                          f"{_reference_name(cands[settle], ctx)} is within one step and "
+                          f"predicted no worse than the current set (the landscape cannot "
+                          f"tell them apart): an operator's known setting is the safer of "
+                          f"two equals; moving {', '.join(_moves(complete(rq.current, ctx), w))}")
+                return _checked(Proposal(w, "model", conf, j_cur, j_new, kp_cur, kp_cur,
+                                         reason), rq, ctx)
             why = ("no candidate within one step is predicted better" if best == 0 else
                    f"best candidate predicted {100 * (1 - math.exp(score[best])):.1f} % "
                    f"better (needs {100 * math.expm1(need):.0f} %), {100 * agree:.0f} % of the "
@@ -657,9 +678,10 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
         sorted(rq.descriptors.items()))
     probe = None if rq.probe is None else json.dumps(rq.probe, sort_keys=True,
                                                      default=_jsonable)
+    avoid = tuple(tuple(round(float(v), 6) for v in a) for a in rq.avoid)
     return (rq.profile, desc, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
             c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
-            rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe)
+            rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe, avoid)
 
 
 def _ctx_of(f: np.ndarray, speed_gbps: int | None, buffer_bytes: int | None,
@@ -714,6 +736,36 @@ def _prefer_static(score: np.ndarray, cands: np.ndarray, statics: np.ndarray) ->
         if np.any(np.all(np.abs(statics - cands[i]) < 1e-6, axis=1)):
             return int(i)
     return best
+
+
+def _settle_pick(score: np.ndarray, parts: dict[str, np.ndarray], traffic: _Traffic,
+                 cands: np.ndarray, statics: np.ndarray) -> int | None:
+    """When the tuner would hold at a set that is no static reference: the exact reference
+    within one step (ECN part; the current PFC knobs) that is predicted no worse -- the
+    members' mean plus ``KAPPA`` x their spread, loss aversion included (``score`` <= 0)
+    -- and that no plausible profile is predicted to lose from; the best such. A bounded
+    step towards a reference (a probe's, or the model's) often ends short of it, at a point
+    the landscape cannot tell from it; the reference is the operator's validated setting.
+    None: the current set is a reference, or no reference qualifies."""
+    if not len(statics) or np.any(np.all(np.abs(statics - cands[0]) < 1e-6, axis=1)):
+        return None
+    pick: int | None = None
+    for i in range(1, len(cands)):
+        if not np.any(np.all(np.abs(statics - cands[i]) < 1e-6, axis=1)) or score[i] > 0:
+            continue
+        weights, d = _changes(parts, traffic, i)
+        if any(d[p] > 0 and weights[p] >= PROBE_RIVAL_MASS for p in d):
+            continue
+        if pick is None or score[i] < score[pick]:
+            pick = i
+    return pick
+
+
+def _reference_name(x: np.ndarray, ctx: PortContext) -> str:
+    refs = _reference_coords(ctx)
+    names = list(reference_waterlines(ctx.speed_gbps))
+    hit = np.flatnonzero(np.all(np.abs(refs[:, :3] - x[:3]) < 1e-6, axis=1))
+    return names[int(hit[0])] if len(hit) else "setting"
 
 
 def _near(x: np.ndarray, y: Any) -> bool:
@@ -829,6 +881,26 @@ def _pfc_cost(cands: np.ndarray, need: float) -> np.ndarray:
     pay for itself on top of the ECN move it comes with."""
     moved = np.any(np.abs(cands[:, 3:5] - cands[:1, 3:5]) > PROBE_SAME, axis=1)
     out: np.ndarray = np.where(moved, need, 0.0)
+    return out
+
+
+def _avoided(x: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
+    """Rows of ``x`` within ``AVOID_RADIUS`` (every ECN coordinate) of a rolled-back set
+    (``ProposalRequest.avoid``)."""
+    if not len(avoid) or not len(x):
+        return np.zeros(len(x), dtype=bool)
+    a = np.asarray(avoid, dtype=float).reshape(-1, x.shape[1])
+    out: np.ndarray = np.all(np.abs(x[:, None, :3] - a[None, :, :3]) < AVOID_RADIUS,
+                             axis=2).any(axis=1)
+    return out
+
+
+def _avoid_cost(cands: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
+    """+inf for the avoided candidates (``_avoided``), 0 otherwise; never for the current set
+    (candidate 0)."""
+    out = np.where(_avoided(cands, avoid), np.inf, 0.0)
+    if len(out):
+        out[0] = 0.0
     return out
 
 

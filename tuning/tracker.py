@@ -10,6 +10,10 @@
   estimate is noisy and leans on the waterlines in place; the mean over cycles is what the
   optimiser plans with, so that its proposals do not chase the noise of the last window. A
   profile that lost the posterior's majority is forgotten.
+- Sets that made things worse: the waterlines of a change the daemon's verification rolled
+  back (drops, pause frames, utilisation) are not proposed again for ``AVOID_CYCLES`` cycles
+  (``ProposalRequest.avoid``): the landscape was wrong there for this traffic, and without
+  the list the next proposal after the hold-off would often be the same set again.
 - The last identification probe (``WaterlineOptimiser``'s probe step) and the cycle it was
   proposed in: the next decision checks what the probe told, and a setting is not probed from
   twice in a row.
@@ -31,13 +35,16 @@ PROFILE_MEMORY = 0.4  # weight of the previous cycles' profile evidence (per cyc
 DESCRIPTOR_MEMORY = 0.6  # weight of the previous cycles' descriptor estimates
 FLOOR = 1e-2  # a port's probability is never taken as below this
 FORGET_BELOW = 0.05  # descriptors of a profile less likely than this are dropped
+AVOID_CYCLES = 20  # cycles a rolled-back set stays out of the proposals
+AVOID_MEMORY = 8  # sets remembered at most
 
 
 class TrafficTracker:
     """Profile posterior and descriptor means of one (switch, priority) (module docstring)."""
 
     def __init__(self, scores: Any = None, descriptors: dict[str, Any] | None = None,
-                 cycles: int = 0, probe: dict[str, Any] | None = None) -> None:
+                 cycles: int = 0, probe: dict[str, Any] | None = None,
+                 avoid: list[dict[str, Any]] | None = None) -> None:
         self.scores = np.zeros(len(PROFILES)) if scores is None else np.asarray(
             scores, dtype=float).reshape(len(PROFILES))
         self.descriptors: dict[str, np.ndarray] = {
@@ -46,6 +53,18 @@ class TrafficTracker:
         # the last identification probe the optimiser proposed here (``Proposal.probe``)
         # and the cycle it was proposed in
         self.probe: dict[str, Any] | None = dict(probe) if probe else None
+        # rolled-back sets: {"x": waterline coordinates, "cycle": when}
+        self.avoid: list[dict[str, Any]] = [dict(a) for a in (avoid or [])]
+
+    def note_rolled_back(self, coords: Any) -> None:
+        """Remember the waterline coordinates of a change that was rolled back."""
+        self.avoid.append({"x": [float(v) for v in coords], "cycle": self.cycles})
+        del self.avoid[:-AVOID_MEMORY]
+
+    def avoid_view(self) -> tuple[tuple[float, ...], ...]:
+        """The rolled-back sets within ``AVOID_CYCLES``, for ``ProposalRequest.avoid``."""
+        return tuple(tuple(float(v) for v in a["x"]) for a in self.avoid
+                     if self.cycles - int(a.get("cycle", self.cycles)) < AVOID_CYCLES)
 
     def note_probe(self, probe: dict[str, Any]) -> None:
         """Remember an identification probe proposed this cycle (``Proposal.probe``)."""
@@ -93,7 +112,7 @@ class TrafficTracker:
     def state(self) -> dict[str, Any]:
         return {"scores": [float(v) for v in self.scores],
                 "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()},
-                "cycles": self.cycles, "probe": self.probe}
+                "cycles": self.cycles, "probe": self.probe, "avoid": self.avoid}
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> TrafficTracker:
@@ -104,6 +123,9 @@ class TrafficTracker:
         desc = state.get("descriptors")
         probe = state.get("probe")
         cycles = state.get("cycles")
+        avoid = state.get("avoid")
+        avoid_ok = [a for a in avoid if isinstance(a, dict) and isinstance(a.get("x"), list)
+                    and len(a["x"]) == 5] if isinstance(avoid, list) else []
         return cls(scores, desc if isinstance(desc, dict) else None,
                    cycles if isinstance(cycles, int) else 0,
-                   probe if isinstance(probe, dict) else None)
+                   probe if isinstance(probe, dict) else None, avoid_ok)

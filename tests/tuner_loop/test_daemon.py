@@ -209,7 +209,8 @@ def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> N
         bad = {**current, "kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0}
         row = Proposal(switch_id=tor.id, priority=3, interfaces=TOR_PORTS, profile="allreduce",
                        probability=1.0, current=current, proposed=bad, predicted={},
-                       confidence=1.0, explanation={"reason": "forced by the test"})
+                       confidence=1.0, explanation={"reason": "forced by the test",
+                                                    "speed_gbps": 100, "cable_m": 3.0})
         s.add(row)
         s.commit()
         proposal_id = row.id
@@ -233,7 +234,12 @@ def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> N
         assert trial is not None
         assert trial.status == "rolled_back", (trial.status, trial.reason, trial.kpis_after)
         assert "utilisation fell" in trial.reason
+        # the rolled-back set goes on the switch's avoid list: not proposed there again soon
+        track = s.get(ProfileTrack, (tor.id, 3))
+        assert track is not None
+        avoid = TrafficTracker.from_state(track.state).avoid_view()
     assert loop.state.config["tor-p1-1"].waterlines[3] == before.waterlines[3]
+    assert len(avoid) == 1 and avoid[0][2] == pytest.approx(0.0)  # log2(Pmax 1.0)
 
 
 def test_profile_change_is_detected_and_retuned_within_three_cycles(loop_factory: Any) -> None:

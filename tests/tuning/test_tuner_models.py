@@ -192,6 +192,25 @@ def test_batch_equals_single_and_idle_holds(models: TunerModels,
     assert batch[-1].method == "hold" and batch[-1].waterlines == cur
 
 
+def test_a_rolled_back_set_is_not_proposed_again(models: TunerModels,
+                                                    windows: dict[str, np.ndarray]) -> None:
+    """An allreduce switch under SONiC's deep default is moved; with that move on the avoid
+    list (rolled back), the next proposal goes elsewhere."""
+    from tuning.optimiser import AVOID_RADIUS
+
+    ctx = PortContext(100, MB32, 3.0)
+    cur = complete(Waterline(1 << 20, 2 << 20, 0.05), ctx)
+    feats = np.median(windows["allreduce"], axis=0)
+    first = models.optimiser.propose("allreduce", feats, cur, speed_gbps=100,
+                                     buffer_bytes=MB32, cable_m=3.0)
+    assert first.method == "model", first.reason
+    bad = clip_coords(to_coords(first.waterlines, ctx), ctx)
+    second = models.optimiser.propose("allreduce", feats, cur, speed_gbps=100,
+                                      buffer_bytes=MB32, cable_m=3.0, avoid=[tuple(bad)])
+    x = clip_coords(to_coords(second.waterlines, ctx), ctx)
+    assert np.any(np.abs(x[:3] - bad[:3]) >= AVOID_RADIUS), (first.reason, second.reason)
+
+
 def test_headroom_below_the_formula_is_fixed(models: TunerModels,
                                              windows: dict[str, np.ndarray]) -> None:
     ctx = PortContext(100, MB32, 3.0)

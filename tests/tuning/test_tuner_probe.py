@@ -109,3 +109,47 @@ def test_a_pfc_change_must_pay_for_itself() -> None:
                       [-1.0, 2.0, -3.0, -3.0, 1.25],  # headroom
                       [-1.0, 2.0, -3.0, -3.0 + 0.01, 1.0]])  # rounding
     np.testing.assert_allclose(_pfc_cost(cands, 0.113), [0.0, 0.0, 0.113, 0.113, 0.0])
+
+
+def test_a_hold_next_to_a_reference_settles_on_it() -> None:
+    """Held at a set that is no reference, with a reference within one step predicted no
+    worse (spread and loss aversion included), the optimiser moves to the reference; not
+    when it is predicted worse, when a plausible profile would lose, or from a reference."""
+    from tuning.optimiser import _scores, _settle_pick
+
+    cands = np.stack([X2, X1, X0])
+    statics = X1[None, :]  # X1 is the reference here
+    one = traffic({"websearch": 1.0})
+    p = parts({"websearch": [np.log(0.97), np.log(0.9)]})
+    assert _settle_pick(_scores(p, one), p, one, cands, statics) == 1
+    p = parts({"websearch": [np.log(1.03), np.log(0.9)]})  # predicted 3 % worse
+    assert _settle_pick(_scores(p, one), p, one, cands, statics) is None
+    two = traffic({"websearch": 0.7, "incast": 0.3})
+    p = parts({"websearch": [np.log(0.8), 0.0], "incast": [np.log(1.05), 0.0]})
+    assert _settle_pick(_scores(p, two), p, two, cands, statics) is None
+    # already at a reference: no hopping between references the model cannot tell apart
+    p = parts({"websearch": [np.log(0.97), 0.0]})
+    assert _settle_pick(_scores(p, one), p, one, cands, np.stack([X2, X1])) is None
+
+
+def test_a_rolled_back_set_is_avoided_for_a_while() -> None:
+    """The tracker remembers the sets of rolled-back changes, restart-safe, for AVOID_CYCLES
+    cycles; the optimiser excludes candidates within AVOID_RADIUS of them, never the current
+    set."""
+    from tuning.optimiser import AVOID_RADIUS, _avoid_cost
+    from tuning.tracker import AVOID_CYCLES
+
+    tr = TrafficTracker()
+    tr.update(np.full((2, len(PROFILES)), 1.0 / len(PROFILES)))
+    tr.note_rolled_back(X1)
+    again = TrafficTracker.from_state(tr.state())
+    assert again.avoid_view() == (tuple(X1),)
+    for _ in range(AVOID_CYCLES - 1):
+        again.update(np.full((2, len(PROFILES)), 1.0 / len(PROFILES)))
+    assert again.avoid_view() == (tuple(X1),)
+    again.update(np.full((2, len(PROFILES)), 1.0 / len(PROFILES)))
+    assert again.avoid_view() == ()
+    near = X1 + np.array([AVOID_RADIUS / 2, -AVOID_RADIUS / 2, 0.0, 1.0, 0.0])
+    far = X1 + np.array([0.0, 0.0, 2 * AVOID_RADIUS, 0.0, 0.0])
+    cost = _avoid_cost(np.stack([X1, X1, near, far, X2]), [tuple(X1)])
+    assert cost.tolist() == [0.0, np.inf, np.inf, 0.0, 0.0]
