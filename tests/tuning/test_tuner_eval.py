@@ -72,12 +72,7 @@ def _ids() -> list[str]:
 
 
 # Rows the shipped models (seed 0) miss the full bar on, measured; see the README's results.
-KNOWN_MISSES = {
-    "allreduce-100G-s23": "on the vendor guide (the oracle's pick) at cycle 2, then a move to "
-                          "Kmax 250 KB / Pmax 0.075 predicted 23 % better measures 43 % worse "
-                          "(the elephant-count estimate drifts from 10 to 7 flows under the "
-                          "shallow thresholds; 10 is a value never trained on)",
-}
+KNOWN_MISSES: dict[str, str] = {}
 
 
 def _bar_params() -> list[Any]:

@@ -153,3 +153,16 @@ def test_a_rolled_back_set_is_avoided_for_a_while() -> None:
     far = X1 + np.array([0.0, 0.0, 2 * AVOID_RADIUS, 0.0, 0.0])
     cost = _avoid_cost(np.stack([X1, X1, near, far, X2]), [tuple(X1)])
     assert cost.tolist() == [0.0, np.inf, np.inf, 0.0, 0.0]
+
+
+def test_references_are_told_by_their_ecn_part() -> None:
+    """Leaving a static reference for a set that is none needs LEAVE_REFERENCE x the needed
+    gain; what counts as a reference is its ECN part (Kmin, Kmax, Pmax), whatever the PFC
+    knobs."""
+    from tuning.optimiser import LEAVE_REFERENCE, _is_reference
+
+    assert LEAVE_REFERENCE > 1.0
+    statics = np.stack([X1, X0])
+    assert _is_reference(X1 + np.array([0.0, 0.0, 0.0, 1.0, 0.25]), statics)
+    assert not _is_reference(X2, statics)
+    assert not _is_reference(X1, np.zeros((0, 5)))
