@@ -152,6 +152,14 @@ def test_queue_watermark_title_and_na() -> None:
     assert rows[("Ethernet8", 0)] == {"interface": "Ethernet8", "priority": 0}
 
 
+def test_queue_watermark_header_with_a_stray_column_kind_is_refused() -> None:
+    """UC3 damaged into MC3 (a valid name of another command's column): refused, not parsed
+    with queue 3 silently missing (found by the corruption property test)."""
+    text = rec("show_queue_watermark_unicast.txt").replace("  UC3 ", "  MC3 ", 1)
+    with pytest.raises(ParseError, match="damaged watermark header"):
+        P.parse_queue_watermark(text)
+
+
 def test_queue_watermark_as_occupancy() -> None:
     rows = by_key(P.parse_queue_watermark(rec("show_queue_persistent_watermark_unicast.txt"),
                                           field="occupancy_bytes"))

@@ -358,6 +358,11 @@ def _watermark_anchor(prefixes: tuple[str, ...]) -> Anchor:
             raise ParseError(command, "damaged watermark header", line=line)
         if not any(m is not None and m.group(1) in prefixes for m in kinds):
             raise ParseError(command, f"watermark header without {'/'.join(prefixes)} columns", line=line)
+        if not all(m is not None and m.group(1) in prefixes for m in kinds):
+            # one command prints one kind of column (UC... or PG...): a stray MC3 among UC
+            # columns is a damaged UC3, and its queue would silently go missing
+            raise ParseError(command, f"damaged watermark header (columns other than "
+                             f"{'/'.join(prefixes)})", line=line)
         return toks
 
     return anchor
