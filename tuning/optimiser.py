@@ -118,6 +118,13 @@ COARSE_K = (-4.0, -2.0, 0.0, 2.0, 4.0)
 COARSE_P = (-2.0, 0.0, 2.0)
 FINE_K = (-1.0, 0.0, 1.0)
 FINE_P = (-1.0, 0.0, 1.0)
+# The whole search box, coarsely (absolute coordinates: log2 Kmin / BDP, log2 Kmax / Kmin,
+# log2 Pmax): where the landscape puts the best set beyond one step -- the heading that breaks
+# ties between one-step candidates the landscape cannot tell apart (``_prefer_heading``).
+HEADING_K = (-6.0, -4.5, -3.0, -1.5, 0.0, 1.5, 3.0, 4.0)
+HEADING_SPAN = (1.0, 3.0, 5.0)
+HEADING_P = (-5.0, -3.0, -1.5, -0.3)
+HEADING_CLOSER = 1.0  # octaves of ramp depth towards the heading: a move that heads for it
 FINE_TOP = 1  # coarse candidates refined ...
 REFINE_SHARE = 0.5  # ... when the coarse best is predicted at least this share of MIN_GAIN
 # Descriptors estimated to within this share of their training spread are taken as known
@@ -505,6 +512,20 @@ class WaterlineOptimiser:
         # 2. finer around the best coarse candidates, 3. the PFC knobs at the best -- only
         # where the coarse grid found a region worth refining (a refinement of a step is
         # not going to turn a small predicted gain into one worth a change)
+        # 1b. where the landscape puts the best set in the whole box (the heading), for the
+        # requests with a move worth refining
+        headings: list[np.ndarray | None] = [None] * len(work)
+        hot = [k for k in range(len(work))
+               if float(_scores(parts[k], traffic[k]).min()) <= -math.log1p(MIN_GAIN
+                                                                             * REFINE_SHARE)]
+        if hot:
+            boxes = [_heading_grid(xcur[k], ctxs[work[k]]) for k in hot]
+            far = self._predict_many([traffic[k] for k in hot],
+                                     [np.vstack([xcur[k][None, :], b])
+                                      for k, b in zip(hot, boxes, strict=True)])
+            for k, b, pt in zip(hot, boxes, far, strict=True):
+                sc = _scores(pt, traffic[k])[1:]
+                headings[k] = b[int(np.argmin(sc))]
         for stage in (2, 3):
             extra = []
             for k, i in enumerate(work):
@@ -523,9 +544,11 @@ class WaterlineOptimiser:
             parts = [{p: np.concatenate([a[p], b[p]], axis=1) if p in b else a[p] for p in a}
                      for a, b in zip(parts, more, strict=True)]
         statics = [_statics(x, ctxs[i], exact=True) for x, i in zip(xcur, work, strict=True)]
-        bests = [_prefer_static(_scores(pt, t) + _pfc_cost(c, self._needed_gain(t))
-                                + _avoid_cost(c, reqs[i].avoid), c, st)
-                 for pt, t, c, st, i in zip(parts, traffic, cands, statics, work, strict=True)]
+        bests = [_prefer_heading(_scores(pt, t) + _pfc_cost(c, self._needed_gain(t))
+                                 + _avoid_cost(c, reqs[i].avoid), c, st, h,
+                                 self._needed_gain(t))
+                 for pt, t, c, st, i, h in zip(parts, traffic, cands, statics, work, headings,
+                                               strict=True)]
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
                                                                         strict=True)])
         for k, i in enumerate(work):
@@ -750,6 +773,35 @@ def _prefer_static(score: np.ndarray, cands: np.ndarray, statics: np.ndarray) ->
     return best
 
 
+def _prefer_heading(score: np.ndarray, cands: np.ndarray, statics: np.ndarray,
+                    heading: np.ndarray | None, tol: float) -> int:
+    """:func:`_prefer_static`'s pick -- unless that is the plain best, no static reference,
+    and moves the ramp's depth (the mean of log2 Kmin and log2 Kmax) away from the heading
+    (where the landscape puts the best set of the whole box, ``HEADING_CLOSER`` or more
+    away): then the best candidate that takes the depth at least ``HEADING_CLOSER`` towards
+    the heading, among those predicted within ``tol`` (the needed gain: the landscape's
+    resolution) of the best. The step bound is a safety limit per change, not a horizon:
+    from the SONiC default a step to deeper thresholds and one to shallower ones can score
+    alike, and the deeper one can end in a basin worse than the shallow optimum (allreduce,
+    20 flows at 100G: 0.99 vs 0.94 after the first step, oracle 0.72; measured). Only the
+    direction is taken from the heading: the landscape's error is small next to the gap
+    between basins, not next to the detail inside one (taking the point nearest the heading
+    instead lost two evaluation rows)."""
+    best = _prefer_static(score, cands, statics)
+    if heading is None or best != int(np.argmin(score)) or best == 0 or \
+            _is_reference(cands[best], statics):
+        return best
+    depth = cands[:, 0] + 0.5 * cands[:, 1]
+    way = float(heading[0] + 0.5 * heading[1] - depth[0])
+    towards = (depth - depth[0]) * math.copysign(1.0, way) >= HEADING_CLOSER
+    if abs(way) <= HEADING_CLOSER or (depth[best] - depth[0]) * way > 0:
+        return best
+    ok = (score <= score[best] + tol) & (score < 0.0) & towards
+    if not np.any(ok):
+        return best
+    return int(np.flatnonzero(ok)[int(np.argmin(score[ok]))])
+
+
 def _settle_pick(score: np.ndarray, parts: dict[str, np.ndarray], traffic: _Traffic,
                  cands: np.ndarray, statics: np.ndarray) -> int | None:
     """When the tuner would hold at a set that is no static reference: the exact reference
@@ -955,6 +1007,19 @@ def _grid(centre: np.ndarray, xcur: np.ndarray, ctx: PortContext, ks: Sequence[f
     pts[:, 2] = centre[2] + dp
     arr = step_bounded_rows(pts, xcur, ctx)
     out: np.ndarray = arr[within_step(arr, xcur)]
+    return out
+
+
+def _heading_grid(xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
+    """The whole box, coarsely (``HEADING_*``), and the static references, at the current PFC
+    knobs."""
+    k, m, p = (a.ravel() for a in np.meshgrid(HEADING_K, HEADING_SPAN, HEADING_P,
+                                              indexing="ij"))
+    pts = np.repeat(xcur[None, :], len(k), axis=0)
+    pts[:, 0], pts[:, 1], pts[:, 2] = k, m, p
+    refs = _reference_coords(ctx).copy()
+    refs[:, 3:] = xcur[3:]
+    out: np.ndarray = _dedupe(clip_coords(np.vstack([refs, pts]), ctx))
     return out
 
 
