@@ -21,7 +21,9 @@ in place, from telemetry). A proposal for one (switch, priority):
    is predicted ``MIN_GAIN`` better and ``MIN_AGREEMENT`` of the members agree, preferring a
    static reference (the current set included) predicted within ``ANCHOR_MARGIN`` of the best,
    and leaving a reference for a set that is none only for ``LEAVE_REFERENCE`` x the needed
-   gain; when it would hold at a set that is no reference, it *settles* on a reference within
+   gain; between near-equal best moves, the one heading for the landscape's best set of the
+   whole box wins (``_prefer_heading``); when it would hold at a set that is no reference,
+   it *settles* on a reference within
    one step that is predicted no worse (``_settle_pick``);
    when it would hold only because plausible profiles want opposite moves, it *probes*: one
    step towards a reference setting that the likelier ones gain from (``_probe_pick``); the
@@ -512,27 +514,16 @@ class WaterlineOptimiser:
         # 2. finer around the best coarse candidates, 3. the PFC knobs at the best -- only
         # where the coarse grid found a region worth refining (a refinement of a step is
         # not going to turn a small predicted gain into one worth a change)
-        # 1b. where the landscape puts the best set in the whole box (the heading), for the
-        # requests with a move worth refining
-        headings: list[np.ndarray | None] = [None] * len(work)
-        hot = [k for k in range(len(work))
-               if float(_scores(parts[k], traffic[k]).min()) <= -math.log1p(MIN_GAIN
-                                                                             * REFINE_SHARE)]
-        if hot:
-            boxes = [_heading_grid(xcur[k], ctxs[work[k]]) for k in hot]
-            far = self._predict_many([traffic[k] for k in hot],
-                                     [np.vstack([xcur[k][None, :], b])
-                                      for k, b in zip(hot, boxes, strict=True)])
-            for k, b, pt in zip(hot, boxes, far, strict=True):
-                sc = _scores(pt, traffic[k])[1:]
-                headings[k] = b[int(np.argmin(sc))]
+        worth = -math.log1p(MIN_GAIN * REFINE_SHARE)
+        hot = [float(_scores(pt, t).min()) <= worth for pt, t in zip(parts, traffic,
+                                                                      strict=True)]
         for stage in (2, 3):
             extra = []
             for k, i in enumerate(work):
-                sc = _scores(parts[k], traffic[k])
-                if float(sc.min()) > -math.log1p(MIN_GAIN * REFINE_SHARE):
+                if not hot[k]:
                     extra.append(np.zeros((0, 5)))
                     continue
+                sc = _scores(parts[k], traffic[k])
                 if stage == 2:
                     tops = cands[k][np.argsort(sc)[:FINE_TOP]]
                     new = np.vstack([_fine(t, xcur[k], ctxs[i]) for t in tops])
@@ -544,17 +535,34 @@ class WaterlineOptimiser:
             parts = [{p: np.concatenate([a[p], b[p]], axis=1) if p in b else a[p] for p in a}
                      for a, b in zip(parts, more, strict=True)]
         statics = [_statics(x, ctxs[i], exact=True) for x, i in zip(xcur, work, strict=True)]
-        bests = [_prefer_heading(_scores(pt, t) + _pfc_cost(c, self._needed_gain(t))
-                                 + _avoid_cost(c, reqs[i].avoid), c, st, h,
-                                 self._needed_gain(t))
-                 for pt, t, c, st, i, h in zip(parts, traffic, cands, statics, work, headings,
-                                               strict=True)]
+        needs = [self._needed_gain(t) for t in traffic]
+        totals = [_scores(pt, t) + _pfc_cost(c, nd) + _avoid_cost(c, reqs[i].avoid)
+                  for pt, t, c, nd, i in zip(parts, traffic, cands, needs, work, strict=True)]
+        bests = [_prefer_static(sc, c, st) for sc, c, st in zip(totals, cands, statics,
+                                                                strict=True)]
+        # the heading (``_prefer_heading``), only where it could change the pick
+        rivals = [_heading_rivals(totals[k], cands[k], statics[k], bests[k], needs[k])
+                  if hot[k] else np.zeros(len(cands[k]), dtype=bool) for k in range(len(work))]
+        ask = [k for k, r in enumerate(rivals) if r.any()]
+        for k, h in zip(ask, self._headings([traffic[k] for k in ask], [xcur[k] for k in ask],
+                                            [ctxs[work[k]] for k in ask]), strict=True):
+            bests[k] = _prefer_heading(totals[k], cands[k], bests[k], rivals[k], h)
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
                                                                         strict=True)])
         for k, i in enumerate(work):
             out[i] = self._decide(reqs[i], ctxs[i], traffic[k], cands[k], parts[k], bests[k],
                                   outputs[k], towards[k])
         return [p for p in out if p is not None]
+
+    def _headings(self, traffic: Sequence[_Traffic], xcur: Sequence[np.ndarray],
+                  ctxs: Sequence[PortContext]) -> list[np.ndarray]:
+        """Where the landscape puts the best set of the whole box (``_heading_grid``), per
+        request; one forward pass per profile."""
+        boxes = [_heading_grid(x, c) for x, c in zip(xcur, ctxs, strict=True)]
+        parts = self._predict_many(traffic, [np.vstack([x[None, :], b])
+                                             for x, b in zip(xcur, boxes, strict=True)])
+        return [b[int(np.argmin(_scores(pt, t)[1:]))]
+                for b, pt, t in zip(boxes, parts, traffic, strict=True)]
 
     def _decide(self, rq: ProposalRequest, ctx: PortContext, traffic: _Traffic,
                 cands: np.ndarray, parts: dict[str, np.ndarray], best: int,
@@ -773,33 +781,48 @@ def _prefer_static(score: np.ndarray, cands: np.ndarray, statics: np.ndarray) ->
     return best
 
 
-def _prefer_heading(score: np.ndarray, cands: np.ndarray, statics: np.ndarray,
-                    heading: np.ndarray | None, tol: float) -> int:
-    """:func:`_prefer_static`'s pick -- unless that is the plain best, no static reference,
-    and moves the ramp's depth (the mean of log2 Kmin and log2 Kmax) away from the heading
-    (where the landscape puts the best set of the whole box, ``HEADING_CLOSER`` or more
-    away): then the best candidate that takes the depth at least ``HEADING_CLOSER`` towards
-    the heading, among those predicted within ``tol`` (the needed gain: the landscape's
-    resolution) of the best. The step bound is a safety limit per change, not a horizon:
-    from the SONiC default a step to deeper thresholds and one to shallower ones can score
-    alike, and the deeper one can end in a basin worse than the shallow optimum (allreduce,
-    20 flows at 100G: 0.99 vs 0.94 after the first step, oracle 0.72; measured). Only the
-    direction is taken from the heading: the landscape's error is small next to the gap
-    between basins, not next to the detail inside one (taking the point nearest the heading
-    instead lost two evaluation rows)."""
-    best = _prefer_static(score, cands, statics)
-    if heading is None or best != int(np.argmin(score)) or best == 0 or \
-            _is_reference(cands[best], statics):
+def _heading_rivals(score: np.ndarray, cands: np.ndarray, statics: np.ndarray, best: int,
+                    tol: float) -> np.ndarray:
+    """Mask of the candidates a heading could pick instead of ``best`` (``_prefer_heading``):
+    when ``best`` is the plain best and no static reference, those predicted better than the
+    current set and within ``tol`` (the needed gain: the landscape's resolution) of it that
+    move the ramp's depth (the mean of log2 Kmin and log2 Kmax) ``HEADING_CLOSER`` or more,
+    not the way ``best`` moves it."""
+    none = np.zeros(len(score), dtype=bool)
+    if best == 0 or best != int(np.argmin(score)) or _is_reference(cands[best], statics):
+        return none
+    move = _depth(cands) - _depth(cands[:1])
+    out: np.ndarray = ((score <= score[best] + tol) & (score < 0.0)
+                       & (np.abs(move) >= HEADING_CLOSER) & (move * move[best] <= 0.0))
+    return out
+
+
+def _prefer_heading(score: np.ndarray, cands: np.ndarray, best: int, rivals: np.ndarray,
+                    heading: np.ndarray) -> int:
+    """``best`` -- unless it moves the ramp's depth away from the heading (where the
+    landscape puts the best set of the whole box, ``HEADING_CLOSER`` or more away): then the
+    best of the ``rivals`` (``_heading_rivals``) that takes the depth towards it, if any.
+    The step bound is a safety limit per change, not a horizon: from the SONiC default a
+    step to deeper thresholds and one to shallower ones can score alike, and the deeper one
+    can end in a basin worse than the shallow optimum (allreduce, 20 flows at 100G: 0.99 vs
+    0.94 after the first step, oracle 0.72; measured). Only the direction is taken from the
+    heading: the landscape's error is small next to the gap between basins, not next to the
+    detail inside one (taking the point nearest the heading instead lost two evaluation
+    rows)."""
+    move = _depth(cands) - _depth(cands[:1])
+    way = float(_depth(heading[None, :])[0] - _depth(cands[:1])[0])
+    if abs(way) <= HEADING_CLOSER or move[best] * way > 0:
         return best
-    depth = cands[:, 0] + 0.5 * cands[:, 1]
-    way = float(heading[0] + 0.5 * heading[1] - depth[0])
-    towards = (depth - depth[0]) * math.copysign(1.0, way) >= HEADING_CLOSER
-    if abs(way) <= HEADING_CLOSER or (depth[best] - depth[0]) * way > 0:
-        return best
-    ok = (score <= score[best] + tol) & (score < 0.0) & towards
+    ok = rivals & (move * way > 0)
     if not np.any(ok):
         return best
     return int(np.flatnonzero(ok)[int(np.argmin(score[ok]))])
+
+
+def _depth(x: np.ndarray) -> np.ndarray:
+    """The ramp's depth (octaves: the mean of log2 Kmin / BDP and log2 Kmax / BDP) of rows."""
+    out: np.ndarray = x[:, 0] + 0.5 * x[:, 1]
+    return out
 
 
 def _settle_pick(score: np.ndarray, parts: dict[str, np.ndarray], traffic: _Traffic,
@@ -1017,9 +1040,7 @@ def _heading_grid(xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
                                               indexing="ij"))
     pts = np.repeat(xcur[None, :], len(k), axis=0)
     pts[:, 0], pts[:, 1], pts[:, 2] = k, m, p
-    refs = _reference_coords(ctx).copy()
-    refs[:, 3:] = xcur[3:]
-    out: np.ndarray = _dedupe(clip_coords(np.vstack([refs, pts]), ctx))
+    out: np.ndarray = _dedupe(clip_coords(np.vstack([_references_at(xcur, ctx), pts]), ctx))
     return out
 
 
@@ -1034,11 +1055,17 @@ def _fine(centre: np.ndarray, xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
 def _statics(xcur: np.ndarray, ctx: PortContext, *, exact: bool = False) -> np.ndarray:
     """The static references (ECN part, the current PFC knobs), exact when within one step,
     else the bounded move towards them (``exact``: only the exact ones)."""
-    refs = _reference_coords(ctx).copy()
-    refs[:, 3:] = xcur[3:]
+    refs = _references_at(xcur, ctx)
     arr = refs if exact else step_bounded_rows(refs, xcur, ctx)
     out: np.ndarray = arr[within_step(arr, xcur)]
     return out
+
+
+def _references_at(xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
+    """The static references' ECN part with the current PFC knobs."""
+    refs = _reference_coords(ctx).copy()
+    refs[:, 3:] = xcur[3:]
+    return refs
 
 
 @functools.lru_cache(maxsize=256)

@@ -172,7 +172,15 @@ def test_near_equal_moves_are_told_apart_by_the_heading() -> None:
     """Between one-step moves the landscape cannot tell apart (within the needed gain), the
     one towards the best set of the whole box wins; a clearly better move, a move already
     heading that way, a heading within reach, or a static reference keeps its pick."""
-    from tuning.optimiser import _prefer_heading
+    from tuning.optimiser import _heading_rivals, _prefer_heading, _prefer_static
+
+    def pick(score: np.ndarray, cands: np.ndarray, statics: np.ndarray,
+             heading: np.ndarray | None, tol: float) -> int:  # as the optimiser does
+        best = _prefer_static(score, cands, statics)
+        rivals = _heading_rivals(score, cands, statics, best, tol)
+        if heading is None or not rivals.any():
+            return best
+        return _prefer_heading(score, cands, best, rivals, heading)
 
     deep = np.array([4.0, 1.4, -2.3, -3.0, 1.0])  # deeper than X0: Kmin and Kmax up
     shallow = np.array([-1.0, 3.0, -2.3, -3.0, 1.0])  # four octaves shallower
@@ -180,11 +188,11 @@ def test_near_equal_moves_are_told_apart_by_the_heading() -> None:
     heading = np.array([-3.0, 3.0, -3.0, -3.0, 1.0])  # a delay-sized ramp, out of reach
     none = np.zeros((0, 5))
     score = np.array([0.0, -0.38, -0.29])
-    assert _prefer_heading(score, cands, none, None, 0.2) == 1  # no heading: the best
-    assert _prefer_heading(score, cands, none, heading, 0.2) == 2  # near-equal, on the way
-    assert _prefer_heading(score, cands, none, heading, 0.05) == 1  # the best is clearly best
-    assert _prefer_heading(np.array([0.0, -0.38, 0.01]), cands, none, heading, 0.5) == 1
-    assert _prefer_heading(score, cands, none, deep, 0.2) == 1  # the best heads there itself
-    assert _prefer_heading(score, cands, none, X0 + 0.5, 0.2) == 1  # heading within reach
+    assert pick(score, cands, none, None, 0.2) == 1  # no heading: the best
+    assert pick(score, cands, none, heading, 0.2) == 2  # near-equal, on the way
+    assert pick(score, cands, none, heading, 0.05) == 1  # the best is clearly best
+    assert pick(np.array([0.0, -0.38, 0.01]), cands, none, heading, 0.5) == 1
+    assert pick(score, cands, none, deep, 0.2) == 1  # the best heads there itself
+    assert pick(score, cands, none, X0 + 0.5, 0.2) == 1  # heading within reach
     # a static reference the model cannot tell from the best is kept (_prefer_static)
-    assert _prefer_heading(score, cands, np.stack([deep]), heading, 0.2) == 1
+    assert pick(score, cands, np.stack([deep]), heading, 0.2) == 1
