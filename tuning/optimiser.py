@@ -29,7 +29,8 @@ in place, from telemetry). A proposal for one (switch, priority):
    step towards a reference setting that the likelier ones gain from (``_probe_pick``); the
    caller remembers the probe (``TrafficTracker``), and the next windows, taken where the
    profiles' telemetry differs, decide -- back to the old set with the helped profiles ruled
-   out for ``PROBE_COOLDOWN`` cycles, or on with the others ruled out; otherwise it holds;
+   out for ``PROBE_COOLDOWN`` cycles, or on with the others ruled out once they are
+   unlikely (undecided: back, no verdict); otherwise it holds;
 4. a conservative step-wise :func:`heuristic` instead when the models cannot be trusted
    (telemetry unlike anything in training: the members disagree on the current set itself),
    and for profiles without a model; ``idle`` holds.
@@ -99,8 +100,10 @@ IDLE_POSTERIOR = 0.5  # a group at least this likely idle holds
 # static reference where they behave differently is tried for one cycle.
 PROBE_MIN_MASS = 0.3  # the profiles a probe helps are at least this likely ...
 PROBE_RIVAL_MASS = 0.15  # ... and those it hurts at least this likely (else: no ambiguity)
-PROBE_CONFIRM = 0.5  # after the probe, the helped profiles this likely: confirmed ...
-PROBE_REJECT = 0.3  # ... less likely than this: back (in between: one more window)
+PROBE_CONFIRM = 0.5  # after the probe, the helped profiles this likely and the hurt ones
+PROBE_REJECT = 0.3  # less than this: confirmed; the helped ones less likely than this: back
+# (in between: one more window). A confirmation rules the hurt profiles out, so they must
+# have become unlikely, not merely less likely than the helped ones.
 PROBE_WINDOW = 3  # ... checked for this many cycles after the probe (verification windows)
 PROBE_COOLDOWN = 20  # cycles a verdict holds, and before a setting is probed from again
 PROBE_OVERRIDE = 0.8  # a ruled-out profile this likely again: the traffic changed
@@ -871,14 +874,18 @@ def _probe_outcome(probe: dict[str, Any] | None, xcur: np.ndarray, traffic: _Tra
     """The verdict of the probe in place (the current set is the probed one, within
     ``PROBE_WINDOW`` cycles of it, no verdict yet): (where to go back to, the record with the
     profiles it ruled out). The profiles it was to help proved unlikely: back, and they are
-    ruled out; else the profiles it would hurt are. None: no probe to judge."""
+    ruled out; they proved likely and the profiles it would hurt unlikely: those are ruled
+    out; still undecided after ``PROBE_WINDOW`` cycles: back, no verdict. None: no probe to
+    judge (or one more window)."""
     if not probe or "ruled_out" in probe or int(probe.get("age", PROBE_COOLDOWN)) > \
             PROBE_WINDOW or not _near(xcur, probe.get("to", ())):
         return None
     helps = list(probe.get("for", ()))
+    against = list(probe.get("against", ()))
     mass = sum(w for p, w, _pts, _wts in traffic.hypotheses if p in helps)
+    rival = sum(w for p, w, _pts, _wts in traffic.hypotheses if p in against)
     record = {k: v for k, v in probe.items() if k != "age"}
-    if mass >= PROBE_CONFIRM:
+    if mass >= PROBE_CONFIRM and rival < PROBE_REJECT:
         return None, {**record, "ruled_out": list(probe.get("against", ()))}
     if mass < PROBE_REJECT:
         return np.asarray(probe["from"], dtype=float), {**record, "ruled_out": helps}

@@ -72,7 +72,14 @@ def _ids() -> list[str]:
 
 
 # Rows the shipped models (seed 0) miss the full bar on, measured; see the README's results.
-KNOWN_MISSES: dict[str, str] = {}
+WHY_AMBIGUOUS = ("held at the SONiC start: at the probed set the classifier still reads "
+                 "incast 40-54 %, so the probe gets no verdict, and a move towards the "
+                 "vendor guide would make an incast 2-3x worse")
+KNOWN_MISSES: dict[str, str] = {
+    "websearch-200G-s11": WHY_AMBIGUOUS,
+    "hadoop-100G-s11": WHY_AMBIGUOUS,
+    "hadoop-200G-s23": WHY_AMBIGUOUS,
+}
 
 
 def _bar_params() -> list[Any]:
@@ -156,6 +163,20 @@ def test_profile_change_is_retuned_within_three_cycles(change_run: Any) -> None:
     j_before = ys.run([before])[0].objective
     assert j_before > 1.10 * oracle  # the allreduce setting is wrong for incast
     assert min(after) <= 1.10 * oracle, (j_before, after, oracle)
+
+
+def test_ambiguous_probe_does_not_rule_out_the_profile_it_would_hurt(models: TunerModels
+                                                                      ) -> None:
+    """A 6-sender incast at load 0.2 (parameters outside the subset) reads 40-55 % websearch
+    or hadoop even at the probed set; confirming that probe ruled incast out and the next
+    move (Kmin 14 KB, Pmax 0.3) measured 2.6x worse than the start. The tuner must not end
+    worse than where it started."""
+    sc = Scenario.make("incast", 200, {"incast_degree": 6, "load": 0.2}, seed=43)
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    run = closed_loop(sc, models.classifier, opt, settings=SETTINGS)
+    ys = _Yardstick(sc, SETTINGS)
+    start, end = (m.objective for m in ys.run([run.applied[0], run.applied[-1]]))
+    assert end <= 1.02 * start, (start, end, [r.reason[:120] for r in run.records])
 
 
 def test_cli_eval_json() -> None:

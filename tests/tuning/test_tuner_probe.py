@@ -63,8 +63,12 @@ def test_the_verdict_goes_back_confirms_or_waits() -> None:
     back, rec = _probe_outcome(probe, X1, traffic({"incast": 0.9, "websearch": 0.1}))
     assert back is not None and np.allclose(back, X0) and rec["ruled_out"] == ["websearch"]
     # it says websearch: confirmed, incast ruled out, no move back
-    back, rec = _probe_outcome(probe, X1, traffic({"websearch": 0.7, "incast": 0.3}))
+    back, rec = _probe_outcome(probe, X1, traffic({"websearch": 0.75, "incast": 0.25}))
     assert back is None and rec["ruled_out"] == ["incast"]
+    # the helped profile likelier, but the one it would hurt still plausible: no verdict yet
+    # (measured: a 6-sender incast at load 0.2 read 55 % websearch / hadoop, 45 % incast at
+    # the probed set; confirming ruled incast out and the next move made it 2.6x worse)
+    assert _probe_outcome(probe, X1, traffic({"websearch": 0.55, "incast": 0.45})) is None
     # undecided: one more window, then back without a verdict
     assert _probe_outcome(probe, X1, traffic({"websearch": 0.4, "incast": 0.6})) is None
     late = {**probe, "age": PROBE_WINDOW}
