@@ -98,10 +98,13 @@ def static_baselines(speed_gbps: float) -> dict[str, Thresholds]:
     return {name: make(speed_gbps) for name, make in STATIC_BASELINES.items()}
 
 
-def repeat_seeds(seed: int, repeats: int, namespace: str = "eval") -> list[int]:
-    """Traffic seeds of a measurement: the scenario's seed, then derived ones."""
-    out = [int(seed)]
-    for r in range(1, max(1, repeats)):
+def repeat_seeds(seed: int, repeats: int, namespace: str = "eval", *,
+                 own_seed: bool = True) -> list[int]:
+    """Traffic seeds of a measurement: the scenario's seed (unless ``own_seed`` is False),
+    then seeds derived from it in ``namespace``."""
+    first = 1 if own_seed else 0
+    out = [int(seed)] if own_seed else []
+    for r in range(first, max(1, repeats)):
         out.append(zlib.crc32(f"{namespace}:{seed}:{r}".encode()) & 0x7FFFFFFF)
     return out
 
@@ -141,13 +144,15 @@ class Measured:
 
 def measure(sc: Scenario, ths: Sequence[Thresholds], *, duration_ms: float = 20.0,
             warmup_ms: float = 2.0, repeats: int = 1, pool: Executor | None = None,
-            chunk: int = 0, seed_namespace: str = "eval") -> list[Measured]:
+            chunk: int = 0, seed_namespace: str = "eval", own_seed: bool = True
+            ) -> list[Measured]:
     """Objective and KPIs of every configuration on the scenario's traffic (common random
     numbers: every configuration sees the same flows). Repeats run in ``pool`` when given;
-    ``chunk`` > 0 splits big batches (memory)."""
+    ``chunk`` > 0 splits big batches (memory); ``own_seed`` False: none of the realisations
+    is the scenario's own seed (:func:`repeat_seeds`)."""
     if not ths:
         return []
-    seeds = repeat_seeds(sc.seed, repeats, seed_namespace)
+    seeds = repeat_seeds(sc.seed, repeats, seed_namespace, own_seed=own_seed)
     parts = [list(ths)] if chunk <= 0 else [list(ths[i:i + chunk])
                                             for i in range(0, len(ths), chunk)]
     jobs = [(sc, part, s, duration_ms, warmup_ms) for s in seeds for part in parts]

@@ -179,6 +179,20 @@ def test_ambiguous_probe_does_not_rule_out_the_profile_it_would_hurt(models: Tun
     assert end <= 1.02 * start, (start, end, [r.reason[:120] for r in run.records])
 
 
+def test_score_realisations_share_none_with_the_search() -> None:
+    """The oracle selects on SEARCH realisations, every figure is scored on SCORE ones: no
+    traffic seed in common (the scenario's own seed is the search's and the rig's)."""
+    from tuning.evaluate import SCORE, SEARCH
+    from tuning.simulation import repeat_seeds
+
+    for seed in (0, 11, 23, 41):
+        search = repeat_seeds(seed, 4, SEARCH)
+        score = repeat_seeds(seed, 4, SCORE, own_seed=False)
+        assert search[0] == seed and len(set(score)) == 4 and seed not in score
+        assert not set(search) & set(score)
+    assert repeat_seeds(7, 1, "train") == [7]
+
+
 def test_cli_eval_json() -> None:
     res = CliRunner().invoke(app, ["eval", "--profiles", "incast", "--speeds", "100",
                                    "--seeds", "5", "--max-cycles", "2", "--hillclimb-probes",
