@@ -886,7 +886,7 @@ def _probe_outcome(probe: dict[str, Any] | None, xcur: np.ndarray, traffic: _Tra
     rival = sum(w for p, w, _pts, _wts in traffic.hypotheses if p in against)
     record = {k: v for k, v in probe.items() if k != "age"}
     if mass >= PROBE_CONFIRM and rival < PROBE_REJECT:
-        return None, {**record, "ruled_out": list(probe.get("against", ()))}
+        return None, {**record, "ruled_out": against}
     if mass < PROBE_REJECT:
         return np.asarray(probe["from"], dtype=float), {**record, "ruled_out": helps}
     if int(probe.get("age", 0)) >= PROBE_WINDOW:  # still undecided: back, no verdict

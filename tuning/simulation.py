@@ -102,9 +102,8 @@ def repeat_seeds(seed: int, repeats: int, namespace: str = "eval", *,
                  own_seed: bool = True) -> list[int]:
     """Traffic seeds of a measurement: the scenario's seed (unless ``own_seed`` is False),
     then seeds derived from it in ``namespace``."""
-    first = 1 if own_seed else 0
     out = [int(seed)] if own_seed else []
-    for r in range(first, max(1, repeats)):
+    for r in range(len(out), max(1, repeats)):
         out.append(zlib.crc32(f"{namespace}:{seed}:{r}".encode()) & 0x7FFFFFFF)
     return out
 
