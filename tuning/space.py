@@ -204,11 +204,15 @@ def step_bounded_rows(targets: np.ndarray, current: np.ndarray, ctx: PortContext
     """:func:`step_bounded` of every row of ``targets`` (one vectorised pass)."""
     cur = clip_coords(np.asarray(current, dtype=float), ctx)
     lo, hi = step_bounds(cur)
-    x = np.clip(clip_coords(np.atleast_2d(np.asarray(targets, dtype=float)), ctx), lo, hi)
+    tgt = clip_coords(np.atleast_2d(np.asarray(targets, dtype=float)), ctx)
+    x = np.clip(tgt, lo, hi)
     lim = math.log2(MAX_K_FACTOR)
     cap = math.log2(ctx.kmax_cap / ctx.bdp)
     kmax_now = cur[0] + cur[1]
-    kmax_t = np.minimum(np.clip(x[:, 0] + x[:, 1], kmax_now - lim, kmax_now + lim), cap)
+    # Kmax moves towards the target's own Kmax (not Kmin's bounded move plus the target's
+    # ramp width, which can take Kmax away from its target: SONiC's 2 MiB towards the vendor
+    # guide's 1 MB would go to 4.7 MB)
+    kmax_t = np.minimum(np.clip(tgt[:, 0] + tgt[:, 1], kmax_now - lim, kmax_now + lim), cap)
     # the ramp would close: lower Kmin instead
     x[:, 0] = np.where(kmax_t - x[:, 0] < SPAN_LOG2[0], kmax_t - SPAN_LOG2[0], x[:, 0])
     low = x[:, 0] < KMIN_BDP_LOG2[0]

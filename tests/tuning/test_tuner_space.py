@@ -70,6 +70,27 @@ def test_a_bounded_step_is_bounded(ctx: PortContext, a: list[float], b: list[flo
     assert abs(math.log2(wn.alpha or 0.125) - math.log2(wc.alpha or 0.125)) <= 2
 
 
+@settings(max_examples=200, deadline=None)
+@given(ctx=CTXS, a=COORDS, b=COORDS)
+def test_a_bounded_step_heads_for_its_target(ctx: PortContext, a: list[float],
+                                             b: list[float]) -> None:
+    """Kmin and Kmax each move towards the target's own value, never away from it (beyond
+    the ramp's minimum width, which can push Kmax up when Kmin comes close)."""
+    cur = clip_coords(np.array(a), ctx)
+    tgt = clip_coords(np.array(b), ctx)
+    nxt = step_bounded(tgt, cur, ctx)
+    for k in (lambda x: x[0], lambda x: x[0] + x[1]):
+        assert abs(k(nxt) - k(tgt)) <= abs(k(cur) - k(tgt)) + 0.5 + 1e-6
+
+
+def test_a_step_from_the_sonic_default_towards_the_vendor_guide() -> None:
+    ctx = PortContext(200, 42 << 20, 3.0)
+    refs = reference_waterlines(200)
+    x0 = clip_coords(to_coords(refs["sonic_default"], ctx), ctx)
+    w = from_coords(step_bounded(to_coords(refs["vendor"], ctx), x0, ctx), ctx)
+    assert (w.kmin_bytes, w.kmax_bytes, w.pmax) == (65536, 1_000_000, 0.2)
+
+
 def test_references_and_completion() -> None:
     ctx = PortContext(100, 32 << 20, 3.0)
     refs = reference_waterlines(100)
