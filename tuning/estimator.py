@@ -40,11 +40,15 @@ def single_thread() -> Any:
 
 
 def fit_trees(X: np.ndarray, y: np.ndarray, *, seed: int = 0, max_iter: int = 150,
-              leaves: int = 15, min_leaf: int = 20, rate: float = 0.06) -> Any:
-    """A histogram gradient-boosting regressor (squared error, no early stopping)."""
+              leaves: int = 15, min_leaf: int = 20, rate: float = 0.06,
+              quantile: float | None = None) -> Any:
+    """A histogram gradient-boosting regressor (squared error, or the pinball loss of
+    ``quantile``; no early stopping)."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    model = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=rate,
+    loss: dict[str, Any] = {} if quantile is None else {"loss": "quantile",
+                                                        "quantile": quantile}
+    model = HistGradientBoostingRegressor(**loss, max_iter=max_iter, learning_rate=rate,
                                           max_leaf_nodes=leaves, min_samples_leaf=min_leaf,
                                           l2_regularization=1e-3, early_stopping=False,
                                           random_state=seed)

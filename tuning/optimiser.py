@@ -58,7 +58,8 @@ from typing import Any
 import joblib
 import numpy as np
 
-from tuning import descriptors
+from tuning import descriptors, diagnostic
+from tuning.diagnostic import DiagnosticModel, Verdict
 from tuning.estimator import TrafficEstimator
 from tuning.features import FEATURE_NAMES, PROFILES, bdp_bytes
 from tuning.guard import Waterline, WaterlinesLike, check_waterlines
@@ -209,9 +210,11 @@ class WaterlineOptimiser:
     """Proposals (module docstring)."""
 
     def __init__(self, models: dict[str, ProfileModels] | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
+                 metadata: dict[str, Any] | None = None,
+                 diagnostic: DiagnosticModel | None = None) -> None:
         self.models: dict[str, ProfileModels] = dict(models or {})
         self.metadata: dict[str, Any] = dict(metadata or {})
+        self.diagnostic = diagnostic
         self._obs: dict[str, list[_Obs]] = {}
 
     # ------------------------------------------------------------------ public API
@@ -338,7 +341,8 @@ class WaterlineOptimiser:
         # bytes do not depend on how the object was built (trained or loaded)
         meta = json.loads(json.dumps(self.metadata, default=_jsonable))
         joblib.dump({"kind": "WaterlineOptimiser", "version": 2, "models": self.models,
-                     "metadata": meta, "observations": obs}, buf, compress=3)
+                     "diagnostic": self.diagnostic, "metadata": meta, "observations": obs},
+                    buf, compress=3)
         return buf.getvalue()
 
     def settled(self) -> WaterlineOptimiser:
@@ -360,7 +364,7 @@ class WaterlineOptimiser:
         if not isinstance(obj, dict) or obj.get("kind") != "WaterlineOptimiser" \
                 or obj.get("version") != 2:
             raise ValueError("not a serialised WaterlineOptimiser (version 2)")
-        opt = cls(obj["models"], obj["metadata"])
+        opt = cls(obj["models"], obj["metadata"], obj.get("diagnostic"))
         for p, rows in (obj.get("observations") or {}).items():
             opt._obs[p] = [_Obs(np.asarray(t), np.asarray(x), float(r)) for t, x, r in rows]
         return opt
@@ -552,9 +556,10 @@ class WaterlineOptimiser:
             bests[k] = _prefer_heading(totals[k], cands[k], bests[k], rivals[k], h)
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
                                                                         strict=True)])
+        verdicts = self._verdicts([reqs[i] for i in work], [c[0] for c in cands])
         for k, i in enumerate(work):
             out[i] = self._decide(reqs[i], ctxs[i], traffic[k], cands[k], parts[k], bests[k],
-                                  outputs[k], towards[k])
+                                  outputs[k], towards[k], verdicts[k])
         return [p for p in out if p is not None]
 
     def _headings(self, traffic: Sequence[_Traffic], xcur: Sequence[np.ndarray],
@@ -567,14 +572,41 @@ class WaterlineOptimiser:
         return [b[int(np.argmin(_scores(pt, t)[1:]))]
                 for b, pt, t in zip(boxes, parts, traffic, strict=True)]
 
+    def _verdicts(self, reqs: Sequence[ProposalRequest], xcur: Sequence[np.ndarray]
+                  ) -> list[Verdict | None]:
+        """The diagnostic's verdict for every request whose diagnostic awaits one (a window
+        after its step: the first stage; a window after reaching the vendor guide: the
+        second), each stage in one pass; None for the others."""
+        out: list[Verdict | None] = [None] * len(reqs)
+        if self.diagnostic is None:
+            return out
+        stages = [_diagnostic_stage(rq.probe, x) for rq, x in zip(reqs, xcur, strict=True)]
+        for stage in ("verdict", "check"):
+            due = [k for k, st in enumerate(stages) if st == stage]
+            if not due:
+                continue
+            rec = [reqs[k].probe or {} for k in due]
+            now = np.stack([np.asarray(reqs[k].features, dtype=float).reshape(-1)
+                            for k in due])
+            start = np.array([r["features"] for r in rec], dtype=float)
+            if stage == "verdict":
+                got = self.diagnostic.verdicts(start, now)
+            else:
+                got = self.diagnostic.checks(
+                    start, np.array([r["step_features"] for r in rec], dtype=float), now)
+            for k, v in zip(due, got, strict=True):
+                out[k] = v
+        return out
+
     def _decide(self, rq: ProposalRequest, ctx: PortContext, traffic: _Traffic,
                 cands: np.ndarray, parts: dict[str, np.ndarray], best: int,
-                outputs: np.ndarray, towards: np.ndarray) -> Proposal:
+                outputs: np.ndarray, towards: np.ndarray, verdict: Verdict | None = None
+                ) -> Proposal:
         """The decision, with the verdict of a probe that just ended attached (``probe``:
         the caller remembers it; ``_resolved`` applies it to later posteriors)."""
         outcome = _probe_outcome(rq.probe, cands[0], traffic)
         prop = self._decide_core(rq, ctx, traffic, cands, parts, best, outputs, towards,
-                                 outcome)
+                                 outcome, verdict)
         if outcome is not None and prop.probe is None:
             prop = replace(prop, probe=outcome[1])
         return prop
@@ -582,7 +614,8 @@ class WaterlineOptimiser:
     def _decide_core(self, rq: ProposalRequest, ctx: PortContext, traffic: _Traffic,
                      cands: np.ndarray, parts: dict[str, np.ndarray], best: int,
                      outputs: np.ndarray, towards: np.ndarray,
-                     outcome: tuple[np.ndarray | None, dict[str, Any]] | None) -> Proposal:
+                     outcome: tuple[np.ndarray | None, dict[str, Any]] | None,
+                     verdict: Verdict | None = None) -> Proposal:
         logj = _mix(parts, traffic)
         spread = float(logj[:, 0].std())
         if spread > MAX_SPREAD:
@@ -599,6 +632,16 @@ class WaterlineOptimiser:
         bdp = bdp_bytes(ctx.speed_gbps)
         kp_cur = kpis_of(outputs[0], bdp)
         story = self._story(traffic)
+        diag = self._diagnostic(rq, ctx, traffic, cands, parts, story, verdict)
+        if diag is not None:
+            w, method, reason, record = diag
+            i = _row_of(cands, clip_coords(to_coords(w, ctx), ctx))
+            j_new = j_cur if i is None else float(from_target(mu[i]))
+            if method == "hold":
+                return Proposal(_as_waterline(rq.current), method, conf, j_cur, j_cur, kp_cur,
+                                kp_cur, reason, record)
+            return _checked(Proposal(w, method, conf, j_cur, j_new, kp_cur, kp_cur, reason,
+                                     record), rq, ctx)
         if outcome is not None and outcome[0] is not None:  # the probe disproved its profiles
             w = from_coords(outcome[0], ctx)
             others = [p for p, _wt, _pts, _wts in traffic.hypotheses if p not in
@@ -673,6 +716,81 @@ class WaterlineOptimiser:
         return _checked(Proposal(w, "model", conf, j_cur, j_new, kp_cur, kp_new, reason),
                         rq, ctx)
 
+    def _diagnostic(self, rq: ProposalRequest, ctx: PortContext, traffic: _Traffic,
+                    cands: np.ndarray, parts: dict[str, np.ndarray], story: str,
+                    v: Verdict | None) -> tuple[Waterline, str, str, dict[str, Any]] | None:
+        """The deep-to-shallow diagnostic (``tuning.diagnostic``), with its record in the
+        probe slot: its step from the SONiC default, when plausible profiles want opposite
+        things of shallower thresholds (the landscapes' predicted change at the step: some
+        gain, some lose, each side at least ``PROBE_RIVAL_MASS`` likely) and allreduce, which
+        the classifier tells apart, is not the likely profile; the first stage's verdict
+        ``v`` one window after the step; the second stage's one window after reaching the
+        vendor guide; the bounded steps back to the start when that reversed the verdict.
+        None: it has nothing to say. Returns (waterlines, method, reason, record)."""
+        if self.diagnostic is None:
+            return None
+        xcur = cands[0]
+        probe = rq.probe
+        stage = _diagnostic_stage(probe, xcur)
+        if probe is not None and stage == "return":
+            home = np.asarray(probe.get("home", probe["from"]), dtype=float)
+            return _homeward(home, xcur, ctx, f"{story}; diagnostic: on the way back",
+                             {k: val for k, val in probe.items() if k != "age"})
+        if probe is not None and v is not None and stage in ("verdict", "check"):
+            record = {k: val for k, val in probe.items() if k != "age"}
+            why = f"{story}; diagnostic: {v.reason}"
+            if stage == "check":
+                record.update(checked=True, check=v.predicted)
+                if v.go == "target":
+                    return _as_waterline(rq.current), "hold", why + ": staying", record
+                if probe.get("verdict") == "step":  # the step was surely better: back there
+                    ruled = list(probe.get("ruled_out", ()))
+                    record.update(returning=True, home=probe["to"])
+                    where = "back to the step"
+                else:
+                    ruled = list(probe.get("for", ()))
+                    record.update(ruled_out=ruled, returning=True, home=probe["from"])
+                    where = "back to the start"
+                goal = np.asarray(record["home"], dtype=float)
+            else:
+                ruled = list(probe.get(v.rule_out, ())) if v.rule_out else []
+                record.update(ruled_out=ruled, verdict=v.go, predicted=v.predicted)
+                if v.go == "start":
+                    goal, where = np.asarray(probe["from"], dtype=float), "back to the start"
+                else:  # on to the guide, whose own window decides (the second stage)
+                    goal = diagnostic.path(xcur, ctx)[2]
+                    record.update(step_features=[float(x) for x in
+                                                 np.asarray(rq.features).reshape(-1)],
+                                  guide=[float(x) for x in goal])
+                    where = "on to the vendor guide, whose own window decides"
+            if ruled:
+                why += f" ({', '.join(ruled)} ruled out)"
+            if record.get("returning"):
+                return _homeward(goal, xcur, ctx, f"{why}: {where}", record)
+            return from_coords(step_bounded(goal, xcur, ctx), ctx), "model", \
+                f"{why}: {where}", record
+        start, step, _target = diagnostic.path(xcur, ctx)
+        if stage is not None or not diagnostic.at(xcur, start) or \
+                not _may_probe(probe, xcur) or \
+                _posterior(rq)[PROFILES.index("allreduce")] >= 0.5:
+            return None
+        i = _row_of(cands, step)
+        if i is None or _avoided(cands[i:i + 1], rq.avoid)[0]:
+            return None
+        weights, d = _changes(parts, traffic, i)
+        helps = sorted(p for p in d if d[p] < 0)
+        hurts = sorted(p for p in d if d[p] > 0)
+        if sum(weights[p] for p in helps) < PROBE_RIVAL_MASS or \
+                sum(weights[p] for p in hurts) < PROBE_RIVAL_MASS:
+            return None
+        record = {"from": [float(v) for v in xcur], "to": [float(v) for v in cands[i]],
+                  "for": helps, "against": hurts, "diagnostic": True,
+                  "features": [float(v) for v in np.asarray(rq.features).reshape(-1)]}
+        reason = (f"{story}; diagnostic: {', '.join(helps)} would gain from shallower "
+                  f"thresholds, {', '.join(hurts)} would lose: one step towards the vendor "
+                  "guide, where the next window tells them apart")
+        return from_coords(cands[i], ctx), "probe", reason, record
+
     def _needed_gain(self, traffic: _Traffic) -> float:
         """The predicted gain (log J) a move needs: ``MIN_GAIN``, or ``RESOLUTION`` x the
         landscapes' own error (over the traffic hypotheses) where that is larger -- a
@@ -725,7 +843,10 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
     probe = None if rq.probe is None else json.dumps(rq.probe, sort_keys=True,
                                                      default=_jsonable)
     avoid = tuple(tuple(round(float(v), 6) for v in a) for a in rq.avoid)
-    return (rq.profile, desc, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
+    # a diagnostic under way reads the window itself
+    window = tuple(np.round(np.asarray(rq.features, dtype=float).reshape(-1), 6)) if (
+        rq.probe and rq.probe.get("diagnostic") and not rq.probe.get("checked")) else None
+    return (rq.profile, desc, window, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
             c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
             rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe, avoid)
 
@@ -869,6 +990,38 @@ def _near(x: np.ndarray, y: Any) -> bool:
                        < PROBE_SAME))
 
 
+def _homeward(home: np.ndarray, xcur: np.ndarray, ctx: PortContext, reason: str,
+              record: dict[str, Any]) -> tuple[Waterline, str, str, dict[str, Any]]:
+    """One bounded step of a diagnostic's way back; the step that arrives ends the return (the
+    tuner plans freely from there)."""
+    x = step_bounded(home, xcur, ctx)
+    return from_coords(x, ctx), "model", reason, {**record, "returning": not _near(x, home)}
+
+
+def _diagnostic_stage(probe: dict[str, Any] | None, xcur: np.ndarray) -> str | None:
+    """What a diagnostic's record (the probe slot) awaits at the current set: "verdict" (its
+    step in place for a window), "check" (the vendor guide in place for a window after the
+    first stage sent it there), "return" (the second stage reversed it: steps back to
+    where the first stage was sure of), "wait" (a window first, or the set was changed
+    under it), or None (no diagnostic under way)."""
+    if not probe or not probe.get("diagnostic"):
+        return None
+    aged = int(probe.get("age", 0)) >= 1
+    if "ruled_out" not in probe:
+        return "verdict" if aged and _near(xcur, probe.get("to", ())) else "wait"
+    if probe.get("returning"):
+        return None if _near(xcur, probe.get("home", probe.get("from", ()))) else "return"
+    if probe.get("verdict") in ("target", "step") and not probe.get("checked"):
+        return "check" if aged and _near(xcur, probe.get("guide", ())) else "wait"
+    return None
+
+
+def _row_of(cands: np.ndarray, x: np.ndarray) -> int | None:
+    """The index of the candidate equal to ``x`` (None: not among them)."""
+    hit = np.flatnonzero(np.all(np.abs(cands - np.asarray(x)[None, :]) < 1e-6, axis=1))
+    return int(hit[0]) if len(hit) else None
+
+
 def _probe_outcome(probe: dict[str, Any] | None, xcur: np.ndarray, traffic: _Traffic
                    ) -> tuple[np.ndarray | None, dict[str, Any]] | None:
     """The verdict of the probe in place (the current set is the probed one, within
@@ -877,8 +1030,9 @@ def _probe_outcome(probe: dict[str, Any] | None, xcur: np.ndarray, traffic: _Tra
     ruled out; they proved likely and the profiles it would hurt unlikely: those are ruled
     out; still undecided after ``PROBE_WINDOW`` cycles: back, no verdict. None: no probe to
     judge (or one more window)."""
-    if not probe or "ruled_out" in probe or int(probe.get("age", PROBE_COOLDOWN)) > \
-            PROBE_WINDOW or not _near(xcur, probe.get("to", ())):
+    if not probe or "ruled_out" in probe or probe.get("diagnostic") or \
+            int(probe.get("age", PROBE_COOLDOWN)) > PROBE_WINDOW or \
+            not _near(xcur, probe.get("to", ())):
         return None
     helps = list(probe.get("for", ()))
     against = list(probe.get("against", ()))

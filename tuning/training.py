@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from fabricsim.fabric import clear_class_cache
-from tuning import descriptors
+from tuning import descriptors, diagnostic
 from tuning.classifier import ProfileClassifier, confusion
 from tuning.estimator import TrafficEstimator
 from tuning.features import FEATURE_NAMES, bdp_bytes, features_matrix, stack_windows, waterline_matrix
@@ -122,6 +122,12 @@ class TrainConfig:
     # (+35 s on 2 cores) brought 3 of the 4 allreduce evaluation rows to the bar, from 2.
     adaptive: dict[str, int] = field(default_factory=lambda: {"allreduce": 16})
     currents: int = 4
+    # The deep-to-shallow diagnostic (``tuning.diagnostic``): scenarios per profile, each
+    # observed at the three settings of its path (telemetry and the objective of the same
+    # traffic); held-out ones are also measured on independent realisations.
+    diagnostic: dict[str, int] = field(default_factory=lambda: {
+        "incast": 300, "websearch": 300, "hadoop": 300})
+    diagnostic_heldout: int = 30
     telemetry_only: int = 16  # extra telemetry-only scenarios per profile
     heldout: int = 12  # held-out telemetry scenarios per profile
     ports: int = 4
@@ -136,6 +142,8 @@ class TrainConfig:
             self.adaptive = {}
             self.telemetry_only = 4
             self.heldout = 3
+            self.diagnostic = {p: 8 for p in self.diagnostic}
+            self.diagnostic_heldout = 3
             self.members = 2
 
 
@@ -271,6 +279,13 @@ def _measure(scs: list[Scenario], sets: list[list[Waterline]], cfg: TrainConfig,
 def telemetry(items: list[tuple[Scenario, list[Waterline]]], *, seed: int, ports: int,
               workers: int) -> list[list[np.ndarray]]:
     """Per scenario and current set: the feature rows of its ports."""
+    return observe(items, seed=seed, ports=ports, workers=workers)[0]
+
+
+def observe(items: list[tuple[Scenario, list[Waterline]]], *, seed: int, ports: int,
+            workers: int) -> tuple[list[list[np.ndarray]], list[list[float]]]:
+    """Per scenario and current set: the feature rows of its ports, and the simulator's
+    objective of that set on the traffic the window was simulated from."""
     arms: list[tuple[str, Scenario]] = []
     for i, (sc, currents) in enumerate(items):
         for j in range(len(currents)):
@@ -281,15 +296,17 @@ def telemetry(items: list[tuple[Scenario, list[Waterline]]], *, seed: int, ports
             rig.set_thresholds(f"s{i}c{j}", to_thresholds(w))
     rig.observe(polls=1)  # warm-up poll: the watermark settles before the window
     wins = rig.observe()
-    clear_class_cache()
     out: list[list[np.ndarray]] = []
+    objs: list[list[float]] = []
     for i, (_sc, currents) in enumerate(items):
         rows: list[np.ndarray] = []
         for j, w in enumerate(currents):
             ws = wins[f"s{i}c{j}"]
             rows.append(features_matrix(stack_windows(ws), waterline_matrix([w] * len(ws))))
         out.append(rows)
-    return out
+        objs.append([float(rig.kpis(f"s{i}c{j}")["objective"]) for j in range(len(currents))])
+    clear_class_cache()
+    return out, objs
 
 
 def _sweep_currents(rng: np.random.Generator, sw: Sweep, n_design: int, k: int) -> list[int]:
@@ -326,6 +343,41 @@ class TrainingData:
     seconds: float = 0.0
     # by sweep index: the landscape's rows of that scenario, from its ``cdf_twin``
     twins: dict[int, Sweep] = field(default_factory=dict)
+    diagnostic: list[Diagnosed] = field(default_factory=list)
+    diagnostic_heldout: list[Diagnosed] = field(default_factory=list)
+
+
+@dataclass
+class Diagnosed:
+    """One scenario along the diagnostic's path: its ports' feature rows at the start, the
+    step and the target, the objective of the three on the same traffic, and (held-out
+    scenarios) on independent realisations."""
+
+    scenario: Scenario
+    start_rows: np.ndarray
+    step_rows: np.ndarray
+    target_rows: np.ndarray
+    objective: list[float]
+    measured: list[float] = field(default_factory=list)
+
+
+def diagnosed(scs: list[Scenario], *, seed: int, cfg: TrainConfig,
+              pool: Executor | None = None) -> list[Diagnosed]:
+    """Every scenario observed at the diagnostic's three settings (``tuning.diagnostic``); with
+    ``pool``, the three settings are also measured on independent realisations."""
+    paths = [[from_coords(x, sc.ctx) for x in diagnostic.path(
+        to_coords(statics_for(sc)["sonic_default"], sc.ctx), sc.ctx)] for sc in scs]
+    rows, objs = observe(list(zip(scs, paths, strict=True)), seed=seed, ports=cfg.ports,
+                         workers=cfg.workers)
+    measured: list[list[float]] = [[] for _ in scs]
+    if pool is not None:
+        res = measure_many([(sc, [to_thresholds(w) for w in ws])
+                            for sc, ws in zip(scs, paths, strict=True)],
+                           duration_ms=cfg.duration_ms, warmup_ms=cfg.warmup_ms,
+                           pool=pool, seed_namespace="diagnostic")
+        measured = [[m.objective for m in r] for r in res]
+    return [Diagnosed(sc, r[0], r[1], r[2], o, m)
+            for sc, r, o, m in zip(scs, rows, objs, measured, strict=True)]
 
 
 @dataclass
@@ -379,8 +431,30 @@ def simulate(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> Trai
     tel = telemetry(items, seed=seed_of(), ports=cfg.ports, workers=cfg.workers)
     n_sw, n_ex = len(swept), len(extra)
     say(f"telemetry: {len(items)} scenarios ({time.perf_counter() - t0:.0f} s)")
+    # the diagnostic's scenarios: streams of their own (the data above does not depend on them)
+    rng_d = np.random.default_rng([cfg.seed, 0xD1A6])
+    rng_dh = np.random.default_rng([cfg.seed, 0xD1A7])
+    diag = diagnosed([sample_scenario(rng_d, p, seed=seed_of(rng_d))
+                      for p, n in cfg.diagnostic.items() for _ in range(n)],
+                     seed=seed_of(rng_d), cfg=cfg)
+    pool = None
+    if cfg.workers > 1:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        pool = ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx)
+    try:
+        diag_ho = diagnosed([sample_scenario(rng_dh, p, heldout=True, seed=seed_of(rng_dh))
+                             for p in cfg.diagnostic for _ in range(cfg.diagnostic_heldout)],
+                            seed=seed_of(rng_dh), cfg=cfg, pool=pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    say(f"diagnostic: {len(diag)} + {len(diag_ho)} held-out scenarios "
+        f"({time.perf_counter() - t0:.0f} s)")
     return TrainingData(cfg.seed, swept, cur_idx, tel[:n_sw], extra, tel[n_sw:n_sw + n_ex],
-                        held, tel[n_sw + n_ex:], time.perf_counter() - t0, twins)
+                        held, tel[n_sw + n_ex:], time.perf_counter() - t0, twins, diag,
+                        diag_ho)
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> TrainResult:
@@ -452,6 +526,8 @@ def fit(data: TrainingData, cfg: TrainConfig, log: Callable[[str], None] | None 
             f"{land.info['oob_rmse_log_objective']}, of changes within a traffic "
             f"{land.info['oob_shape_rmse_log_objective']}); descriptors {est.descriptors} residual std "
             f"{est.info['residual_std']} (held-out {ho}, spread {est.info['target_std']})")
+    diag = fit_diagnostic(data.diagnostic, data.diagnostic_heldout, cfg.seed)
+    say(f"diagnostic: {diag.info['rows']} scenarios; held-out {diag.info.get('heldout')}")
     opt = WaterlineOptimiser(models, {
         "version": 2, "seed": cfg.seed, "quick": cfg.quick,
         "model": "per profile: MLP-ensemble landscape of log(J + 0.05) and KPIs over "
@@ -464,12 +540,63 @@ def fit(data: TrainingData, cfg: TrainConfig, log: Callable[[str], None] | None 
         "profiles": {p: {"landscape": m.landscape.info, "estimator": m.estimator.info}
                      for p, m in models.items()},
         "features": list(FEATURE_NAMES), "j_offset": J_OFFSET,
-    })
+        "diagnostic": diag.info,
+    }, diagnostic=diag)
     secs = data.seconds + time.perf_counter() - t0
     clf.metadata["training_seconds"] = round(secs, 1)
     opt.metadata["training_seconds"] = round(secs, 1)
     say(f"trained in {secs:.0f} s")
     return TrainResult(clf, opt, secs, by_profile, data)
+
+
+def fit_diagnostic(train: list[Diagnosed], heldout: list[Diagnosed], seed: int
+                   ) -> diagnostic.DiagnosticModel:
+    """The diagnostic's models (``tuning.diagnostic``), with their held-out verdicts judged on
+    independent realisations in ``info["heldout"]``: per profile, how often the two stages
+    ended at the vendor guide, at the step or back at the start, the mean regret (log J
+    against the better of the start and the guide) and how often they ended more than 10 %
+    worse than the start."""
+    def med(rows: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.median(rows, axis=0)
+        return out
+
+    lj = [to_target(np.asarray(d.objective, dtype=float)) for d in train]
+    model = diagnostic.DiagnosticModel.fit(
+        np.stack([med(d.start_rows) for d in train]), np.stack([med(d.step_rows) for d in train]),
+        np.stack([med(d.target_rows) for d in train]),
+        {"step": np.array([v[1] - v[0] for v in lj]),
+         "target": np.array([v[2] - v[0] for v in lj])}, seed=seed + 500)
+    report: dict[str, dict[str, float]] = {}
+    for profile in sorted({d.scenario.profile for d in heldout}):
+        goes: list[str] = []
+        regret: list[float] = []
+        worse = 0
+        for d in heldout:
+            if d.scenario.profile != profile or len(d.measured) != 3:
+                continue
+            windows = (med(d.start_rows), med(d.step_rows), med(d.target_rows))
+            go = model.verdicts(*windows[:2])[0].go
+            if go in ("target", "step") and model.checks(*windows)[0].go == "target":
+                go = "target"  # the guide confirmed; else back where the first stage was sure
+            elif go == "target":
+                go = "start"
+            j = to_target(np.asarray(d.measured, dtype=float))
+            end = {"start": j[0], "step": j[1], "target": j[2]}[go]
+            goes.append(go)
+            regret.append(float(end - min(j[0], j[2])))
+            worse += int(end - j[0] > math.log(1.1))
+        if goes:
+            report[profile] = {
+                "scenarios": len(goes),
+                **{f"ended_{g}": round(goes.count(g) / len(goes), 3)
+                   for g in ("target", "step", "start")},
+                "mean_regret_log_j": round(float(np.mean(regret)), 4),
+                "worse_than_start_10pct": worse}
+    model.info["scenarios_per_profile"] = {
+        p: sum(d.scenario.profile == p for d in train)
+        for p in sorted({d.scenario.profile for d in train})}
+    model.info["heldout"] = report
+    return model
 
 
 def _fit_estimator(profile: str, swept: list[Sweep], cur_idx: list[list[int]],

@@ -1,0 +1,215 @@
+"""The deep-to-shallow diagnostic: its path, its verdict rules, its place in the optimiser's
+decision (step from the SONiC default, verdict one window later), and the shipped model's
+verdicts on real virtual-fabric windows of traffic whose answer the simulator knows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tuning import diagnostic
+from tuning.diagnostic import DiagnosticModel, path
+from tuning.evaluate import statics_of
+from tuning.features import PROFILES, features_matrix, stack_windows, waterline_matrix
+from tuning.models import TunerModels, default_models
+from tuning.optimiser import WaterlineOptimiser, ruled_out
+from tuning.simulation import Rig, Scenario, measure, to_thresholds
+from tuning.space import PortContext, clip_coords, from_coords, to_coords
+
+
+class Constant:
+    """A regressor that always predicts one value."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.value)
+
+
+def model(step: tuple[float, float, float], target: tuple[float, float, float],
+          check: tuple[float, float, float] = (-0.3, -0.2, -0.1)) -> DiagnosticModel:
+    """A diagnostic whose low / median / high predicted changes are the given ones."""
+    return DiagnosticModel({"step": [Constant(v) for v in step],
+                            "target": [Constant(v) for v in target],
+                            "check": [Constant(v) for v in check]})
+
+
+F = np.zeros(27)
+
+
+def test_the_path_runs_from_the_sonic_default_to_the_vendor_guide() -> None:
+    ctx = PortContext(100, 32 << 20, 3.0)
+    x = clip_coords(to_coords(statics_of(Scenario.make("incast", 100))["sonic_default"], ctx),
+                    ctx)
+    start, step, target = path(x, ctx)
+    w = [from_coords(p, ctx) for p in (start, step, target)]
+    assert (w[0].kmin_bytes, w[0].kmax_bytes, w[0].pmax) == (1 << 20, 2 << 20, 0.05)
+    # one bounded step: Kmin / 16, Kmax straight to the guide's (x 1/4.2), Pmax x 4
+    assert (w[1].kmin_bytes, w[1].kmax_bytes, w[1].pmax) == (65536, 500_000, 0.2)
+    assert (w[2].kmin_bytes, w[2].kmax_bytes, w[2].pmax) == (7000, 500_000, 0.3)
+    assert diagnostic.at(x, start) and not diagnostic.at(step, start)
+    # the PFC knobs stay where they are
+    y = x.copy()
+    y[3] = -5.0
+    assert path(y, ctx)[1][3] == -5.0
+
+
+@pytest.mark.parametrize("step, target, go, rule_out", [
+    ((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05), "target", "against"),   # surely better: on
+    ((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), "start", "for"),                # surely worse: back
+    ((-0.4, -0.3, -0.05), (-0.5, -0.3, 0.1), "step", "against"),       # the step surely helps
+    ((-0.4, -0.2, 0.1), (-0.5, -0.2, 0.2), "start", ""),               # undecided: back
+    ((0.1, 0.3, 0.5), (-0.2, 0.1, 0.4), "start", ""),                  # step worse, guide open
+])
+def test_the_verdict_moves_only_when_sure(step: tuple[float, float, float],
+                                          target: tuple[float, float, float], go: str,
+                                          rule_out: str) -> None:
+    v = model(step, target).verdicts(F, F)[0]
+    assert (v.go, v.rule_out) == (go, rule_out)
+    assert v.predicted["target"]["high"] == target[2]
+
+
+def sonic(speed: int = 100) -> tuple[Any, PortContext]:
+    sc = Scenario.make("websearch", speed)
+    return statics_of(sc)["sonic_default"], sc.ctx
+
+
+@pytest.fixture(scope="module")
+def models() -> TunerModels:
+    return default_models()
+
+
+def propose(opt: WaterlineOptimiser, current: Any, posterior: dict[str, float],
+            probe: dict[str, Any] | None = None, features: np.ndarray | None = None) -> Any:
+    post = np.array([posterior.get(p, 0.0) for p in PROFILES])
+    f = np.asarray(features if features is not None else F, dtype=float)
+    return opt.propose(PROFILES[int(np.argmax(post))], f, current, speed_gbps=100,
+                       buffer_bytes=32 << 20, cable_m=3.0, posterior=post, probe=probe)
+
+
+def test_from_the_sonic_default_an_ambiguous_switch_runs_the_diagnostic(
+        models: TunerModels) -> None:
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = model((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05))
+    start, _ctx = sonic()
+    feats = np.linspace(0.0, 1.0, 27)
+    p = propose(opt, start, {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25},
+                features=feats)
+    assert p.method == "probe" and p.probe is not None and p.probe["diagnostic"]
+    assert (p.waterlines.kmin_bytes, p.waterlines.kmax_bytes, p.waterlines.pmax) == (
+        65536, 500_000, 0.2)
+    assert "incast" in p.probe["against"] and {"websearch", "hadoop"} <= set(p.probe["for"])
+    assert np.allclose(p.probe["features"], feats)
+    # one window later, at the step: the verdict goes on to the vendor guide, incast out
+    q = propose(opt, p.waterlines, {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25},
+                probe={**p.probe, "age": 1})
+    assert (q.waterlines.kmin_bytes, q.waterlines.kmax_bytes, q.waterlines.pmax) == (
+        7000, 500_000, 0.3)
+    assert q.probe is not None and q.probe["ruled_out"] == ["incast"]
+    assert ruled_out({**q.probe, "age": 1}) == ["incast"]
+    # a window at the guide: the second stage confirms it -> stay
+    guide = q.waterlines
+    c = propose(opt, guide, {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25},
+                probe={**q.probe, "age": 1})
+    assert c.method == "hold" and c.probe is not None and c.probe["checked"]
+    assert c.probe["ruled_out"] == ["incast"]
+    # ... or reverses it: back towards the start in bounded steps, the mixes ruled out
+    opt.diagnostic = model((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05), check=(0.1, 0.3, 0.6))
+    b = propose(opt, guide, {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25},
+                probe={**q.probe, "age": 1})
+    assert b.probe is not None and b.probe["returning"]  # two steps from home
+    assert sorted(b.probe["ruled_out"]) == ["hadoop", "websearch"]
+    # one bounded step: Kmin x 16, Kmax straight back to 2 MiB, Pmax / 4
+    assert (b.waterlines.kmin_bytes, b.waterlines.kmax_bytes, b.waterlines.pmax) == (
+        112_000, 2 << 20, 0.075)
+    home = propose(opt, b.waterlines, {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25},
+                   probe={**b.probe, "age": 1})
+    assert (home.waterlines.kmin_bytes, home.waterlines.kmax_bytes) == (1 << 20, 2 << 20)
+    opt.diagnostic = model((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05))
+    # the same with a verdict of "surely worse": back to the SONiC default, the mixes out
+    opt.diagnostic = model((0.1, 0.3, 0.5), (0.2, 0.5, 0.9))
+    r = propose(opt, p.waterlines, {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25},
+                probe={**p.probe, "age": 1})
+    assert (r.waterlines.kmin_bytes, r.waterlines.kmax_bytes) == (1 << 20, 2 << 20)
+    assert r.probe is not None and sorted(r.probe["ruled_out"]) == ["hadoop", "websearch"]
+    # and not again from the SONiC default while that verdict holds
+    s = propose(opt, r.waterlines, {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25},
+                probe={**r.probe, "age": 2})
+    assert s.probe is None or not s.probe.get("diagnostic") or "ruled_out" in s.probe
+
+
+def test_when_only_the_step_is_sure_the_guide_is_tried_and_the_step_kept_otherwise(
+        models: TunerModels) -> None:
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = model((-0.4, -0.3, -0.05), (-0.5, -0.3, 0.1), check=(-0.1, 0.1, 0.3))
+    start, _ctx = sonic()
+    post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
+    p = propose(opt, start, post)
+    step = p.waterlines
+    q = propose(opt, step, post, probe={**(p.probe or {}), "age": 1})
+    assert q.probe is not None and q.probe["verdict"] == "step"
+    assert q.probe["ruled_out"] == ["incast"]  # the step helped: not what an incast does
+    assert (q.waterlines.kmin_bytes, q.waterlines.pmax) == (7000, 0.3)  # the guide, tried
+    # the guide's own window is not sure of it: back to the step, not to the start
+    r = propose(opt, q.waterlines, post, probe={**q.probe, "age": 1})
+    assert r.probe is not None and r.probe["ruled_out"] == ["incast"]
+    assert (r.waterlines.kmin_bytes, r.waterlines.kmax_bytes, r.waterlines.pmax) == (
+        step.kmin_bytes, step.kmax_bytes, step.pmax)
+    # one step got it home: the return is over, the tuner plans freely from there (were it
+    # to move on to the guide again, it would not be pulled back: no flapping)
+    assert not r.probe["returning"] and r.probe["checked"]
+    again = propose(opt, q.waterlines, post, probe={**r.probe, "age": 2})
+    assert again.probe is None or not again.probe.get("returning")
+
+
+def test_no_diagnostic_where_the_traffic_is_not_in_doubt(models: TunerModels) -> None:
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = model((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05))
+    start, _ctx = sonic()
+    for post in ({"incast": 1.0}, {"allreduce": 0.7, "incast": 0.3}, {"idle": 1.0}):
+        p = propose(opt, start, post)
+        assert p.probe is None or not p.probe.get("diagnostic"), (post, p.reason)
+    # nor from anywhere but the SONiC default
+    vendor = statics_of(Scenario.make("websearch", 100))["vendor"]
+    p = propose(opt, vendor, {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25})
+    assert p.probe is None or not p.probe.get("diagnostic")
+
+
+def windows(sc: Scenario, w: Any) -> np.ndarray:
+    rig = Rig([("t", sc)], seed=sc.seed, ports=4)
+    rig.set_thresholds("t", to_thresholds(w))
+    rig.observe(polls=1)
+    wins = rig.observe()["t"]
+    out: np.ndarray = np.median(features_matrix(stack_windows(wins),
+                                                waterline_matrix([w] * len(wins))), axis=0)
+    return out
+
+
+@pytest.mark.parametrize("profile, params, speed, seed, go", [
+    ("incast", {}, 100, 11, "start"),                                   # 32 senders, load 0.3
+    ("incast", {"incast_degree": 64, "load": 0.5}, 200, 7, "start"),
+    ("websearch", {"load": 0.3}, 100, 7, "target"),
+    ("hadoop", {"load": 0.4}, 200, 23, "target"),
+])
+def test_the_shipped_diagnostic_tells_incast_from_poisson_mixes(
+        models: TunerModels, profile: str, params: dict[str, Any], speed: int, seed: int,
+        go: str) -> None:
+    """Real windows of the virtual fabric at the start and at the step; the simulator's own
+    objective of the three settings (other realisations) says which way is right."""
+    diag = models.optimiser.diagnostic
+    assert diag is not None
+    sc = Scenario.make(profile, speed, params, seed=seed)
+    ctx = sc.ctx
+    start, step, target = (from_coords(x, ctx) for x in path(
+        clip_coords(to_coords(statics_of(sc)["sonic_default"], ctx), ctx), ctx))
+    v = diag.verdicts(windows(sc, start), windows(sc, step))[0]
+    js = [m.objective for m in measure(sc, [to_thresholds(w) for w in (start, step, target)],
+                                       repeats=2, seed_namespace="score", own_seed=False)]
+    assert v.go == go, (v, js)
+    if go == "target":
+        assert js[2] < 0.9 * js[0]  # the vendor guide is really better ...
+    else:
+        assert js[2] > 1.2 * js[0]  # ... or really worse
