@@ -106,7 +106,7 @@ def bench_models(train: bool) -> None:
     for name in ("classifier.joblib", "optimiser.joblib", METADATA_FILE):
         print(f"  {name:18} {(MODEL_DIR / name).stat().st_size:>10,} bytes")
     opt = meta["optimiser"]
-    print(f"shipped models: trained in {opt.get('training_seconds')} s (seed {opt.get('seed')}); "
+    print(f"shipped models: trained in {meta.get('training_seconds')} s (seed {opt.get('seed')}); "
           f"classifier held-out accuracy {meta['classifier'].get('heldout_accuracy')}")
     if train:
         t = time.perf_counter()

@@ -14,6 +14,7 @@ learn). Serialised with joblib into bytes (the daemon stores them in its databas
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from typing import Any
 
@@ -24,7 +25,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tuning.features import FEATURE_NAMES, PROFILES
+from tuning.features import FEATURE_NAMES, PROFILES, jsonable
 
 IDLE_UTILISATION = 1e-3  # below this mean utilisation (and no queue) a port is idle
 _UTIL = FEATURE_NAMES.index("utilisation_mean")
@@ -107,8 +108,11 @@ class ProfileClassifier:
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
+        # the metadata as plain JSON values, sharing no objects with the model: the bytes do
+        # not depend on how the object was built (trained or loaded)
+        meta = json.loads(json.dumps(self.metadata, default=jsonable))
         joblib.dump({"kind": "ProfileClassifier", "model": self.model,
-                     "metadata": self.metadata}, buf, compress=3)
+                     "metadata": meta}, buf, compress=3)
         return buf.getvalue()
 
     @classmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -349,3 +350,9 @@ def port_features(w: PortWindow, current: WaterlinesLike) -> np.ndarray:
     """The feature vector (FEATURE_NAMES) of a port's window under its current waterlines."""
     out: np.ndarray = features_matrix(stack_windows([w]), waterline_matrix([current]))[0]
     return out
+
+
+def jsonable(v: Any) -> Any:
+    """``json.dumps``' fallback for model metadata: arrays and numpy scalars as lists and
+    numbers, anything else as its string."""
+    return v.tolist() if hasattr(v, "tolist") else str(v)

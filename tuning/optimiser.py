@@ -61,7 +61,7 @@ import numpy as np
 from tuning import descriptors, diagnostic
 from tuning.diagnostic import DiagnosticModel, Verdict
 from tuning.estimator import TrafficEstimator
-from tuning.features import FEATURE_NAMES, PROFILES, bdp_bytes
+from tuning.features import FEATURE_NAMES, PROFILES, bdp_bytes, jsonable
 from tuning.guard import Waterline, WaterlinesLike, check_waterlines
 from tuning.landscape import Landscape, from_target, kpis_of, to_target
 from tuning.space import (
@@ -339,7 +339,7 @@ class WaterlineOptimiser:
         obs = {p: [(o.theta, o.x, o.r) for o in v] for p, v in self._obs.items()}
         # the metadata as plain JSON values: it shares no objects with the models, so the
         # bytes do not depend on how the object was built (trained or loaded)
-        meta = json.loads(json.dumps(self.metadata, default=_jsonable))
+        meta = json.loads(json.dumps(self.metadata, default=jsonable))
         joblib.dump({"kind": "WaterlineOptimiser", "version": 2, "models": self.models,
                      "diagnostic": self.diagnostic, "metadata": meta, "observations": obs},
                     buf, compress=3)
@@ -818,10 +818,6 @@ class WaterlineOptimiser:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _jsonable(v: Any) -> Any:
-    return v.tolist() if hasattr(v, "tolist") else str(v)
-
-
 def _posterior(rq: ProposalRequest) -> np.ndarray:
     if rq.posterior is not None:
         p = np.clip(np.asarray(rq.posterior, dtype=float).reshape(-1), 0.0, None)
@@ -841,7 +837,7 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
         (p, tuple(np.round(np.asarray(v, dtype=float), 6))) for p, v in
         sorted(rq.descriptors.items()))
     probe = None if rq.probe is None else json.dumps(rq.probe, sort_keys=True,
-                                                     default=_jsonable)
+                                                     default=jsonable)
     avoid = tuple(tuple(round(float(v), 6) for v in a) for a in rq.avoid)
     # a diagnostic under way reads the window itself
     window = tuple(np.round(np.asarray(rq.features, dtype=float).reshape(-1), 6)) if (

@@ -542,9 +542,9 @@ def fit(data: TrainingData, cfg: TrainConfig, log: Callable[[str], None] | None 
         "features": list(FEATURE_NAMES), "j_offset": J_OFFSET,
         "diagnostic": diag.info,
     }, diagnostic=diag)
+    # the training time is not part of the models (their bytes stay reproducible); the
+    # caller records it beside them (``tuning.models.save_models``)
     secs = data.seconds + time.perf_counter() - t0
-    clf.metadata["training_seconds"] = round(secs, 1)
-    opt.metadata["training_seconds"] = round(secs, 1)
     say(f"trained in {secs:.0f} s")
     return TrainResult(clf, opt, secs, by_profile, data)
 

@@ -66,7 +66,9 @@ def test_model_files_are_shipped_and_small() -> None:
     for name in (CLASSIFIER_FILE, OPTIMISER_FILE, METADATA_FILE):
         path = MODEL_DIR / name
         assert path.is_file(), path
-        assert path.stat().st_size < 4_000_000
+        # the optimiser is the largest: 1.4 MB of landscapes and estimators, 4.3 MB of the
+        # diagnostic's nine quantile tree ensembles
+        assert path.stat().st_size < 8_000_000
     meta = json.loads((MODEL_DIR / METADATA_FILE).read_text())
     assert set(meta["versions"]) == {"classifier", "optimiser"}
 
@@ -135,6 +137,10 @@ def test_bytes_round_trip(models: TunerModels, windows: dict[str, np.ndarray],
     # and the shipped file is a fixed point: loading and saving it changes no byte
     shipped = load_models(MODEL_DIR)
     assert shipped.optimiser.to_bytes() == (MODEL_DIR / OPTIMISER_FILE).read_bytes()
+    # the training time is recorded beside the models, not in them
+    assert "training_seconds" not in shipped.optimiser.metadata
+    assert "training_seconds" not in shipped.classifier.metadata
+    assert json.loads((MODEL_DIR / "metadata.json").read_text())["training_seconds"] > 0
 
 
 CURRENT = st.builds(

@@ -22,7 +22,9 @@ def _tiny(seed: int) -> TrainConfig:
                        sweeps={"allreduce": 3, "incast": 3, "websearch": 2, "hadoop": 2},
                        design={"allreduce": 8, "incast": 8, "websearch": 6, "hadoop": 6},
                        adaptive={"allreduce": 2}, telemetry_only=1, heldout=1, currents=2,
-                       ports=2, members=2, workers=1)
+                       ports=2, members=2, workers=1,
+                       diagnostic={"incast": 3, "websearch": 3, "hadoop": 3},
+                       diagnostic_heldout=1)
 
 
 def test_same_seed_same_models() -> None:
@@ -34,6 +36,12 @@ def test_same_seed_same_models() -> None:
     np.testing.assert_array_equal(a.classifier.predict_proba(rows),
                                   b.classifier.predict_proba(rows))
     assert set(a.sweeps) == {"allreduce", "incast", "websearch", "hadoop"}
+    # the diagnostic's models too: same verdict inputs, same predictions
+    assert a.optimiser.diagnostic is not None and b.optimiser.diagnostic is not None
+    wins = [rng.normal(0, 1, (5, len(FEATURE_NAMES))) for _ in range(3)]
+    assert a.optimiser.diagnostic.checks(*wins) == b.optimiser.diagnostic.checks(*wins)
+    assert a.optimiser.diagnostic.verdicts(*wins[:2]) == b.optimiser.diagnostic.verdicts(
+        *wins[:2])
     # every fixed-size incast sweep has its CDF twin, on the same waterline sets
     swept = a.data.sweeps
     assert set(a.data.twins) == {i for i, sw in enumerate(swept) if cdf_twin(sw.scenario)}

@@ -33,11 +33,12 @@ class TunerModels:
     classifier: ProfileClassifier
     optimiser: WaterlineOptimiser
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    training_seconds: float | None = None
 
 
 def _version(name: str, data: bytes, meta: dict[str, Any]) -> dict[str, Any]:
     keep = {k: v for k, v in meta.items()
-            if k in ("version", "seed", "quick", "model", "training_seconds",
+            if k in ("version", "seed", "quick", "model",
                      "heldout_accuracy", "heldout_accuracy_traffic_ports", "duration_ms")}
     return {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
             **keep}
@@ -56,11 +57,14 @@ def train_models(seed: int = 0, *, quick: bool = False,
 
     result = train(TrainConfig(seed=seed, quick=quick), log=log)
     opt = result.optimiser.settled()
-    return TunerModels(result.classifier, opt, versions_of(result.classifier, opt))
+    return TunerModels(result.classifier, opt, versions_of(result.classifier, opt),
+                       round(result.seconds, 1))
 
 
 def save_models(models: TunerModels, directory: Path | str = MODEL_DIR) -> dict[str, Path]:
-    """Write the model files into ``directory``; returns their paths."""
+    """Write the model files into ``directory``; returns their paths. The training time, when
+    known, goes into ``metadata.json`` only: the model files are the same bytes for the same
+    seed however long it took."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     c = models.classifier.to_bytes()
@@ -73,6 +77,8 @@ def save_models(models: TunerModels, directory: Path | str = MODEL_DIR) -> dict[
                          "optimiser": _version("optimiser", o, models.optimiser.metadata)},
             "classifier": models.classifier.metadata,
             "optimiser": models.optimiser.metadata}
+    if models.training_seconds is not None:
+        meta["training_seconds"] = models.training_seconds
     paths["metadata"].write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return paths
 
