@@ -73,7 +73,7 @@ def save_models(models: TunerModels, directory: Path | str = MODEL_DIR) -> dict[
              "metadata": d / METADATA_FILE}
     paths["classifier"].write_bytes(c)
     paths["optimiser"].write_bytes(o)
-    meta = {"versions": {"classifier": _version("classifier", c, models.classifier.metadata),
+    meta: dict[str, Any] = {"versions": {"classifier": _version("classifier", c, models.classifier.metadata),
                          "optimiser": _version("optimiser", o, models.optimiser.metadata)},
             "classifier": models.classifier.metadata,
             "optimiser": models.optimiser.metadata}
