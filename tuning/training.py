@@ -399,12 +399,7 @@ def simulate(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> Trai
     def seed_of(r: np.random.Generator = rng) -> int:
         return int(r.integers(1, 2**31 - 1))
 
-    pool: ProcessPoolExecutor | None = None
-    if cfg.workers > 1:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        pool = ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx)
+    pool = _pool(cfg.workers)
     try:
         scs = {p: [sample_scenario(rng, p, seed=seed_of()) for _ in range(cfg.sweeps[p])]
                for p in TUNED_PROFILES}
@@ -437,12 +432,7 @@ def simulate(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> Trai
     diag = diagnosed([sample_scenario(rng_d, p, seed=seed_of(rng_d))
                       for p, n in cfg.diagnostic.items() for _ in range(n)],
                      seed=seed_of(rng_d), cfg=cfg)
-    pool = None
-    if cfg.workers > 1:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        pool = ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx)
+    pool = _pool(cfg.workers)
     try:
         diag_ho = diagnosed([sample_scenario(rng_dh, p, heldout=True, seed=seed_of(rng_dh))
                              for p in cfg.diagnostic for _ in range(cfg.diagnostic_heldout)],
@@ -455,6 +445,17 @@ def simulate(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> Trai
     return TrainingData(cfg.seed, swept, cur_idx, tel[:n_sw], extra, tel[n_sw:n_sw + n_ex],
                         held, tel[n_sw + n_ex:], time.perf_counter() - t0, twins, diag,
                         diag_ho)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor | None:
+    """Worker processes for the simulations (forked where the platform can), or None for
+    one worker."""
+    if workers <= 1:
+        return None
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] | None = None) -> TrainResult:
