@@ -53,9 +53,10 @@ CHECK = "check"  # the second stage's prediction: the guide's change, from all t
 # the predicted change's quantiles: a move needs the high one below zero (this sure of it)
 QUANTILES: tuple[float, ...] = (0.2, 0.5, 0.8)
 SAME = 0.02  # octaves: the same ECN coordinates (device rounding)
-WATERLINE_FEATURES = ("log_kmin_bdp", "log_kmax_bdp", "pmax", "log2_alpha",
-                      "headroom_rel_formula", "mean_packet_bytes_kb")
-FEATURE_IDX = np.array([i for i, n in enumerate(FEATURE_NAMES) if n not in WATERLINE_FEATURES])
+# left out of the models' inputs: the waterlines (the path fixes them) and the mean packet size
+LEFT_OUT_FEATURES = ("log_kmin_bdp", "log_kmax_bdp", "pmax", "log2_alpha",
+                     "headroom_rel_formula", "mean_packet_bytes_kb")
+FEATURE_IDX = np.array([i for i, n in enumerate(FEATURE_NAMES) if n not in LEFT_OUT_FEATURES])
 
 
 def path(xcur: np.ndarray, ctx: PortContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
