@@ -57,6 +57,20 @@ def fit_trees(X: np.ndarray, y: np.ndarray, *, seed: int = 0, max_iter: int = 15
     return model
 
 
+def fit_tree_classifier(X: np.ndarray, y: np.ndarray, *, seed: int = 0, max_iter: int = 200,
+                        leaves: int = 15, min_leaf: int = 10, rate: float = 0.05) -> Any:
+    """A histogram gradient-boosting classifier of a yes/no event (no early stopping)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=rate,
+                                           max_leaf_nodes=leaves, min_samples_leaf=min_leaf,
+                                           l2_regularization=1e-3, early_stopping=False,
+                                           random_state=seed)
+    with single_thread():
+        model.fit(np.asarray(X, dtype=float), np.asarray(y, dtype=bool))
+    return model
+
+
 @dataclass
 class TrafficEstimator:
     """One profile's descriptor regressors and measurement model (module docstring)."""

@@ -492,6 +492,7 @@ class WaterlineOptimiser:
         return out
 
     def _propose_many(self, reqs: Sequence[ProposalRequest]) -> list[Proposal]:
+        reqs = [_with_rejected_guide(rq) for rq in reqs]
         ctxs = [PortContext(int(r.speed_gbps), int(r.buffer_bytes), float(r.cable_m),
                             int(r.mtu)) for r in reqs]
         out: list[Proposal | None] = [None] * len(reqs)
@@ -743,11 +744,16 @@ class WaterlineOptimiser:
                 record.update(checked=True, check=v.predicted)
                 if v.go == "target":
                     return _as_waterline(rq.current), "hold", why + ": staying", record
-                if probe.get("verdict") == "step":  # the step was surely better: back there
+                # the guide is avoided while this record lives (``_with_rejected_guide``)
+                record.update(rejected=True)
+                if probe.get("verdict") == "step" and \
+                        v.predicted[diagnostic.CHECK]["harm"] <= diagnostic.HARM_LIMIT:
+                    # the step was surely better and the guide is not a risk, only no sure
+                    # gain: back to the step
                     ruled = list(probe.get("ruled_out", ()))
                     record.update(returning=True, home=probe["to"])
                     where = "back to the step"
-                else:
+                else:  # the guide's own window makes the step's reading doubtful too
                     ruled = list(probe.get("for", ()))
                     record.update(ruled_out=ruled, returning=True, home=probe["from"])
                     where = "back to the start"
@@ -984,6 +990,17 @@ def _reference_name(x: np.ndarray, ctx: PortContext) -> str:
 def _near(x: np.ndarray, y: Any) -> bool:
     return bool(np.all(np.abs(np.asarray(x, dtype=float) - np.asarray(y, dtype=float))
                        < PROBE_SAME))
+
+
+def _with_rejected_guide(rq: ProposalRequest) -> ProposalRequest:
+    """``rq`` with the vendor guide among the sets to avoid for ``PROBE_COOLDOWN`` cycles
+    after a diagnostic's second stage rejected it: the landscape, which could not tell the
+    traffic apart there, must not lead the tuner straight back."""
+    probe = rq.probe
+    if not probe or not probe.get("rejected") or not isinstance(probe.get("guide"), list) \
+            or int(probe.get("age", PROBE_COOLDOWN)) >= PROBE_COOLDOWN:
+        return rq
+    return replace(rq, avoid=(*rq.avoid, tuple(float(v) for v in probe["guide"])))
 
 
 def _homeward(home: np.ndarray, xcur: np.ndarray, ctx: PortContext, reason: str,

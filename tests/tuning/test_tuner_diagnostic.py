@@ -4,6 +4,7 @@ verdicts on real virtual-fabric windows of traffic whose answer the simulator kn
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,13 @@ from tuning.diagnostic import DiagnosticModel, path
 from tuning.evaluate import statics_of
 from tuning.features import PROFILES, features_matrix, stack_windows, waterline_matrix
 from tuning.models import TunerModels, default_models
-from tuning.optimiser import WaterlineOptimiser, ruled_out
+from tuning.optimiser import (
+    PROBE_COOLDOWN,
+    ProposalRequest,
+    WaterlineOptimiser,
+    _with_rejected_guide,
+    ruled_out,
+)
 from tuning.simulation import Rig, Scenario, measure, to_thresholds
 from tuning.space import PortContext, clip_coords, from_coords, to_coords
 
@@ -29,12 +36,26 @@ class Constant:
         return np.full(len(X), self.value)
 
 
+class ConstantRisk:
+    """A classifier that always predicts one probability of the event."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.tile([1.0 - self.p, self.p], (len(X), 1))
+
+
 def model(step: tuple[float, float, float], target: tuple[float, float, float],
-          check: tuple[float, float, float] = (-0.3, -0.2, -0.1)) -> DiagnosticModel:
-    """A diagnostic whose low / median / high predicted changes are the given ones."""
+          check: tuple[float, float, float] = (-0.3, -0.2, -0.1),
+          risk: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> DiagnosticModel:
+    """A diagnostic whose low / median / high predicted changes and risks of the harm event
+    (step, target, check) are the given ones."""
     return DiagnosticModel({"step": [Constant(v) for v in step],
                             "target": [Constant(v) for v in target],
-                            "check": [Constant(v) for v in check]})
+                            "check": [Constant(v) for v in check]},
+                           {"step": ConstantRisk(risk[0]), "target": ConstantRisk(risk[1]),
+                            "check": ConstantRisk(risk[2])})
 
 
 F = np.zeros(27)
@@ -57,19 +78,33 @@ def test_the_path_runs_from_the_sonic_default_to_the_vendor_guide() -> None:
     assert path(y, ctx)[1][3] == -5.0
 
 
-@pytest.mark.parametrize("step, target, go, rule_out", [
-    ((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05), "target", "against"),   # surely better: on
-    ((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), "start", "for"),                # surely worse: back
-    ((-0.4, -0.3, -0.05), (-0.5, -0.3, 0.1), "step", "against"),       # the step surely helps
-    ((-0.4, -0.2, 0.1), (-0.5, -0.2, 0.2), "start", ""),               # undecided: back
-    ((0.1, 0.3, 0.5), (-0.2, 0.1, 0.4), "start", ""),                  # step worse, guide open
+@pytest.mark.parametrize("step, target, risk, go, rule_out", [
+    # a gain of 33 % at a 5 % risk of >10 % worse: on
+    ((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05), (0.05, 0.05), "target", "against"),
+    # the same gain at the limit of the risk (15 %): on; just over it: not
+    ((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05), (0.15, 0.15), "target", "against"),
+    ((-0.5, -0.3, -0.1), (-0.6, -0.4, 0.3), (0.16, 0.16), "start", ""),
+    ((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), (0.9, 0.9), "start", "for"),        # surely worse: back
+    # the guide too risky, the step not: the step surely helps
+    ((-0.4, -0.3, -0.05), (-0.5, -0.3, 0.1), (0.05, 0.4), "step", "against"),
+    ((-0.4, -0.04, 0.1), (-0.5, -0.04, 0.2), (0.0, 0.0), "start", ""),     # gain too small
+    ((0.1, 0.3, 0.5), (-0.2, 0.1, 0.4), (0.5, 0.3), "start", ""),          # step worse
 ])
 def test_the_verdict_moves_only_when_sure(step: tuple[float, float, float],
-                                          target: tuple[float, float, float], go: str,
+                                          target: tuple[float, float, float],
+                                          risk: tuple[float, float], go: str,
                                           rule_out: str) -> None:
-    v = model(step, target).verdicts(F, F)[0]
+    v = model(step, target, risk=(risk[0], risk[1], 0.0)).verdicts(F, F)[0]
     assert (v.go, v.rule_out) == (go, rule_out)
     assert v.predicted["target"]["high"] == target[2]
+    assert v.predicted["target"]["harm"] == risk[1]
+
+
+def test_the_check_keeps_the_guide_only_when_still_sure() -> None:
+    assert model((0, 0, 0), (0, 0, 0), (-0.3, -0.2, 0.1)).checks(F, F, F)[0].go == "target"
+    risky = model((0, 0, 0), (0, 0, 0), (-0.3, -0.2, 0.1), risk=(0.0, 0.0, 0.3))
+    v = risky.checks(F, F, F)[0]
+    assert (v.go, v.rule_out) == ("start", "for") and "risk of >10 % worse 30 %" in v.reason
 
 
 def sonic(speed: int = 100) -> tuple[Any, PortContext]:
@@ -144,7 +179,8 @@ def test_from_the_sonic_default_an_ambiguous_switch_runs_the_diagnostic(
 def test_when_only_the_step_is_sure_the_guide_is_tried_and_the_step_kept_otherwise(
         models: TunerModels) -> None:
     opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
-    opt.diagnostic = model((-0.4, -0.3, -0.05), (-0.5, -0.3, 0.1), check=(-0.1, 0.1, 0.3))
+    opt.diagnostic = model((-0.4, -0.3, -0.05), (-0.5, -0.3, 0.1), check=(-0.1, 0.1, 0.3),
+                           risk=(0.05, 0.4, 0.1))
     start, _ctx = sonic()
     post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
     p = propose(opt, start, post)
@@ -163,6 +199,31 @@ def test_when_only_the_step_is_sure_the_guide_is_tried_and_the_step_kept_otherwi
     assert not r.probe["returning"] and r.probe["checked"]
     again = propose(opt, q.waterlines, post, probe={**r.probe, "age": 2})
     assert again.probe is None or not again.probe.get("returning")
+    # the rejected guide is avoided for the verdict's cycles, then not any more
+    assert r.probe["rejected"]
+    rq = ProposalRequest("hadoop", F, step, 100, 32 << 20, 3.0, probe={**r.probe, "age": 3})
+    assert _with_rejected_guide(rq).avoid == (tuple(q.probe["guide"]),)
+    old = replace(rq, probe={**r.probe, "age": PROBE_COOLDOWN})
+    assert _with_rejected_guide(old).avoid == ()
+
+
+def test_a_risky_guide_sends_the_step_home_too(models: TunerModels) -> None:
+    """The step was sure, but the guide's own window puts the risk of ending >10 % worse
+    than the start over the limit: the step's reading is doubtful too -- back to the start,
+    the shallow-wanting profiles ruled out."""
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = model((-0.4, -0.3, -0.05), (-0.5, -0.3, 0.1), check=(-0.1, 0.1, 0.3),
+                           risk=(0.05, 0.4, 0.4))
+    start, _ctx = sonic()
+    post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
+    p = propose(opt, start, post)
+    q = propose(opt, p.waterlines, post, probe={**(p.probe or {}), "age": 1})
+    assert q.probe is not None and q.probe["verdict"] == "step"
+    r = propose(opt, q.waterlines, post, probe={**q.probe, "age": 1})
+    assert r.probe is not None and r.probe["returning"] and r.probe["rejected"]
+    assert sorted(r.probe["ruled_out"]) == ["hadoop", "websearch"]
+    assert r.probe["home"] == p.probe["from"]
+    assert "risk of >10 % worse 40 %" in r.reason
 
 
 def test_no_diagnostic_where_the_traffic_is_not_in_doubt(models: TunerModels) -> None:

@@ -73,9 +73,17 @@ def _ids() -> list[str]:
 
 # Rows the shipped models (seed 0) miss the full bar on, measured; see the README's results.
 KNOWN_MISSES: dict[str, str] = {
-    "websearch-200G-s11": "back at the SONiC start: the diagnostic predicts the vendor guide "
-                          "21 % better but is not 80 % sure of it (an incast of like "
-                          "telemetry would be 1.5-2x worse there), so it goes back",
+    "websearch-100G-s11": "back at the SONiC start: at the vendor guide the diagnostic's risk "
+                          "model puts the chance of >10 % worse at 40 % (small incasts at "
+                          "load 0.5 read alike), over the 15 % limit",
+    "websearch-200G-s11": "back at the SONiC start: the diagnostic is not sure the vendor "
+                          "guide is better (an incast of like telemetry would be 1.5-2x "
+                          "worse there)",
+    "hadoop-100G-s11": "the diagnostic goes back (risk of >10 % worse put at 84-95 %); the "
+                       "landscape then takes one step (0.67 x the start), 7 % above the "
+                       "vendor guide",
+    "hadoop-200G-s23": "back at the SONiC start: the guide's own window predicts it 13 % "
+                       "worse than the start (it is 44 % better)",
 }
 
 
@@ -162,24 +170,23 @@ def test_profile_change_is_retuned_within_three_cycles(change_run: Any) -> None:
     assert min(after) <= 1.10 * oracle, (j_before, after, oracle)
 
 
-@pytest.mark.xfail(reason="known limit: a 6-sender incast at load 0.2 reads like a Poisson "
-                   "mix at the SONiC default, the diagnostic's step and the vendor guide alike "
-                   "(its nearest training windows are all hadoop / websearch); both stages of "
-                   "the diagnostic are sure the guide is better and it ends 2.3x worse",
-                   strict=True)
-def test_ambiguous_probe_does_not_rule_out_the_profile_it_would_hurt(models: TunerModels
-                                                                      ) -> None:
-    """A 6-sender incast at load 0.2 (parameters outside the subset) reads 40-55 % websearch
-    or hadoop even at the probed set; confirming that probe ruled incast out and the next
-    move (Kmin 14 KB, Pmax 0.3) measured 2.6x worse than the start. The tuner should not end
-    worse than where it started -- and does not, on incasts of 13 senders or more (a wide
-    test set: 3 of 150 incasts ended more than 10 % worse, all with 6-9 senders)."""
-    sc = Scenario.make("incast", 200, {"incast_degree": 6, "load": 0.2}, seed=43)
+@pytest.mark.parametrize("speed, params, seed", [
+    (200, {"incast_degree": 6, "load": 0.2}, 43),   # ended 2.26x worse before the risk model
+    (100, {"incast_degree": 6, "load": 0.2}, 43),   # 1.88x worse with a loophole since closed
+    (200, {"incast_degree": 7, "load": 0.2}, 47),
+    (100, {"incast_degree": 9, "load": 0.4}, 53),
+])
+def test_a_small_incast_is_not_made_worse(models: TunerModels, speed: int,
+                                          params: dict[str, Any], seed: int) -> None:
+    """Small incasts (6-9 senders at low load; degrees and loads the models never saw) read
+    like a Poisson mix at every setting of the diagnostic's path, and the vendor guide makes
+    them about twice as slow. The tuner must not end worse than where it started."""
+    sc = Scenario.make("incast", speed, params, seed=seed)
     opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
     run = closed_loop(sc, models.classifier, opt, settings=SETTINGS)
     ys = _Yardstick(sc, SETTINGS)
     start, end = (m.objective for m in ys.run([run.applied[0], run.applied[-1]]))
-    assert end <= 1.02 * start, (start, end, [r.reason[:120] for r in run.records])
+    assert end <= 1.02 * start, (start, end, [r.reason[:160] for r in run.records])
 
 
 def test_score_realisations_share_none_with_the_search() -> None:
