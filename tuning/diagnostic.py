@@ -198,6 +198,19 @@ class DiagnosticModel:
             "harm_log_j": round(HARM_LOG_J, 4), "harm_limit": HARM_LIMIT})
 
 
+def settled(first: str, check: Verdict) -> str:
+    """Where the two stages leave a port whose first stage went on ("target", or "step" when
+    only the step was sure), given the second stage's ``check``: at the guide when its own
+    window confirms it; back at the step when only the step was sure and the guide is no risk
+    (just no sure gain); else back at the start (the guide's window makes the step's reading
+    doubtful too)."""
+    if check.go == "target":
+        return "target"
+    if first == "step" and check.predicted[CHECK]["harm"] <= HARM_LIMIT:
+        return "step"
+    return "start"
+
+
 def sure(q: dict[str, float]) -> bool:
     """Whether a predicted move is sure (module docstring): a median gain of at least
     ``GAIN_LOG_J`` at a risk of the harm event of at most ``HARM_LIMIT``."""
@@ -210,4 +223,4 @@ def _said(q: dict[str, float]) -> str:
             f"{100 * q['harm']:.0f} %")
 
 
-__all__ = ["DiagnosticModel", "Verdict", "at", "inputs", "path", "sure"]
+__all__ = ["DiagnosticModel", "Verdict", "at", "inputs", "path", "settled", "sure"]

@@ -744,16 +744,13 @@ class WaterlineOptimiser:
                 record.update(checked=True, check=v.predicted)
                 if v.go == "target":
                     return _as_waterline(rq.current), "hold", why + ": staying", record
-                # the guide is avoided while this record lives (``_with_rejected_guide``)
+                # the guide is avoided for a while (``_with_rejected_guide``)
                 record.update(rejected=True)
-                if probe.get("verdict") == "step" and \
-                        v.predicted[diagnostic.CHECK]["harm"] <= diagnostic.HARM_LIMIT:
-                    # the step was surely better and the guide is not a risk, only no sure
-                    # gain: back to the step
+                if diagnostic.settled(str(probe.get("verdict", "")), v) == "step":
                     ruled = list(probe.get("ruled_out", ()))
                     record.update(returning=True, home=probe["to"])
                     where = "back to the step"
-                else:  # the guide's own window makes the step's reading doubtful too
+                else:
                     ruled = list(probe.get("for", ()))
                     record.update(ruled_out=ruled, returning=True, home=probe["from"])
                     where = "back to the start"

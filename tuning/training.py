@@ -594,12 +594,7 @@ def fit_diagnostic(train: list[Diagnosed], heldout: list[Diagnosed], seed: int
             windows = (med(d.start_rows), med(d.step_rows), med(d.target_rows))
             go = model.verdicts(*windows[:2])[0].go
             if go in ("target", "step"):  # the second stage, as the optimiser applies it
-                check = model.checks(*windows)[0]
-                if check.go == "target":
-                    go = "target"
-                elif go == "target" or \
-                        check.predicted[diagnostic.CHECK]["harm"] > diagnostic.HARM_LIMIT:
-                    go = "start"  # else back to the step, where the first stage was sure
+                go = diagnostic.settled(go, model.checks(*windows)[0])
             j = to_target(np.asarray(d.measured, dtype=float))
             end = {"start": j[0], "step": j[1], "target": j[2]}[go]
             goes.append(go)
