@@ -5,13 +5,13 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/waterline
 WORKDIR /src
 # Only what the package needs (see .dockerignore): no tests, no local database or tokens.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY app ./app
 COPY collectors ./collectors
 COPY tuning ./tuning
 COPY fabricsim ./fabricsim
 COPY migrations ./migrations
-RUN /opt/waterline/bin/pip install . \
+RUN /opt/waterline/bin/pip install . -c constraints.txt \
     && /opt/waterline/bin/waterline --help >/dev/null
 
 FROM python:3.11-slim

@@ -587,5 +587,9 @@ def test_dockerfile() -> None:
         assert re.search(rf"^COPY {package} ", text, re.MULTILINE), package
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("*") :].count("*") == 1  # allow-list
-    for needed in ("!pyproject.toml", "!README.md", "!app/", "!migrations/"):
+    for needed in ("!pyproject.toml", "!README.md", "!constraints.txt", "!app/",
+                   "!migrations/"):
         assert needed in ignore
+    # the image installs the numerical stack the shipped models were pickled with
+    assert re.search(r"^COPY .*constraints\.txt", text, re.MULTILINE)
+    assert "pip install . -c constraints.txt" in text

@@ -283,3 +283,24 @@ def test_observe_corrects_later_predictions(models: TunerModels,
                          cable_m=3.0).waterlines == p.waterlines
     est = opt.estimate_objective("allreduce", f)
     assert math.isfinite(est) and est >= 0
+
+
+def test_the_installed_numerical_stack_is_the_pinned_one() -> None:
+    """``make`` installs constraints.txt's versions, those the shipped models were trained and
+    pickled with: the installed ones match, and loading the models raises no scikit-learn
+    version warning (a pickle is only supported by the version that wrote it)."""
+    import warnings
+    from importlib.metadata import version
+    from pathlib import Path
+
+    pins = {}
+    for line in (Path(__file__).resolve().parents[2] / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, pinned = line.partition("==")
+            pins[name] = pinned
+    assert {"scikit-learn", "numpy", "scipy"} <= set(pins)
+    assert {name: version(name) for name in pins} == pins
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_models(MODEL_DIR)
