@@ -24,7 +24,7 @@ def _tiny(seed: int) -> TrainConfig:
                        adaptive={"allreduce": 2}, telemetry_only=1, heldout=1, currents=2,
                        ports=2, members=2, workers=1,
                        diagnostic={"incast": 3, "websearch": 3, "hadoop": 3},
-                       diagnostic_heldout=1)
+                       diagnostic_small_incasts=2, diagnostic_heldout=1)
 
 
 def test_same_seed_same_models() -> None:
