@@ -76,11 +76,11 @@ def up(
             typer.echo(f"password:    taken from ${password_env}")
         typer.echo("Ctrl-C stops the lab.")
         stop = threading.Event()
+        # both set explicitly: a process started in the background by a non-interactive
+        # shell inherits SIGINT ignored, and `kill -INT` must still stop the lab
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(1.0):
-                pass
-        except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        while not stop.wait(1.0):
             pass
     finally:
         lab.stop()
