@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -291,3 +293,30 @@ def test_switch_errors_are_reported_as_such() -> None:
             " % Unrecognized command found at '^' position.\n")
     with pytest.raises(ParseError, match="reported an error"):
         P.parse_pfc_interface(text)
+
+
+@pytest.mark.parametrize("first", ["<", "["])
+def test_a_garbled_table_rule_does_not_hang_the_parser(first: str) -> None:
+    """A table rule whose first dash became "<" or "[" looks like the start of a prompt; the
+    prompt pattern once backtracked exponentially on the dashes after it (found by an
+    exhaustive single-character corruption of the recorded output). Run in a child process:
+    a regular expression stuck in C cannot be interrupted from Python."""
+    text = rec("display_pfc_interface.txt")
+    rule = next(i for i, line in enumerate(text.splitlines(keepends=True))
+                if line.startswith("-----"))
+    lines = text.splitlines(keepends=True)
+    lines[rule] = first + lines[rule][1:]
+    garbled = "".join(lines)
+    code = ("import sys\n"
+            "from app.drivers.comware import parsers as P\n"
+            "from app.drivers.errors import ParseError\n"
+            "try:\n"
+            "    rows = P.parse_pfc_interface(sys.stdin.read())\n"
+            "    print('rows', len(rows))\n"
+            "except ParseError as exc:\n"
+            "    print('refused', exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], input=garbled, capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).parents[2], check=True)
+    # the garbled rule is either skipped like an echoed prompt or refused, never a hang
+    expected = f"rows {len(P.parse_pfc_interface(text))}\n"
+    assert done.stdout == expected or done.stdout.startswith("refused"), done.stdout + done.stderr

@@ -153,7 +153,10 @@ def _iface(command: str, token: str, line: str) -> str:
         raise ParseError(command, f"not an interface name: {token!r}", line=line) from None
 
 
-_PROMPT = re.compile(r"^[<\[][A-Za-z0-9_.:/-]+(?:-[A-Za-z0-9_./:-]+)*[>\]]")
+# One character class, no nested repetition: "<" or "[" before a long run of dashes (a table
+# rule with its first character garbled) made a nested form of this pattern backtrack
+# exponentially -- the parser never returned.
+_PROMPT = re.compile(r"^[<\[][A-Za-z0-9_.:/-]+[>\]]")
 
 
 def _lines(command: str, text: str) -> list[tuple[str, str]]:
