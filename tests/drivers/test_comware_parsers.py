@@ -182,6 +182,14 @@ def test_buffer_usage_garbage() -> None:
         P.parse_buffer_usage(text.replace("5678", "56x8"))
     with pytest.raises(ParseError, match="cells, header"):
         P.parse_buffer_usage(text.replace("5678", "5678  9"))
+    # the last digit garbled into "%": a percentage where the header says cells
+    with pytest.raises(ParseError, match="percentage in the used column"):
+        P.parse_buffer_usage(text.replace("1234 ", "123% "))
+    with pytest.raises(ParseError, match="percentage in the total column"):
+        P.parse_buffer_usage(text.replace("131072        7 ", "13107%        7 "))
+    # a "%" where the column is one of percentages is the unit, not garbage
+    rows = by_key(P.parse_buffer_usage(text.replace("  70   ", " 70%   ")))
+    assert rows[("HundredGigE1/0/1", 3)]["occupancy_bytes"] == 1_234 * 256
 
 
 def test_wred_table() -> None:

@@ -431,6 +431,19 @@ _BUFFER_COLUMNS = frozenset(
 _UNIT_HINT = re.compile(r"\((cells?|bytes|kb|%)\)$", re.IGNORECASE)
 
 
+_PERCENT_COLUMNS = frozenset({"usage", "threshold"})
+
+
+def _percent_cell(command: str, name: str, tok: str, scale: dict[str, int], line: str) -> str:
+    """``tok`` without a trailing "%", which only a percentage column may carry (a "(%)"
+    header hint, or Usage / Threshold): "123%" in a cells column is a garbled "1234"."""
+    if not tok.endswith("%"):
+        return tok
+    if scale.get(name) != 0 and name not in _PERCENT_COLUMNS:
+        raise ParseError(command, f"a percentage in the {name} column: {tok!r}", line=line)
+    return tok[:-1]
+
+
 def parse_buffer_usage(
     text: str, *, command: str = DISPLAY_BUFFER_USAGE, units: ComwareUnits | None = None
 ) -> list[QueueSample]:
@@ -509,11 +522,12 @@ def parse_buffer_usage(
         values: dict[str, int | None] = {}
         for name in ("used", "peak"):
             if name in row:
-                v = parse_count(command, row[name].rstrip("%"), line=line)
+                v = parse_count(command, _percent_cell(command, name, row[name], scale, line),
+                                line=line)
                 values[name] = None if v is None or scale[name] == 0 else v * scale[name]
         for name, tok in row.items():
-            if name not in (qkey, "interface", "port", "used", "peak"):
-                parse_count(command, tok.rstrip("%"), line=line)  # validate the other cells
+            if name not in (qkey, "interface", "port", "used", "peak"):  # validated only
+                parse_count(command, _percent_cell(command, name, tok, scale, line), line=line)
         if not egress:
             continue
         if (row_iface, q) in seen:
