@@ -45,6 +45,7 @@ from tuning.features import PROFILES, PortWindow, port_features, window_kpis
 from tuning.guard import Waterline, check_waterlines
 from tuning.space import PortContext, clip_coords, to_coords
 from tuning.tracker import TrafficTracker
+from tuning.verify import Tolerance, mean_kpis, regression
 
 log = logging.getLogger("waterline.daemon")
 
@@ -93,16 +94,6 @@ class FreezeWindow(BaseModel):
 
 def frozen(windows: Sequence[dict[str, Any]], moment: datetime) -> bool:
     return any(FreezeWindow.model_validate(w).contains(moment) for w in windows)
-
-
-@dataclass
-class Tolerance:
-    """How much worse a KPI may get before a tuner change counts as a regression."""
-
-    utilisation_drop: float = 0.10  # relative
-    pause_increase: float = 0.25  # relative ...
-    pause_floor_per_s: float = 5.0  # ... and absolute, pause frames/s
-    drops_floor_per_s: float = 0.0  # any new drops
 
 
 @dataclass
@@ -558,7 +549,7 @@ class TunerDaemon:
                 session.add(TunerTrial(
                     change_id=change_id, proposal_ids=ids, profile=profile, priority=priority,
                     switch_ids=sorted({p.switch_id for p in members}),
-                    kpis_before=_mean_kpis(windows), applied_ms=now_ms,
+                    kpis_before=mean_kpis(windows), applied_ms=now_ms,
                     verify_after_ms=now_ms + int(self.options.verify_s * 1000),
                     status="applying"))
                 session.commit()
@@ -672,7 +663,7 @@ class TunerDaemon:
             windows.append(window)
             proposed = proposals[0].proposed
             features.append(port_features(window, Waterline(**proposed)))
-        after = _mean_kpis(windows)
+        after = mean_kpis(windows)
         before = trial.kpis_before
         tol = self.options.tolerance
         outcome = None
@@ -686,17 +677,7 @@ class TunerDaemon:
                 log.warning("objective estimate failed: %s", exc)
         if not windows:
             return "no telemetry after the change", after, None
-        drops_before, drops_after = before.get("drops_per_s", 0.0), after.get("drops_per_s", 0.0)
-        if drops_after > max(drops_before * 1.5, tol.drops_floor_per_s) and drops_after > 0:
-            return f"drops rose from {drops_before:.1f}/s to {drops_after:.1f}/s", after, outcome
-        for key in ("rx_pause_per_s", "tx_pause_per_s"):
-            b, a = before.get(key, 0.0), after.get(key, 0.0)
-            if a > b * (1 + tol.pause_increase) and a - b > tol.pause_floor_per_s:
-                return f"{key} rose from {b:.1f} to {a:.1f}", after, outcome
-        ub, ua = before.get("utilisation", 0.0), after.get("utilisation", 0.0)
-        if ub > 0.05 and ua < ub * (1 - tol.utilisation_drop):
-            return f"utilisation fell from {ub:.3f} to {ua:.3f}", after, outcome
-        return "", after, outcome
+        return regression(before, after, tol), after, outcome
 
 
 def _remember_rollback(session: Session, trial: TunerTrial) -> None:
@@ -731,13 +712,6 @@ def _observe(optimiser: Any, profile: str, outcome: dict[str, Any]) -> None:
                       Waterline(**outcome["waterlines"]), float(outcome["objective"]),
                       speed_gbps=outcome.get("speed_gbps"),
                       buffer_bytes=outcome.get("buffer_bytes"), cable_m=outcome.get("cable_m"))
-
-
-def _mean_kpis(windows: list[PortWindow]) -> dict[str, float]:
-    if not windows:
-        return {}
-    kpis = [window_kpis(w) for w in windows]
-    return {k: float(np.mean([x[k] for x in kpis])) for k in kpis[0]}
 
 
 def _jsonable(meta: dict[str, Any]) -> dict[str, Any]:

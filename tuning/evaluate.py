@@ -10,7 +10,10 @@ For one scenario (profile, its parameters, port speed, seed):
   median features, that posterior and those descriptors (``WaterlineOptimiser.propose``, the
   daemon's call), applies the proposal
   when it changes anything (one *probe*: a configuration applied to the fabric) and, on the
-  next window, reports the measured outcome (``observe``). ``cycles`` is
+  next window, verifies it as the daemon does (``tuning.verify``: more drops, more pause
+  frames or less utilisation than in the window before it -> rolled back, the switch held,
+  the set avoided; a rollback is an applied configuration too) or reports the measured
+  outcome (``observe``). ``cycles`` is
   the cycle whose change was the last one (0: never changed), ``probes`` the number of applied
   configurations before one came within 10 % of the oracle (0: the start already was; None:
   never).
@@ -64,8 +67,12 @@ from tuning.simulation import (
 )
 from tuning.space import clip_coords, complete, from_coords, same_waterlines, to_coords
 from tuning.tracker import TrafficTracker
+from tuning.verify import Tolerance, mean_kpis, regression
 
 DEFAULT_PROFILES: tuple[str, ...] = ("allreduce", "incast", "websearch", "hadoop")
+TOLERANCE = Tolerance()  # the daemon's default verification tolerance
+# the daemon's hold-off after a rollback (10 minutes) in cycles of one 12-poll window (2 min)
+HOLDOFF_CYCLES = 5
 WITHIN = 0.10
 SEARCH = "eval"  # seed namespace the oracle's grid search selects on ...
 SCORE = "score"  # ... and the one every reported objective is measured on; none of its
@@ -161,9 +168,12 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
                 settings: EvalSettings, cycles: int | None = None,
                 switch_at: tuple[int, str, dict[str, Any]] | None = None,
                 rig_seed: int | None = None) -> TunedRun:
-    """The tuner's closed loop on a virtual switch (module docstring). ``switch_at`` =
-    (cycle, profile, params): the traffic changes to that profile just before that cycle's
-    window."""
+    """The tuner's closed loop on a virtual switch (module docstring), with the daemon's
+    verification: the window after a change is compared with the window before it
+    (``tuning.verify``); on a regression the change is rolled back, its set avoided and the
+    switch held for ``HOLDOFF_CYCLES``. A change in the last cycle is verified on one more
+    window. ``switch_at`` = (cycle, profile, params): the traffic changes to that profile
+    just before that cycle's window."""
     rig = Rig([("tuned", sc)], seed=sc.seed if rig_seed is None else rig_seed,
               ports=settings.ports)
     current: Waterline = start_waterlines(sc)
@@ -172,10 +182,14 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
     run = TunedRun([current])
     tracker = TrafficTracker()
     pending: tuple[str, Waterline] | None = None
-    for cycle in range(1, (cycles or settings.max_cycles) + 1):
+    verify: tuple[dict[str, float], Waterline] | None = None  # KPIs before, the set before
+    held_until = 0
+    last = cycles or settings.max_cycles
+    for cycle in range(1, last + 1):
         if switch_at is not None and cycle == switch_at[0]:
             rig.set_profile("tuned", switch_at[1], switch_at[2])
             pending = None  # the outcome of the last change is no longer comparable
+            verify = None
         wins = rig.observe()["tuned"]
         feats = features_matrix(stack_windows(wins), waterline_matrix([current] * len(wins)))
         posterior = tracker.update(classifier.predict_proba(feats))
@@ -184,10 +198,25 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
         fmed = np.median(feats, axis=0)
         desc = tracker.add_descriptors(optimiser.estimate_descriptors(fmed, posterior))
         est = optimiser.estimate_objective(profile, fmed) if profile != "idle" else 0.0
+        if verify is not None:
+            why = regression(verify[0], mean_kpis(wins), TOLERANCE)
+            if why:
+                current = _roll_back(rig, run, tracker, sc, current, verify[1])
+                run.records.append(CycleRecord(cycle, profile, prob, rig.arms["tuned"].profile,
+                                               "rollback", True, current, est, est, est,
+                                               f"verification: {why}; rolled back"))
+                verify, pending, held_until = None, None, cycle + HOLDOFF_CYCLES
+                continue
+            verify = None
         if pending is not None and pending[0] == profile:
             optimiser.observe(profile, fmed, current, est, speed_gbps=sc.speed_gbps,
                               buffer_bytes=sc.buffer, cable_m=sc.cable_m)
         pending = None
+        if cycle <= held_until:
+            run.records.append(CycleRecord(cycle, profile, prob, rig.arms["tuned"].profile,
+                                           "hold", False, current, est, est, est,
+                                           "held after a rollback"))
+            continue
         prop: Proposal = optimiser.propose(profile, fmed, current, speed_gbps=sc.speed_gbps,
                                            buffer_bytes=sc.buffer, cable_m=sc.cable_m,
                                            posterior=posterior, descriptors=desc,
@@ -197,6 +226,7 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
         if prop.probe is not None:  # a probe, or the verdict of the last one
             tracker.note_probe(prop.probe)
         if change:
+            verify = (mean_kpis(wins), current)
             current = prop.waterlines
             rig.set_thresholds("tuned", to_thresholds(current))
             run.applied.append(current)
@@ -205,7 +235,26 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
                                        prop.method, change, current,
                                        prop.predicted_objective_current,
                                        prop.predicted_objective_proposed, est, prop.reason))
+    if verify is not None:  # the last change's verification window
+        wins = rig.observe()["tuned"]
+        why = regression(verify[0], mean_kpis(wins), TOLERANCE)
+        if why:
+            current = _roll_back(rig, run, tracker, sc, current, verify[1])
+            run.records.append(CycleRecord(last + 1, run.records[-1].profile,
+                                           run.records[-1].probability,
+                                           rig.arms["tuned"].profile, "rollback", True,
+                                           current, 0.0, 0.0, 0.0,
+                                           f"verification: {why}; rolled back"))
     return run
+
+
+def _roll_back(rig: Rig, run: TunedRun, tracker: TrafficTracker, sc: Scenario,
+               bad: Waterline, prior: Waterline) -> Waterline:
+    """Back to ``prior`` (one more configuration applied); ``bad`` is avoided from now."""
+    tracker.note_rolled_back(clip_coords(to_coords(bad, sc.ctx), sc.ctx))
+    rig.set_thresholds("tuned", to_thresholds(prior))
+    run.applied.append(prior)
+    return prior
 
 
 # ---------------------------------------------------------------------------- hill-climb

@@ -1,0 +1,80 @@
+"""The verification rule the daemon and the closed-loop evaluation share
+(``tuning.verify``), and the evaluation's loop rolling back a forced bad proposal."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from tuning.evaluate import HOLDOFF_CYCLES, EvalSettings, closed_loop, start_waterlines
+from tuning.guard import Waterline
+from tuning.models import default_models
+from tuning.optimiser import Proposal, WaterlineOptimiser
+from tuning.simulation import Scenario
+from tuning.space import complete, same_waterlines
+from tuning.verify import Tolerance, regression
+
+BUSY = {"utilisation": 0.90, "rx_pause_per_s": 0.0, "tx_pause_per_s": 0.0, "drops_per_s": 0.0}
+
+
+@pytest.mark.parametrize("after, why", [
+    ({"tx_pause_per_s": 768.6}, "tx_pause_per_s rose from 0.0 to 768.6"),
+    ({"rx_pause_per_s": 5.5}, "rx_pause_per_s rose from 0.0 to 5.5"),
+    ({"drops_per_s": 0.2}, "drops rose from 0.0/s to 0.2/s"),
+    ({"utilisation": 0.80}, "utilisation fell from 0.900 to 0.800"),
+    ({"tx_pause_per_s": 4.9}, ""),        # under the 5 frames/s floor
+    ({"utilisation": 0.82}, ""),          # within the 10 % tolerance
+    ({"utilisation": 0.95}, ""),
+])
+def test_regression_rule(after: dict[str, float], why: str) -> None:
+    assert regression(BUSY, {**BUSY, **after}, Tolerance()) == why
+
+
+def test_pauses_that_were_there_must_grow_by_a_quarter() -> None:
+    before = {**BUSY, "tx_pause_per_s": 100.0}
+    assert regression(before, {**before, "tx_pause_per_s": 124.0}, Tolerance()) == ""
+    assert regression(before, {**before, "tx_pause_per_s": 126.0}, Tolerance()) != ""
+    # an idle port's utilisation falling is no regression
+    idle = {**BUSY, "utilisation": 0.04}
+    assert regression(idle, {**idle, "utilisation": 0.0}, Tolerance()) == ""
+
+
+class _ForcedFirst:
+    """The real optimiser, except that its first proposal is ``bad``."""
+
+    def __init__(self, inner: WaterlineOptimiser, bad: Waterline) -> None:
+        self.inner, self.bad, self.calls = inner, bad, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def propose(self, *args: Any, **kwargs: Any) -> Proposal:
+        self.calls += 1
+        p = self.inner.propose(*args, **kwargs)
+        if self.calls == 1:
+            return replace(p, waterlines=self.bad, method="model", reason="forced")
+        return p
+
+
+def test_the_evaluation_loop_rolls_a_bad_change_back() -> None:
+    """A forced bad set (ECN deep and lax, a dynamic threshold of 1/64: the queue runs into
+    PFC) makes the switch send pause frames where there were none; the window after it rolls
+    it back to the start, the switch is held, and the set is not proposed again."""
+    models = default_models()
+    sc = Scenario.make("allreduce", 100, {"flows": 8}, seed=3)
+    bad = complete(Waterline(kmin_bytes=4_000_000, kmax_bytes=8_000_000, pmax=0.01,
+                             alpha=1 / 64), sc.ctx)
+    opt = _ForcedFirst(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()), bad)
+    run = closed_loop(sc, models.classifier, opt,  # type: ignore[arg-type]
+                      settings=EvalSettings(), cycles=HOLDOFF_CYCLES + 3)
+    first, second = run.records[0], run.records[1]
+    assert first.applied and same_waterlines(first.waterlines, bad)
+    assert second.method == "rollback" and second.applied
+    assert "tx_pause_per_s rose from 0.0" in second.reason
+    assert same_waterlines(second.waterlines, start_waterlines(sc))
+    held = run.records[2:2 + HOLDOFF_CYCLES]
+    assert [r.method for r in held] == ["hold"] * HOLDOFF_CYCLES
+    assert all(same_waterlines(r.waterlines, start_waterlines(sc)) for r in held)
+    assert not any(same_waterlines(w, bad) for w in run.applied[2:])
