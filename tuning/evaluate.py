@@ -201,10 +201,8 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
         if verify is not None:
             why = regression(verify[0], mean_kpis(wins), TOLERANCE)
             if why:
-                current = _roll_back(rig, run, tracker, sc, current, verify[1])
-                run.records.append(CycleRecord(cycle, profile, prob, rig.arms["tuned"].profile,
-                                               "rollback", True, current, est, est, est,
-                                               f"verification: {why}; rolled back"))
+                current = _roll_back(rig, run, tracker, sc, current, verify[1],
+                                     (cycle, profile, prob, est, why))
                 verify, pending, held_until = None, None, cycle + HOLDOFF_CYCLES
                 continue
             verify = None
@@ -239,21 +237,24 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
         wins = rig.observe()["tuned"]
         why = regression(verify[0], mean_kpis(wins), TOLERANCE)
         if why:
-            current = _roll_back(rig, run, tracker, sc, current, verify[1])
-            run.records.append(CycleRecord(last + 1, run.records[-1].profile,
-                                           run.records[-1].probability,
-                                           rig.arms["tuned"].profile, "rollback", True,
-                                           current, 0.0, 0.0, 0.0,
-                                           f"verification: {why}; rolled back"))
+            last_rec = run.records[-1]
+            _roll_back(rig, run, tracker, sc, current, verify[1],
+                       (last + 1, last_rec.profile, last_rec.probability, 0.0, why))
     return run
 
 
 def _roll_back(rig: Rig, run: TunedRun, tracker: TrafficTracker, sc: Scenario,
-               bad: Waterline, prior: Waterline) -> Waterline:
-    """Back to ``prior`` (one more configuration applied); ``bad`` is avoided from now."""
+               bad: Waterline, prior: Waterline, at: tuple[int, str, float, float, str]
+               ) -> Waterline:
+    """Back to ``prior`` (one more configuration applied, recorded at ``at`` = (cycle,
+    profile, probability, estimated objective, why)); ``bad`` is avoided from now."""
     tracker.note_rolled_back(clip_coords(to_coords(bad, sc.ctx), sc.ctx))
     rig.set_thresholds("tuned", to_thresholds(prior))
     run.applied.append(prior)
+    cycle, profile, prob, est, why = at
+    run.records.append(CycleRecord(cycle, profile, prob, rig.arms["tuned"].profile, "rollback",
+                                   True, prior, est, est, est,
+                                   f"verification: {why}; rolled back"))
     return prior
 
 
