@@ -78,3 +78,15 @@ def test_the_evaluation_loop_rolls_a_bad_change_back() -> None:
     assert [r.method for r in held] == ["hold"] * HOLDOFF_CYCLES
     assert all(same_waterlines(r.waterlines, start_waterlines(sc)) for r in held)
     assert not any(same_waterlines(w, bad) for w in run.applied[2:])
+
+
+def test_a_change_in_the_last_cycle_is_verified_on_one_more_window() -> None:
+    models = default_models()
+    sc = Scenario.make("allreduce", 100, {"flows": 8}, seed=3)
+    bad = complete(Waterline(kmin_bytes=4_000_000, kmax_bytes=8_000_000, pmax=0.01,
+                             alpha=1 / 64), sc.ctx)
+    opt = _ForcedFirst(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()), bad)
+    run = closed_loop(sc, models.classifier, opt,  # type: ignore[arg-type]
+                      settings=EvalSettings(), cycles=1)
+    assert [(r.cycle, r.method) for r in run.records] == [(1, "model"), (2, "rollback")]
+    assert same_waterlines(run.final, start_waterlines(sc)) and run.cycles == 2
