@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from tuning.evaluate import HOLDOFF_CYCLES, EvalSettings, closed_loop, start_waterlines
+from tuning.evaluate import (
+    HOLDOFF_CYCLES,
+    EvalSettings,
+    TunedRun,
+    closed_loop,
+    start_waterlines,
+)
 from tuning.guard import Waterline
 from tuning.models import default_models
 from tuning.optimiser import Proposal, WaterlineOptimiser
@@ -58,17 +64,24 @@ class _ForcedFirst:
         return p
 
 
-def test_the_evaluation_loop_rolls_a_bad_change_back() -> None:
-    """A forced bad set (ECN deep and lax, a dynamic threshold of 1/64: the queue runs into
-    PFC) makes the switch send pause frames where there were none; the window after it rolls
-    it back to the start, the switch is held, and the set is not proposed again."""
+def _forced_run(cycles: int) -> tuple[Scenario, Waterline, TunedRun]:
+    """Allreduce 100G under the closed loop whose first proposal is forced to a bad set (ECN
+    deep and lax, a dynamic threshold of 1/64: the queue runs into PFC)."""
     models = default_models()
     sc = Scenario.make("allreduce", 100, {"flows": 8}, seed=3)
     bad = complete(Waterline(kmin_bytes=4_000_000, kmax_bytes=8_000_000, pmax=0.01,
                              alpha=1 / 64), sc.ctx)
     opt = _ForcedFirst(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()), bad)
     run = closed_loop(sc, models.classifier, opt,  # type: ignore[arg-type]
-                      settings=EvalSettings(), cycles=HOLDOFF_CYCLES + 3)
+                      settings=EvalSettings(), cycles=cycles)
+    return sc, bad, run
+
+
+def test_the_evaluation_loop_rolls_a_bad_change_back() -> None:
+    """A forced bad set (ECN deep and lax, a dynamic threshold of 1/64: the queue runs into
+    PFC) makes the switch send pause frames where there were none; the window after it rolls
+    it back to the start, the switch is held, and the set is not proposed again."""
+    sc, bad, run = _forced_run(HOLDOFF_CYCLES + 3)
     first, second = run.records[0], run.records[1]
     assert first.applied and same_waterlines(first.waterlines, bad)
     assert second.method == "rollback" and second.applied
@@ -81,12 +94,6 @@ def test_the_evaluation_loop_rolls_a_bad_change_back() -> None:
 
 
 def test_a_change_in_the_last_cycle_is_verified_on_one_more_window() -> None:
-    models = default_models()
-    sc = Scenario.make("allreduce", 100, {"flows": 8}, seed=3)
-    bad = complete(Waterline(kmin_bytes=4_000_000, kmax_bytes=8_000_000, pmax=0.01,
-                             alpha=1 / 64), sc.ctx)
-    opt = _ForcedFirst(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()), bad)
-    run = closed_loop(sc, models.classifier, opt,  # type: ignore[arg-type]
-                      settings=EvalSettings(), cycles=1)
+    sc, _bad, run = _forced_run(1)
     assert [(r.cycle, r.method) for r in run.records] == [(1, "model"), (2, "rollback")]
     assert same_waterlines(run.final, start_waterlines(sc)) and run.cycles == 2
