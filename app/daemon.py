@@ -43,7 +43,7 @@ from app.drivers.models import QosConfig, Waterlines
 from app.telemetry import load_windows
 from tuning.features import PROFILES, PortWindow, port_features, window_kpis
 from tuning.guard import Waterline, check_waterlines
-from tuning.space import PortContext, clip_coords, to_coords
+from tuning.space import PortContext, clip_coords, deeper_than_references, to_coords
 from tuning.tracker import TrafficTracker
 from tuning.verify import Tolerance, mean_kpis, regression
 
@@ -677,7 +677,11 @@ class TunerDaemon:
                 log.warning("objective estimate failed: %s", exc)
         if not windows:
             return "no telemetry after the change", after, None
-        return regression(before, after, tol), after, outcome
+        # a change past every static reference must buy its longer queue in throughput
+        deeper = any(deeper_than_references(Waterline(**p.current), Waterline(**p.proposed),
+                                            float(p.explanation["speed_gbps"]))
+                     for p in proposals if (p.explanation or {}).get("speed_gbps"))
+        return regression(before, after, tol, deeper=deeper), after, outcome
 
 
 def _remember_rollback(session: Session, trial: TunerTrial) -> None:

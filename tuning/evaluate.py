@@ -65,7 +65,14 @@ from tuning.simulation import (
     static_baselines,
     to_thresholds,
 )
-from tuning.space import clip_coords, complete, from_coords, same_waterlines, to_coords
+from tuning.space import (
+    clip_coords,
+    complete,
+    deeper_than_references,
+    from_coords,
+    same_waterlines,
+    to_coords,
+)
 from tuning.tracker import TrafficTracker
 from tuning.verify import Tolerance, mean_kpis, regression
 
@@ -199,7 +206,8 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
         desc = tracker.add_descriptors(optimiser.estimate_descriptors(fmed, posterior))
         est = optimiser.estimate_objective(profile, fmed) if profile != "idle" else 0.0
         if verify is not None:
-            why = regression(verify[0], mean_kpis(wins), TOLERANCE)
+            why = regression(verify[0], mean_kpis(wins), TOLERANCE,
+                             deeper=deeper_than_references(verify[1], current, sc.speed_gbps))
             if why:
                 current = _roll_back(rig, run, tracker, sc, current, verify[1],
                                      (cycle, profile, prob, est, why))
@@ -235,7 +243,8 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
                                        prop.predicted_objective_proposed, est, prop.reason))
     if verify is not None:  # the last change's verification window
         wins = rig.observe()["tuned"]
-        why = regression(verify[0], mean_kpis(wins), TOLERANCE)
+        why = regression(verify[0], mean_kpis(wins), TOLERANCE,
+                         deeper=deeper_than_references(verify[1], current, sc.speed_gbps))
         if why:
             last_rec = run.records[-1]
             _roll_back(rig, run, tracker, sc, current, verify[1],

@@ -51,6 +51,7 @@ MAX_PMAX_FACTOR = 4.0
 MAX_ALPHA_STEPS = 2
 MAX_HEADROOM_STEP_REL = 0.5
 
+SAME_DEPTH = 1.02  # ramp depths within 2 % are the same (the devices round thresholds)
 DEFAULT_ALPHA = 0.125  # the dynamic threshold of a NIC-speed port (HPCC ns-3, SONiC 1/8)
 
 
@@ -100,6 +101,22 @@ def reference_waterlines(speed_gbps: float) -> dict[str, Waterline]:
         "hpcc": Waterline(int(100_000 * s25), int(400_000 * s25), 0.2),
         "vendor": Waterline(int(7_000 * s100), int(500_000 * s100), 0.3),
     }
+
+
+def ramp_depth_bytes(w: WaterlinesLike) -> float:
+    """Where a set's ECN ramp sits: the geometric mean of Kmin and Kmax (bytes)."""
+    kmin = max(1.0, float(w.kmin_bytes))
+    return math.sqrt(kmin * max(kmin, float(w.kmax_bytes)))
+
+
+def deeper_than_references(before: WaterlinesLike, after: WaterlinesLike,
+                           speed_gbps: float) -> bool:
+    """Whether a change from ``before`` to ``after`` takes the ECN ramp deeper than it was and
+    than every static reference at this speed (``ramp_depth_bytes``, beyond device rounding):
+    past the operators' known operating points, towards longer standing queues."""
+    depth = ramp_depth_bytes(after)
+    deepest = max(ramp_depth_bytes(r) for r in reference_waterlines(speed_gbps).values())
+    return depth > SAME_DEPTH * deepest and depth > SAME_DEPTH * ramp_depth_bytes(before)
 
 
 def alpha_of(w: WaterlinesLike) -> float:

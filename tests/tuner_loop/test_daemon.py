@@ -74,9 +74,10 @@ class Loop:
         return sum(values) / len(values)
 
 
-def make_loop(db: Database, scenario: dict[str, Any], mode: str = "auto") -> Loop:
+def make_loop(db: Database, scenario: dict[str, Any], mode: str = "auto",
+              access_speed_gbps: int = 100) -> Loop:
     inv = generate_fabric(FabricParams(pods=1, tors_per_pod=2, leaves_per_pod=1, spines=1,
-                                       hosts_per_tor=4))
+                                       hosts_per_tor=4, access_speed_gbps=access_speed_gbps))
     with db.session() as s:
         import_inventory(s, parse_inventory(dump_yaml(inv)))
         s.commit()
@@ -96,8 +97,9 @@ def make_loop(db: Database, scenario: dict[str, Any], mode: str = "auto") -> Loo
 def loop_factory(sqlite_db: Database) -> Iterator[Any]:
     made: list[Loop] = []
 
-    def build(scenario: dict[str, Any], mode: str = "auto") -> Loop:
-        loop = make_loop(sqlite_db, scenario, mode)
+    def build(scenario: dict[str, Any], mode: str = "auto", access_speed_gbps: int = 100
+              ) -> Loop:
+        loop = make_loop(sqlite_db, scenario, mode, access_speed_gbps)
         made.append(loop)
         return loop
 
@@ -195,26 +197,22 @@ def test_auto_improves_the_fabric_and_keeps_the_change(loop_factory: Any) -> Non
     assert end < 0.8 * start, (start, end, [(p.priority, p.proposed) for p in proposals])
 
 
-def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> None:
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
-    loop = loop_factory(scenario, mode="observe")
-    loop.cycle()
+def _force(loop: Loop, change: dict[str, Any], speed_gbps: int = 100) -> tuple[int, int]:
+    """A deliberate proposal for tor-p1-1 priority 3 (``change`` over its current
+    waterlines), applied through the daemon's own path as an auto cycle takes it: measure,
+    apply, open a trial. (switch id, trial id)."""
     before = loop.state.config["tor-p1-1"]
     with loop.db.session() as s:
         tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
         current = before.waterlines[3].model_dump()
-        # a deliberately bad proposal: mark everything from a few KB on, starving throughput
-        bad = {**current, "kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0}
         row = Proposal(switch_id=tor.id, priority=3, interfaces=TOR_PORTS, profile="allreduce",
-                       probability=1.0, current=current, proposed=bad, predicted={},
-                       confidence=1.0, explanation={"reason": "forced by the test",
-                                                    "speed_gbps": 100, "cable_m": 3.0})
+                       probability=1.0, current=current, proposed={**current, **change},
+                       predicted={}, confidence=1.0,
+                       explanation={"reason": "forced by the test", "speed_gbps": speed_gbps,
+                                    "cable_m": 3.0})
         s.add(row)
         s.commit()
-        proposal_id = row.id
-    # the daemon's own path, as an auto cycle takes it: measure, apply, open a trial
+        proposal_id, tor_id = row.id, tor.id
     loop.daemon.set_mode("auto", "test")
     now_ms = int(loop.now * 1000)
     report = CycleReport(mode="auto")
@@ -226,20 +224,57 @@ def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> N
     with loop.db.session() as s:
         trial = s.scalars(select(TunerTrial)).one()
         assert trial.kpis_before["utilisation"] > 0.3, trial.kpis_before
+        return tor_id, trial.id
+
+
+def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> None:
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    before = loop.state.config["tor-p1-1"]
+    # a deliberately bad proposal: mark everything from a few KB on, starving throughput
+    tor_id, trial_id = _force(loop, {"kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0})
     assert loop.state.config["tor-p1-1"].waterlines[3].kmax_bytes == 2_000
     for _ in range(3):
         loop.cycle()
     with loop.db.session() as s:
-        trial = s.get(TunerTrial, trial.id)
+        trial = s.get(TunerTrial, trial_id)
         assert trial is not None
         assert trial.status == "rolled_back", (trial.status, trial.reason, trial.kpis_after)
         assert "utilisation fell" in trial.reason
         # the rolled-back set goes on the switch's avoid list: not proposed there again soon
-        track = s.get(ProfileTrack, (tor.id, 3))
+        track = s.get(ProfileTrack, (tor_id, 3))
         assert track is not None
         avoid = TrafficTracker.from_state(track.state).avoid_view()
     assert loop.state.config["tor-p1-1"].waterlines[3] == before.waterlines[3]
     assert len(avoid) == 1 and avoid[0][2] == pytest.approx(0.0)  # log2(Pmax 1.0)
+
+
+def test_a_deep_change_that_buys_no_throughput_is_rolled_back(loop_factory: Any) -> None:
+    """A websearch mix at load 0.9 on 200G ports, taken deeper than every static reference
+    (2 MB / 4 MB, twice the SONiC default): no drops, no pause frames, no utilisation lost,
+    but a standing queue several times as long that buys nothing (its mice pay: 1.09 x the
+    objective in the evaluation's simulator). The daemon rolls it back."""
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "websearch",
+         "params": {"load": 0.9}}]}
+    loop = loop_factory(scenario, mode="observe", access_speed_gbps=200)
+    loop.cycle()
+    before = loop.state.config["tor-p1-1"]
+    _tor_id, trial_id = _force(loop, {"kmin_bytes": 2_000_000, "kmax_bytes": 4_000_000,
+                                      "pmax": 0.05}, speed_gbps=200)
+    assert loop.state.config["tor-p1-1"].waterlines[3].kmax_bytes == 4_000_000
+    for _ in range(3):
+        loop.cycle()
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial_id)
+        assert trial is not None
+        assert trial.status == "rolled_back", (trial.status, trial.reason, trial.kpis_after)
+        assert "deeper than every static reference" in trial.reason, trial.reason
+        assert trial.kpis_after["utilisation"] < 1.02 * trial.kpis_before["utilisation"]
+    assert loop.state.config["tor-p1-1"].waterlines[3] == before.waterlines[3]
 
 
 def test_profile_change_is_detected_and_retuned_within_three_cycles(loop_factory: Any) -> None:

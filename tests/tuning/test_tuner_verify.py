@@ -19,7 +19,7 @@ from tuning.guard import Waterline
 from tuning.models import default_models
 from tuning.optimiser import Proposal, WaterlineOptimiser
 from tuning.simulation import Scenario
-from tuning.space import complete, same_waterlines
+from tuning.space import complete, deeper_than_references, reference_waterlines, same_waterlines
 from tuning.verify import Tolerance, regression
 
 BUSY = {"utilisation": 0.90, "rx_pause_per_s": 0.0, "tx_pause_per_s": 0.0, "drops_per_s": 0.0}
@@ -47,6 +47,59 @@ def test_pauses_that_were_there_must_grow_by_a_quarter() -> None:
     assert regression(idle, {**idle, "utilisation": 0.0}, Tolerance()) == ""
 
 
+DEEP_BEFORE = {**BUSY, "utilisation": 0.863, "queue_mean_bytes": 389_000.0}
+
+
+@pytest.mark.parametrize("after, deeper, why", [
+    # the websearch 400G mix at load 0.9 taken deep (measured): 11 x the queue, no throughput
+    ({"queue_mean_bytes": 4_322_000.0}, True,
+     "thresholds deeper than every static reference: the mean queue rose from 389 KB to "
+     "4322 KB with utilisation 0.863 -> 0.863 (needs +2 %)"),
+    ({"queue_mean_bytes": 4_322_000.0}, False, ""),  # back to a reference: not this rule
+    # allreduce taken deep (measured): the queue buys throughput
+    ({"queue_mean_bytes": 4_322_000.0, "utilisation": 0.93}, True, ""),
+    ({"queue_mean_bytes": 4_322_000.0, "utilisation": 0.881}, True, ""),  # just over +2 %
+    ({"queue_mean_bytes": 4_322_000.0, "utilisation": 0.87}, True, "thresholds deeper than "
+     "every static reference: the mean queue rose from 389 KB to 4322 KB with utilisation "
+     "0.863 -> 0.870 (needs +2 %)"),
+    ({"queue_mean_bytes": 770_000.0}, True, ""),     # under twice the queue
+    ({"queue_mean_bytes": 790_000.0}, True, "thresholds deeper than every static reference: "
+     "the mean queue rose from 389 KB to 790 KB with utilisation 0.863 -> 0.863 (needs +2 %)"),
+])
+def test_a_deeper_ramp_must_buy_its_queue_in_throughput(after: dict[str, float], deeper: bool,
+                                                        why: str) -> None:
+    assert regression(DEEP_BEFORE, {**DEEP_BEFORE, **after}, Tolerance(),
+                      deeper=deeper) == why
+
+
+def test_a_small_queue_doubling_is_not_a_regression() -> None:
+    """A queue of a few KB doubling is noise, not latency: the 64 KiB floor."""
+    before = {**DEEP_BEFORE, "queue_mean_bytes": 10_000.0}
+    assert regression(before, {**before, "queue_mean_bytes": 60_000.0}, Tolerance(),
+                      deeper=True) == ""
+    assert regression(before, {**before, "queue_mean_bytes": 80_000.0}, Tolerance(),
+                      deeper=True) != ""
+
+
+@pytest.mark.parametrize("speed_gbps", [100, 200, 400])
+def test_deeper_than_references(speed_gbps: int) -> None:
+    refs = reference_waterlines(speed_gbps)
+    sonic, vendor = refs["sonic_default"], refs["vendor"]
+    deep = Waterline(kmin_bytes=4 << 20, kmax_bytes=16 << 20, pmax=0.05)
+    assert deeper_than_references(sonic, deep, speed_gbps)
+    assert deeper_than_references(vendor, deep, speed_gbps)
+    assert not deeper_than_references(deep, sonic, speed_gbps)      # shallower
+    assert not deeper_than_references(deep, replace(deep, pmax=0.01), speed_gbps)  # not deeper
+    for ref in refs.values():  # no reference is beyond the references
+        assert not deeper_than_references(vendor, ref, speed_gbps)
+    # within device rounding of the deepest reference is not beyond it
+    deepest = max(refs.values(), key=lambda w: w.kmin_bytes * w.kmax_bytes)
+    assert not deeper_than_references(vendor, replace(
+        deepest, kmin_bytes=int(deepest.kmin_bytes * 1.01)), speed_gbps)
+    assert deeper_than_references(vendor, replace(
+        deepest, kmin_bytes=int(deepest.kmin_bytes * 1.1)), speed_gbps)
+
+
 class _ForcedFirst:
     """The real optimiser, except that its first proposal is ``bad``."""
 
@@ -64,13 +117,14 @@ class _ForcedFirst:
         return p
 
 
-def _forced_run(cycles: int) -> tuple[Scenario, Waterline, TunedRun]:
-    """Allreduce 100G under the closed loop whose first proposal is forced to a bad set (ECN
-    deep and lax, a dynamic threshold of 1/64: the queue runs into PFC)."""
+def _forced_run(cycles: int, sc: Scenario | None = None, bad: Waterline | None = None
+                ) -> tuple[Scenario, Waterline, TunedRun]:
+    """A scenario (allreduce 100G) under the closed loop whose first proposal is forced to a
+    bad set (ECN deep and lax, a dynamic threshold of 1/64: the queue runs into PFC)."""
     models = default_models()
-    sc = Scenario.make("allreduce", 100, {"flows": 8}, seed=3)
-    bad = complete(Waterline(kmin_bytes=4_000_000, kmax_bytes=8_000_000, pmax=0.01,
-                             alpha=1 / 64), sc.ctx)
+    sc = sc or Scenario.make("allreduce", 100, {"flows": 8}, seed=3)
+    bad = complete(bad or Waterline(kmin_bytes=4_000_000, kmax_bytes=8_000_000, pmax=0.01,
+                                    alpha=1 / 64), sc.ctx)
     opt = _ForcedFirst(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()), bad)
     run = closed_loop(sc, models.classifier, opt,  # type: ignore[arg-type]
                       settings=EvalSettings(), cycles=cycles)
@@ -97,3 +151,17 @@ def test_a_change_in_the_last_cycle_is_verified_on_one_more_window() -> None:
     sc, _bad, run = _forced_run(1)
     assert [(r.cycle, r.method) for r in run.records] == [(1, "model"), (2, "rollback")]
     assert same_waterlines(run.final, start_waterlines(sc)) and run.cycles == 2
+
+
+def test_a_deep_change_that_buys_no_throughput_is_rolled_back() -> None:
+    """The websearch mix at load 0.9 on 400G, taken to the deep thresholds the allreduce
+    landscape once picked for it (the telemetry read it as allreduce): no drops, no pause
+    frames, no utilisation lost -- but a queue ten times as long that buys nothing, which
+    its mice pay for (1.13 x the start's objective, measured). Rolled back."""
+    sc = Scenario.make("websearch", 400, {"load": 0.9}, seed=55)
+    deep = Waterline(kmin_bytes=2_100_000, kmax_bytes=16_800_000, pmax=0.025)
+    _sc, _bad, run = _forced_run(1, sc, deep)
+    assert [(r.cycle, r.method) for r in run.records] == [(1, "model"), (2, "rollback")]
+    assert "deeper than every static reference" in run.records[1].reason
+    assert "tx_pause" not in run.records[1].reason
+    assert same_waterlines(run.final, start_waterlines(sc))
