@@ -696,7 +696,8 @@ def _remember_rollback(session: Session, trial: TunerTrial) -> None:
         ctx = PortContext(int(speed), int(switch.buffer_bytes),
                           float((p.explanation or {}).get("cable_m", 3.0)))
         tracker = TrafficTracker.from_state(track.state)
-        tracker.note_rolled_back(clip_coords(to_coords(Waterline(**p.proposed), ctx), ctx))
+        tracker.note_rolled_back(clip_coords(to_coords(Waterline(**p.proposed), ctx), ctx),
+                                 clip_coords(to_coords(Waterline(**p.current), ctx), ctx))
         track.state = tracker.state()
 
 

@@ -257,7 +257,8 @@ def _roll_back(rig: Rig, run: TunedRun, tracker: TrafficTracker, sc: Scenario,
                ) -> Waterline:
     """Back to ``prior`` (one more configuration applied, recorded at ``at`` = (cycle,
     profile, probability, estimated objective, why)); ``bad`` is avoided from now."""
-    tracker.note_rolled_back(clip_coords(to_coords(bad, sc.ctx), sc.ctx))
+    tracker.note_rolled_back(clip_coords(to_coords(bad, sc.ctx), sc.ctx),
+                             clip_coords(to_coords(prior, sc.ctx), sc.ctx))
     rig.set_thresholds("tuned", to_thresholds(prior))
     run.applied.append(prior)
     cycle, profile, prob, est, why = at

@@ -177,8 +177,9 @@ class ProposalRequest:
     posterior: np.ndarray | None = None
     descriptors: dict[str, np.ndarray] | None = None
     probe: dict[str, Any] | None = None  # the last probe here (TrafficTracker.probe_view)
-    # waterline coordinates of changes rolled back here (TrafficTracker.avoid_view): not
-    # proposed again while they are listed
+    # waterline coordinates of changes rolled back here (TrafficTracker.avoid_view), each
+    # optionally followed by those of the set it was rolled back to: not proposed again
+    # while they are listed, nor (with the set before) ramps further the same way
     avoid: tuple[tuple[float, ...], ...] = ()
 
 
@@ -1150,12 +1151,24 @@ def _pfc_cost(cands: np.ndarray, need: float) -> np.ndarray:
 
 def _avoided(x: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
     """Rows of ``x`` within ``AVOID_RADIUS`` (every ECN coordinate) of a rolled-back set
-    (``ProposalRequest.avoid``)."""
-    if not len(avoid) or not len(x):
-        return np.zeros(len(x), dtype=bool)
-    a = np.asarray(avoid, dtype=float).reshape(-1, x.shape[1])
-    out: np.ndarray = np.all(np.abs(x[:, None, :3] - a[None, :, :3]) < AVOID_RADIUS,
-                             axis=2).any(axis=1)
+    (``ProposalRequest.avoid``) -- and, where the entry carries the set it was rolled back to
+    and the failed change moved the ramp (``_depth``), every row at least as far that way
+    (within ``AVOID_RADIUS``): a deeper ramp whose queue reached PFC's threshold, or bought
+    nothing, is not cured by a deeper one still; a shallower one that starved throughput
+    not by a shallower one."""
+    out = np.zeros(len(x), dtype=bool)
+    if not len(x):
+        return out
+    depth = _depth(x)
+    for entry in avoid:
+        a = np.asarray(entry, dtype=float)
+        out |= np.all(np.abs(x[:, :3] - a[None, :3]) < AVOID_RADIUS, axis=1)
+        if len(a) == 2 * x.shape[1]:
+            bad, prior = _depth(a[None, :x.shape[1]])[0], _depth(a[None, x.shape[1]:])[0]
+            if bad > prior + PROBE_SAME:
+                out |= depth > bad - AVOID_RADIUS
+            elif bad < prior - PROBE_SAME:
+                out |= depth < bad + AVOID_RADIUS
     return out
 
 

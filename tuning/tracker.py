@@ -13,7 +13,9 @@
 - Sets that made things worse: the waterlines of a change the daemon's verification rolled
   back (drops, pause frames, utilisation) are not proposed again for ``AVOID_CYCLES`` cycles
   (``ProposalRequest.avoid``): the landscape was wrong there for this traffic, and without
-  the list the next proposal after the hold-off would often be the same set again.
+  the list the next proposal after the hold-off would often be the same set again. With the
+  set it was rolled back to, the direction is remembered too (the optimiser avoids ramps
+  deeper still after a deepening that failed, shallower still after a shallowing).
 - The last identification probe (``WaterlineOptimiser``'s probe step) and the cycle it was
   proposed in: the next decision checks what the probe told, and a setting is not probed from
   twice in a row.
@@ -56,14 +58,20 @@ class TrafficTracker:
         # rolled-back sets: {"x": waterline coordinates, "cycle": when}
         self.avoid: list[dict[str, Any]] = [dict(a) for a in (avoid or [])]
 
-    def note_rolled_back(self, coords: Any) -> None:
-        """Remember the waterline coordinates of a change that was rolled back."""
-        self.avoid.append({"x": [float(v) for v in coords], "cycle": self.cycles})
+    def note_rolled_back(self, coords: Any, prior: Any = None) -> None:
+        """Remember the waterline coordinates of a change that was rolled back (and of the
+        set it was rolled back to, ``prior``: the direction that failed)."""
+        entry: dict[str, Any] = {"x": [float(v) for v in coords], "cycle": self.cycles}
+        if prior is not None:
+            entry["from"] = [float(v) for v in prior]
+        self.avoid.append(entry)
         del self.avoid[:-AVOID_MEMORY]
 
     def avoid_view(self) -> tuple[tuple[float, ...], ...]:
-        """The rolled-back sets within ``AVOID_CYCLES``, for ``ProposalRequest.avoid``."""
-        return tuple(tuple(float(v) for v in a["x"]) for a in self.avoid
+        """The rolled-back sets within ``AVOID_CYCLES``, for ``ProposalRequest.avoid``: their
+        coordinates, followed by those of the set each was rolled back to where known."""
+        return tuple(tuple(float(v) for v in [*a["x"], *a.get("from", [])])
+                     for a in self.avoid
                      if self.cycles - int(a.get("cycle", self.cycles)) < AVOID_CYCLES)
 
     def note_probe(self, probe: dict[str, Any]) -> None:
@@ -124,7 +132,9 @@ class TrafficTracker:
         probe = state.get("probe")
         cycles = state.get("cycles")
         avoid = state.get("avoid")
-        avoid_ok = [a for a in avoid if isinstance(a, dict) and isinstance(a.get("x"), list)
+        avoid_ok = [{k: v for k, v in a.items() if k != "from" or (
+                        isinstance(v, list) and len(v) == 5)}
+                    for a in avoid if isinstance(a, dict) and isinstance(a.get("x"), list)
                     and len(a["x"]) == 5] if isinstance(avoid, list) else []
         return cls(scores, desc if isinstance(desc, dict) else None,
                    cycles if isinstance(cycles, int) else 0,

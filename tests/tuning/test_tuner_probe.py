@@ -159,6 +159,39 @@ def test_a_rolled_back_set_is_avoided_for_a_while() -> None:
     assert cost.tolist() == [0.0, np.inf, np.inf, 0.0, 0.0]
 
 
+def test_a_failed_direction_is_avoided_beyond_the_rolled_back_set() -> None:
+    """With the set a change was rolled back to, the direction is remembered (restart-safe):
+    after a deepening that failed (its queue ran into PFC, or bought nothing), ramps deeper
+    still are avoided, shallower ones are not; after a shallowing that failed, the mirror."""
+    from tuning.optimiser import AVOID_RADIUS, _avoid_cost
+
+    start = X0
+    deep = X0 + np.array([1.0, 0.4, 1.0, 0.0, 0.0])  # depth (Kmin + Kmax / 2) up 1.2 octaves
+    tr = TrafficTracker()
+    tr.note_rolled_back(deep, start)
+    again = TrafficTracker.from_state(tr.state())
+    assert again.avoid_view() == (tuple(deep) + tuple(start),)
+    deeper_still = deep + np.array([0.0, 2.0, 3.0, 0.0, 0.0])  # far from it, but deeper
+    a_bit_less = deep - np.array([0.6, 0.0, 0.0, 0.0, 0.0])  # deeper than the start
+    kmax_only = X0 + np.array([0.0, 2.0, 0.0, 0.0, 0.0])  # depth +1.0: within the radius
+    shallower = X1
+    cands = np.stack([start, deeper_still, a_bit_less, kmax_only, shallower])
+    assert _avoid_cost(cands, again.avoid_view()).tolist() == [0.0, np.inf, 0.0, np.inf, 0.0]
+    # the mirror: a shallowing that failed rules out shallower ramps
+    cost = _avoid_cost(np.stack([deep, start, X1 - 1.0, X0 - AVOID_RADIUS / 4]),
+                       [tuple(X1) + tuple(deep)])
+    assert cost.tolist() == [0.0, 0.0, np.inf, 0.0]
+    # a change that did not move the ramp (Pmax only) is avoided only around itself
+    pmax_only = X0 + np.array([0.0, 0.0, 1.5, 0.0, 0.0])
+    cost = _avoid_cost(np.stack([start, pmax_only, deeper_still, X1]),
+                       [tuple(pmax_only) + tuple(start)])
+    assert cost.tolist() == [0.0, np.inf, 0.0, 0.0]
+    # an entry of the old shape (no set before it) still works
+    assert TrafficTracker.from_state({"avoid": [{"x": list(deep), "cycle": 0,
+                                                 "from": [1.0]}]}).avoid_view() == (
+        tuple(deep),)
+
+
 def test_references_are_told_by_their_ecn_part() -> None:
     """Leaving a static reference for a set that is none needs LEAVE_REFERENCE x the needed
     gain; what counts as a reference is its ECN part (Kmin, Kmax, Pmax), whatever the PFC
