@@ -227,6 +227,18 @@ def _force(loop: Loop, change: dict[str, Any], speed_gbps: int = 100) -> tuple[i
         return tor_id, trial.id
 
 
+def _rolled_back(loop: Loop, trial_id: int, cycles: int = 3) -> TunerTrial:
+    """The trial after ``cycles`` more daemon cycles, which must have rolled it back."""
+    for _ in range(cycles):
+        loop.cycle()
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial_id)
+        assert trial is not None
+        assert trial.status == "rolled_back", (trial.status, trial.reason, trial.kpis_after)
+        s.expunge(trial)
+        return trial
+
+
 def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> None:
     scenario = {"default": {"profile": "idle"}, "schedule": [
         {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
@@ -237,13 +249,9 @@ def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> N
     # a deliberately bad proposal: mark everything from a few KB on, starving throughput
     tor_id, trial_id = _force(loop, {"kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0})
     assert loop.state.config["tor-p1-1"].waterlines[3].kmax_bytes == 2_000
-    for _ in range(3):
-        loop.cycle()
+    trial = _rolled_back(loop, trial_id)
+    assert "utilisation fell" in trial.reason
     with loop.db.session() as s:
-        trial = s.get(TunerTrial, trial_id)
-        assert trial is not None
-        assert trial.status == "rolled_back", (trial.status, trial.reason, trial.kpis_after)
-        assert "utilisation fell" in trial.reason
         # the rolled-back set goes on the switch's avoid list: not proposed there again soon
         track = s.get(ProfileTrack, (tor_id, 3))
         assert track is not None
@@ -266,14 +274,10 @@ def test_a_deep_change_that_buys_no_throughput_is_rolled_back(loop_factory: Any)
     _tor_id, trial_id = _force(loop, {"kmin_bytes": 2_000_000, "kmax_bytes": 4_000_000,
                                       "pmax": 0.05}, speed_gbps=200)
     assert loop.state.config["tor-p1-1"].waterlines[3].kmax_bytes == 4_000_000
-    for _ in range(3):
-        loop.cycle()
-    with loop.db.session() as s:
-        trial = s.get(TunerTrial, trial_id)
-        assert trial is not None
-        assert trial.status == "rolled_back", (trial.status, trial.reason, trial.kpis_after)
-        assert "deeper than every static reference" in trial.reason, trial.reason
-        assert trial.kpis_after["utilisation"] < 1.02 * trial.kpis_before["utilisation"]
+    trial = _rolled_back(loop, trial_id)
+    assert "deeper than every static reference" in trial.reason, trial.reason
+    after = trial.kpis_after or {}
+    assert after["utilisation"] < 1.02 * trial.kpis_before["utilisation"]
     assert loop.state.config["tor-p1-1"].waterlines[3] == before.waterlines[3]
 
 
