@@ -1152,8 +1152,8 @@ def _pfc_cost(cands: np.ndarray, need: float) -> np.ndarray:
 def _avoided(x: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
     """Rows of ``x`` within ``AVOID_RADIUS`` (every ECN coordinate) of a rolled-back set
     (``ProposalRequest.avoid``) -- and, where the entry carries the set it was rolled back to
-    and the failed change moved the ramp (``_depth``), every row at least as far that way
-    (within ``AVOID_RADIUS``): a deeper ramp whose queue reached PFC's threshold, or bought
+    and the failed change moved the ramp (``_depth``), every row that far that way or further,
+    less ``AVOID_RADIUS``: a deeper ramp whose queue reached PFC's threshold, or bought
     nothing, is not cured by a deeper one still; a shallower one that starved throughput
     not by a shallower one."""
     out = np.zeros(len(x), dtype=bool)

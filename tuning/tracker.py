@@ -55,7 +55,8 @@ class TrafficTracker:
         # the last identification probe the optimiser proposed here (``Proposal.probe``)
         # and the cycle it was proposed in
         self.probe: dict[str, Any] | None = dict(probe) if probe else None
-        # rolled-back sets: {"x": waterline coordinates, "cycle": when}
+        # rolled-back sets: {"x": waterline coordinates, "cycle": when, "from": the
+        # coordinates of the set it was rolled back to (when known)}
         self.avoid: list[dict[str, Any]] = [dict(a) for a in (avoid or [])]
 
     def note_rolled_back(self, coords: Any, prior: Any = None) -> None:
