@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from tuning.features import PROFILES, features_matrix, stack_windows, waterline_matrix
+from tuning.features import PROFILES, PortWindow, features_matrix, stack_windows, waterline_matrix
 from tuning.guard import Waterline, WaterlinesLike
 from tuning.hillclimb import HillClimb, score
 from tuning.optimiser import Proposal, WaterlineOptimiser
@@ -206,8 +206,7 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
         desc = tracker.add_descriptors(optimiser.estimate_descriptors(fmed, posterior))
         est = optimiser.estimate_objective(profile, fmed) if profile != "idle" else 0.0
         if verify is not None:
-            why = regression(verify[0], mean_kpis(wins), TOLERANCE,
-                             deeper=deeper_than_references(verify[1], current, sc.speed_gbps))
+            why = _regressed(verify, wins, current, sc)
             if why:
                 current = _roll_back(rig, run, tracker, sc, current, verify[1],
                                      (cycle, profile, prob, est, why))
@@ -242,14 +241,20 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
                                        prop.predicted_objective_current,
                                        prop.predicted_objective_proposed, est, prop.reason))
     if verify is not None:  # the last change's verification window
-        wins = rig.observe()["tuned"]
-        why = regression(verify[0], mean_kpis(wins), TOLERANCE,
-                         deeper=deeper_than_references(verify[1], current, sc.speed_gbps))
+        why = _regressed(verify, rig.observe()["tuned"], current, sc)
         if why:
             last_rec = run.records[-1]
             _roll_back(rig, run, tracker, sc, current, verify[1],
                        (last + 1, last_rec.profile, last_rec.probability, 0.0, why))
     return run
+
+
+def _regressed(verify: tuple[dict[str, float], Waterline], wins: Sequence[PortWindow],
+               current: Waterline, sc: Scenario) -> str:
+    """The daemon's verdict (``tuning.verify``) on the window ``wins`` after the change from
+    ``verify`` = (KPIs before, the set before) to ``current``: why it regressed, or ""."""
+    return regression(verify[0], mean_kpis(wins), TOLERANCE,
+                      deeper=deeper_than_references(verify[1], current, sc.speed_gbps))
 
 
 def _roll_back(rig: Rig, run: TunedRun, tracker: TrafficTracker, sc: Scenario,

@@ -69,6 +69,7 @@ from tuning.space import (
     clip_coords,
     complete,
     from_coords,
+    ramp_depth,
     reference_waterlines,
     same_waterlines,
     step_bounded,
@@ -915,7 +916,7 @@ def _heading_rivals(score: np.ndarray, cands: np.ndarray, statics: np.ndarray, b
     none = np.zeros(len(score), dtype=bool)
     if best == 0 or best != int(np.argmin(score)) or _is_reference(cands[best], statics):
         return none
-    move = _depth(cands) - _depth(cands[:1])
+    move = ramp_depth(cands) - ramp_depth(cands[:1])
     out: np.ndarray = ((score <= score[best] + tol) & (score < 0.0)
                        & (np.abs(move) >= HEADING_CLOSER) & (move * move[best] <= 0.0))
     return out
@@ -933,20 +934,14 @@ def _prefer_heading(score: np.ndarray, cands: np.ndarray, best: int, rivals: np.
     heading: the landscape's error is small next to the gap between basins, not next to the
     detail inside one (taking the point nearest the heading instead lost two evaluation
     rows)."""
-    move = _depth(cands) - _depth(cands[:1])
-    way = float(_depth(heading[None, :])[0] - _depth(cands[:1])[0])
+    move = ramp_depth(cands) - ramp_depth(cands[:1])
+    way = float(ramp_depth(heading[None, :])[0] - ramp_depth(cands[:1])[0])
     if abs(way) <= HEADING_CLOSER or move[best] * way > 0:
         return best
     ok = rivals & (move * way > 0)
     if not np.any(ok):
         return best
     return int(np.flatnonzero(ok)[int(np.argmin(score[ok]))])
-
-
-def _depth(x: np.ndarray) -> np.ndarray:
-    """The ramp's depth (octaves: the mean of log2 Kmin / BDP and log2 Kmax / BDP) of rows."""
-    out: np.ndarray = x[:, 0] + 0.5 * x[:, 1]
-    return out
 
 
 def _settle_pick(score: np.ndarray, parts: dict[str, np.ndarray], traffic: _Traffic,
@@ -1152,19 +1147,19 @@ def _pfc_cost(cands: np.ndarray, need: float) -> np.ndarray:
 def _avoided(x: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
     """Rows of ``x`` within ``AVOID_RADIUS`` (every ECN coordinate) of a rolled-back set
     (``ProposalRequest.avoid``) -- and, where the entry carries the set it was rolled back to
-    and the failed change moved the ramp (``_depth``), every row that far that way or further,
+    and the failed change moved the ramp (``space.ramp_depth``), every row that far that way or further,
     less ``AVOID_RADIUS``: a deeper ramp whose queue reached PFC's threshold, or bought
     nothing, is not cured by a deeper one still; a shallower one that starved throughput
     not by a shallower one."""
     out = np.zeros(len(x), dtype=bool)
     if not len(x):
         return out
-    depth = _depth(x)
+    depth = ramp_depth(x)
     for entry in avoid:
         a = np.asarray(entry, dtype=float)
         out |= np.all(np.abs(x[:, :3] - a[None, :3]) < AVOID_RADIUS, axis=1)
         if len(a) == 2 * x.shape[1]:
-            bad, prior = _depth(a[None, :x.shape[1]])[0], _depth(a[None, x.shape[1]:])[0]
+            bad, prior = ramp_depth(a[None, :x.shape[1]])[0], ramp_depth(a[None, x.shape[1]:])[0]
             if bad > prior + PROBE_SAME:
                 out |= depth > bad - AVOID_RADIUS
             elif bad < prior - PROBE_SAME:

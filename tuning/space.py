@@ -109,6 +109,13 @@ def ramp_depth_bytes(w: WaterlinesLike) -> float:
     return math.sqrt(kmin * max(kmin, float(w.kmax_bytes)))
 
 
+def ramp_depth(x: np.ndarray) -> np.ndarray:
+    """``ramp_depth_bytes`` of coordinate rows, in octaves of the BDP: the mean of
+    log2 Kmin / BDP and log2 Kmax / BDP."""
+    out: np.ndarray = x[:, 0] + 0.5 * x[:, 1]
+    return out
+
+
 def deeper_than_references(before: WaterlinesLike, after: WaterlinesLike,
                            speed_gbps: float) -> bool:
     """Whether a change from ``before`` to ``after`` takes the ECN ramp deeper than it was and
