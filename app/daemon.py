@@ -12,6 +12,7 @@ driver errors are logged and counted, never fatal.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
@@ -41,6 +42,7 @@ from app.db.models import (
 )
 from app.drivers.models import QosConfig, Waterlines
 from app.telemetry import load_windows
+from tuning import mixed
 from tuning.features import PROFILES, PortWindow, port_features, window_kpis
 from tuning.guard import Waterline, check_waterlines
 from tuning.space import PortContext, clip_coords, deeper_than_references, to_coords
@@ -122,6 +124,7 @@ class CycleReport:
     applied: int = 0
     kept: int = 0
     rolled_back: int = 0
+    held_for_others: int = 0  # proposals not made: they would slow a switch's other ports
     errors: list[str] = field(default_factory=list)
 
 
@@ -167,6 +170,14 @@ class _Group:
     descriptors: dict[str, np.ndarray]
     probe: dict[str, Any] | None = None  # the tracker's last identification probe
     avoid: tuple[tuple[float, ...], ...] = ()  # sets rolled back here (the tracker's)
+    # busy ports that read as other traffic than ``ports`` (``tuning.mixed``): the switch's
+    # waterlines are theirs too, so a change must not be predicted to slow them down
+    others: list[_Port] = field(default_factory=list)
+
+    @property
+    def busy(self) -> list[_Port]:
+        """Every port a change of this switch and priority lands on."""
+        return self.ports + self.others
 
 
 class TunerDaemon:
@@ -397,7 +408,8 @@ class TunerDaemon:
                ) -> dict[tuple[int, int], _Group]:
         """Per (switch, priority): the profile posterior and traffic descriptors tracked over
         cycles (stored, so a restart resumes with the evidence it had) from the ports that
-        carry traffic (all of them when none does)."""
+        carry traffic (all of them when none does) and read like the switch's dominant
+        profile; ports that read as other traffic are kept aside (``tuning.mixed.split``)."""
         by_key: dict[tuple[int, int], list[_Port]] = defaultdict(list)
         for p in ports:
             by_key[(p.switch_id, p.priority)].append(p)
@@ -408,11 +420,15 @@ class TunerDaemon:
             busy = [p for p in members if p.profile != "idle"] or members
             row = stored.get(key)
             tracker = TrafficTracker.from_state(row.state if row is not None else None)
-            posterior = tracker.update(np.vstack([p.proba for p in busy]))
-            feats = np.median(np.vstack([m.features for m in busy]), axis=0)
+            keep = mixed.split(np.vstack([p.proba for p in busy]),
+                               tracker.posterior if tracker.cycles else None)
+            group = [p for p, k in zip(busy, keep, strict=True) if k]
+            others = [p for p, k in zip(busy, keep, strict=True) if not k]
+            posterior = tracker.update(np.vstack([p.proba for p in group]))
+            feats = np.median(np.vstack([m.features for m in group]), axis=0)
             trackers[key] = tracker
-            out[key] = _Group(posterior, busy, feats, {}, tracker.probe_view(),
-                              tracker.avoid_view())
+            out[key] = _Group(posterior, group, feats, {}, tracker.probe_view(),
+                              tracker.avoid_view(), others)
         keys = [k for k, g in out.items() if PROFILES[int(np.argmax(g.posterior))] != "idle"]
         if keys:
             estimates = self.models.optimiser.estimate_descriptors_batch(
@@ -438,7 +454,7 @@ class TunerDaemon:
             busy = self._busy_switches(session)
             held = self._held_off(session, now_ms)
             for (sid, prio), group in sorted(groups.items()):
-                posterior, members = group.posterior, group.ports
+                posterior, members = group.posterior, group.busy
                 profile = PROFILES[int(np.argmax(posterior))]
                 if profile == "idle":
                     continue
@@ -449,27 +465,43 @@ class TunerDaemon:
                 feats = group.features
                 speed = max(m.speed_gbps for m in members)
                 cable = max(m.cable_m for m in members)
+                origin = self._origin(session, sid, prio, current)
                 try:
                     proposal = self.models.optimiser.propose(
                         profile, feats, current, speed_gbps=speed,
                         buffer_bytes=switch.buffer_bytes, cable_m=cable, posterior=posterior,
-                        descriptors=group.descriptors, probe=group.probe, avoid=group.avoid)
+                        descriptors=group.descriptors, probe=group.probe, avoid=group.avoid,
+                        others=[(p.features, p.proba) for p in group.others], origin=origin)
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
                     continue
-                if proposal.probe is not None:  # a probe or a probe's verdict: remembered
+                proposed = device_precision(proposal.waterlines)
+                change = proposal.method != "hold" and _dump(proposed) != _dump(current)
+                refusals = check_waterlines(proposed, speed_gbps=speed,
+                                            buffer_bytes=switch.buffer_bytes,
+                                            cable_m=cable) if change else []
+                # (the set the optimiser vetted, before the device's rounding of Pmax)
+                others, refusal = self._other_traffic(
+                    group, current, proposal.waterlines, origin, speed=speed,
+                    buffer_bytes=switch.buffer_bytes,
+                    cable_m=cable) if change and not refusals else ([], "")
+                # a probe or a probe's verdict is remembered -- a probe only when it is made
+                if proposal.probe is not None and not (
+                        proposal.method == "probe" and (refusals or refusal)):
                     track = session.get(ProfileTrack, (sid, prio))
                     if track is not None:
                         tracker = TrafficTracker.from_state(track.state)
                         tracker.note_probe(proposal.probe)
                         track.state = tracker.state()
-                proposed = device_precision(proposal.waterlines)
-                if proposal.method == "hold" or _dump(proposed) == _dump(current):
+                if not change:
                     continue
-                refusals = check_waterlines(proposed, speed_gbps=speed,
-                                            buffer_bytes=switch.buffer_bytes, cable_m=cable)
                 if refusals:
                     report.errors.append(f"{switch.name}/{prio}: guard refused {refusals[0]}")
+                    continue
+                if refusal:
+                    report.held_for_others += 1
+                    log.info("tuner: %s priority %s: %s proposal held: %s", switch.name, prio,
+                             profile, refusal)
                     continue
                 for old in session.scalars(select(Proposal).where(
                         Proposal.switch_id == sid, Proposal.priority == prio,
@@ -493,6 +525,8 @@ class TunerDaemon:
                         "features": {k: float(np.mean([kp[k] for kp in kpis])) for k in kpis[0]},
                         "feature_vector": [float(x) for x in feats],
                         "ports": len(members), "speed_gbps": speed, "cable_m": cable,
+                        "tuned_for": [m.interface for m in group.ports],
+                        "other_ports": others,
                         "posterior": {p: round(float(v), 4) for p, v in zip(
                             PROFILES, posterior, strict=True)},
                         "descriptors": {p: [round(float(x), 4) for x in v]
@@ -506,6 +540,49 @@ class TunerDaemon:
             session.commit()
         report.proposals = len(created)
         return created
+
+    @staticmethod
+    def _origin(session: Session, sid: int, prio: int, current: Waterline) -> Waterline:
+        """The set the tuner found on this switch and priority (noted the first time)."""
+        track = session.get(ProfileTrack, (sid, prio))
+        if track is None:
+            return current
+        tracker = TrafficTracker.from_state(track.state)
+        had = tracker.origin
+        origin = tracker.note_origin(_dump(current))
+        if had is None:
+            track.state = tracker.state()
+        try:
+            return Waterline(**origin)
+        except (TypeError, ValueError):
+            return current
+
+    def _other_traffic(self, group: _Group, current: Waterline, proposed: Waterline,
+                       origin: Waterline, *, speed: int, buffer_bytes: int, cable_m: float
+                       ) -> tuple[list[dict[str, Any]], str]:
+        """The group's other ports, each with the profile it reads as most likely and the
+        change of its objective the landscape predicts per plausible profile (%, from the
+        current set and from the origin); and a reason when that slows one of them down
+        (``tuning.mixed.harmful``; "" otherwise). Port by port: a mean of two ports' readings
+        would hide the one whose traffic the change hurts."""
+        out: list[dict[str, Any]] = []
+        reason = ""
+        for port in group.others:
+            changes = self.models.optimiser.predicted_changes(
+                port.features, port.proba, current, proposed, speed_gbps=speed,
+                buffer_bytes=buffer_bytes, cable_m=cable_m, origin=origin)
+            out.append({"interface": port.interface, "reads_as": port.profile,
+                        "weights": {p: round(w, 3) for p, (w, _c, _o) in changes.items()},
+                        "predicted_change_pct": {p: round(100 * math.expm1(c), 1)
+                                                 for p, (_w, c, _o) in changes.items()},
+                        "predicted_change_from_origin_pct": {
+                            p: round(100 * math.expm1(o), 1)
+                            for p, (_w, _c, o) in changes.items()}})
+            worst = mixed.harm(changes)
+            if worst is not None and not reason:
+                reason = (f"{port.interface} (reads as {port.profile}) predicted "
+                          f"{100 * math.expm1(worst[1]):.0f} % slower if {worst[0]}")
+        return out, reason
 
     @staticmethod
     def _busy_switches(session: Session) -> set[int]:
@@ -543,7 +620,7 @@ class TunerDaemon:
                 report.errors.append(f"apply proposals {ids}: {exc}")
                 continue
             windows = [pt.window for p in members
-                       for pt in (self._tracks[(p.switch_id, priority)].ports
+                       for pt in (self._tracks[(p.switch_id, priority)].busy
                                   if (p.switch_id, priority) in self._tracks else [])]
             with self.factory() as session:
                 session.add(TunerTrial(

@@ -276,11 +276,16 @@ TUNER_KPI = Gauge(
 )
 
 
+ALL_PROFILES = "all"  # the virtual fabric's KPIs over every busy port, whatever it carries
+
+
 class VirtualFabricCollector(Collector):
     """Ground truth of the virtual fabric behind mock switches (the simulator's KPIs), so the
-    tuner's effect can be watched on a dashboard: ``waterline_virtual_fabric_kpi{kpi}``."""
+    tuner's effect can be watched on a dashboard: ``waterline_virtual_fabric_kpi{kpi}`` over
+    every busy port and ``waterline_virtual_fabric_profile_kpi{profile,kpi}`` per profile the
+    ports truly carry (the loader's ``ALL_PROFILES`` entry and the others)."""
 
-    def __init__(self, load: Callable[[], dict[str, float] | None]) -> None:
+    def __init__(self, load: Callable[[], dict[str, dict[str, float]] | None]) -> None:
         self._load = load
 
     def describe(self) -> Iterable[Metric]:
@@ -294,6 +299,16 @@ class VirtualFabricCollector(Collector):
             "waterline_virtual_fabric_kpi",
             "Mean over the virtual fabric's busy ports of a simulator KPI (objective: lower is "
             "better).", labels=["kpi"])
-        for name, value in sorted(values.items()):
+        for name, value in sorted(values.get(ALL_PROFILES, {}).items()):
             family.add_metric([name], value)
         yield family
+        per_profile = GaugeMetricFamily(
+            "waterline_virtual_fabric_profile_kpi",
+            "Mean of a simulator KPI over the virtual fabric's busy ports that carry one traffic "
+            "profile (ground truth, not the classifier's reading).", labels=["profile", "kpi"])
+        for profile, kpis in sorted(values.items()):
+            if profile == ALL_PROFILES:
+                continue
+            for name, value in sorted(kpis.items()):
+                per_profile.add_metric([profile, name], value)
+        yield per_profile

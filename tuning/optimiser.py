@@ -58,7 +58,7 @@ from typing import Any
 import joblib
 import numpy as np
 
-from tuning import descriptors, diagnostic
+from tuning import descriptors, diagnostic, mixed
 from tuning.diagnostic import DiagnosticModel, Verdict
 from tuning.estimator import TrafficEstimator
 from tuning.features import FEATURE_NAMES, PROFILES, bdp_bytes, jsonable
@@ -182,6 +182,11 @@ class ProposalRequest:
     # optionally followed by those of the set it was rolled back to: not proposed again
     # while they are listed, nor (with the set before) ramps further the same way
     avoid: tuple[tuple[float, ...], ...] = ()
+    # ports that share the switch's waterlines but read as other traffic (``tuning.mixed``),
+    # each (features, posterior): no set predicted to slow one of them down (from the current
+    # set, or from ``origin``, the set the tuner found there) is proposed
+    others: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    origin: WaterlinesLike | None = None
 
 
 @dataclass
@@ -225,14 +230,17 @@ class WaterlineOptimiser:
                 posterior: np.ndarray | None = None,
                 descriptors: dict[str, np.ndarray] | None = None,
                 probe: dict[str, Any] | None = None,
-                avoid: Sequence[Sequence[float]] = ()) -> Proposal:
+                avoid: Sequence[Sequence[float]] = (),
+                others: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+                origin: WaterlinesLike | None = None) -> Proposal:
         """A guard-clean waterline set for a group's profile (or profile posterior) and its
         median features under ``current``."""
         return self.propose_batch([ProposalRequest(profile, np.asarray(features, dtype=float),
                                                    current, speed_gbps, buffer_bytes, cable_m,
                                                    mtu, posterior, descriptors, probe,
                                                    tuple(tuple(float(v) for v in a)
-                                                         for a in avoid))])[0]
+                                                         for a in avoid),
+                                                   tuple(others), origin)])[0]
 
     def propose_batch(self, requests: Sequence[ProposalRequest]) -> list[Proposal]:
         """:meth:`propose` for many groups. A decision depends on the features only through
@@ -301,6 +309,52 @@ class WaterlineOptimiser:
         obs = self._obs.setdefault(profile, [])
         obs.append(_Obs(self._theta_std(pm, theta), x, r))
         del obs[:-RESIDUAL_MEMORY]
+
+    def predicted_changes(self, features: np.ndarray, posterior: np.ndarray,
+                          current: WaterlinesLike, proposed: WaterlinesLike, *,
+                          speed_gbps: int, buffer_bytes: int, cable_m: float, mtu: int = 9100,
+                          origin: WaterlinesLike | None = None
+                          ) -> dict[str, tuple[float, float, float]]:
+        """What a change would do to traffic read as ``posterior`` with ``features`` (a port
+        that shares a switch's waterlines but not its dominant profile, ``tuning.mixed``): per
+        tuned profile at least ``MIN_POSTERIOR`` likely, its weight and the landscape's
+        predicted change of log J to ``proposed`` from ``current`` and from ``origin`` (the
+        current set when None)."""
+        ctx = PortContext(int(speed_gbps), int(buffer_bytes), float(cable_m), int(mtu))
+        sets = (current, proposed, origin if origin is not None else current)
+        x = np.vstack([clip_coords(to_coords(w, ctx), ctx) for w in sets])
+        got = self._changes_for(features, posterior, current, ctx, x)
+        return {p: (w, float(d[1]), float(d[1] - d[2])) for p, (w, d) in got.items()}
+
+    def _changes_for(self, features: np.ndarray, posterior: np.ndarray,
+                     current: WaterlinesLike, ctx: PortContext, cands: np.ndarray
+                     ) -> dict[str, tuple[float, np.ndarray]]:
+        """Per tuned profile at least ``MIN_POSTERIOR`` likely for this traffic: its weight
+        and the predicted change of log J from candidate 0 to each candidate (mean over the
+        ensemble and the descriptors' sigma points, with the online correction)."""
+        post = np.asarray(posterior, dtype=float).reshape(-1)
+        rq = ProposalRequest(PROFILES[int(np.argmax(post))], np.asarray(features, dtype=float),
+                             current, ctx.speed_gbps, ctx.buffer_bytes, ctx.cable_m, ctx.mtu,
+                             post)
+        traffic = self._traffic_many([rq], [ctx])[0]
+        if not traffic.hypotheses:
+            return {}
+        parts = self._predict_many([traffic], [cands])[0]
+        return {p: (float(w), (parts[p] - parts[p][:, :1]).mean(axis=0))
+                for p, w, _pts, _wts in traffic.hypotheses}
+
+    def _others_cost(self, rq: ProposalRequest, ctx: PortContext, cands: np.ndarray
+                     ) -> np.ndarray:
+        """+inf for the candidates predicted to slow one of the request's other ports down
+        (``tuning.mixed.harmful``), 0 otherwise."""
+        origin = rq.origin if rq.origin is not None else rq.current
+        rows = np.vstack([cands, clip_coords(to_coords(origin, ctx), ctx)[None, :]])
+        bad = np.zeros(len(cands), dtype=bool)
+        for features, posterior in rq.others:
+            got = self._changes_for(features, posterior, rq.current, ctx, rows)
+            bad |= mixed.harmful({p: (w, d[:-1], d[:-1] - d[-1]) for p, (w, d) in got.items()},
+                                 len(cands))
+        return np.where(bad, np.inf, 0.0)
 
     def estimate_objective(self, profile: str, features: np.ndarray) -> float:
         """The objective of the window's current waterlines, estimated from telemetry."""
@@ -547,6 +601,7 @@ class WaterlineOptimiser:
         statics = [_statics(x, ctxs[i], exact=True) for x, i in zip(xcur, work, strict=True)]
         needs = [self._needed_gain(t) for t in traffic]
         totals = [_scores(pt, t) + _pfc_cost(c, nd) + _avoid_cost(c, reqs[i].avoid)
+                  + (self._others_cost(reqs[i], ctxs[i], c) if reqs[i].others else 0.0)
                   for pt, t, c, nd, i in zip(parts, traffic, cands, needs, work, strict=True)]
         bests = [_prefer_static(sc, c, st) for sc, c, st in zip(totals, cands, statics,
                                                                 strict=True)]
@@ -844,12 +899,19 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
     probe = None if rq.probe is None else json.dumps(rq.probe, sort_keys=True,
                                                      default=jsonable)
     avoid = tuple(tuple(round(float(v), 6) for v in a) for a in rq.avoid)
+    others = tuple((tuple(np.round(np.asarray(f, dtype=float).reshape(-1), 6)),
+                    tuple(np.round(np.asarray(q, dtype=float).reshape(-1), 6)))
+                   for f, q in rq.others)
+    o = rq.origin
+    origin = None if o is None or not rq.others else (
+        int(o.kmin_bytes), int(o.kmax_bytes), round(float(o.pmax), 9), o.alpha,
+        o.headroom_bytes, o.xoff_bytes, o.xon_bytes)
     # a diagnostic under way reads the window itself
     window = tuple(np.round(np.asarray(rq.features, dtype=float).reshape(-1), 6)) if (
         rq.probe and rq.probe.get("diagnostic") and not rq.probe.get("checked")) else None
     return (rq.profile, desc, window, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
             c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
-            rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe, avoid)
+            rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe, avoid, others, origin)
 
 
 def _ctx_of(f: np.ndarray, speed_gbps: int | None, buffer_bytes: int | None,

@@ -16,6 +16,9 @@
   the list the next proposal after the hold-off would often be the same set again. With the
   set it was rolled back to, the direction is remembered too (the optimiser avoids ramps
   deeper still after a deepening that failed, shallower still after a shallowing).
+- The set the tuner found here (``origin``, the first set it proposed from): a switch whose
+  ports carry different traffic must not drift, one change at a time, far from what its other
+  ports were fine with (``tuning.mixed``).
 - The last identification probe (``WaterlineOptimiser``'s probe step) and the cycle it was
   proposed in: the next decision checks what the probe told, and a setting is not probed from
   twice in a row.
@@ -46,7 +49,8 @@ class TrafficTracker:
 
     def __init__(self, scores: Any = None, descriptors: dict[str, Any] | None = None,
                  cycles: int = 0, probe: dict[str, Any] | None = None,
-                 avoid: list[dict[str, Any]] | None = None) -> None:
+                 avoid: list[dict[str, Any]] | None = None,
+                 origin: dict[str, Any] | None = None) -> None:
         self.scores = np.zeros(len(PROFILES)) if scores is None else np.asarray(
             scores, dtype=float).reshape(len(PROFILES))
         self.descriptors: dict[str, np.ndarray] = {
@@ -58,6 +62,14 @@ class TrafficTracker:
         # rolled-back sets: {"x": waterline coordinates, "cycle": when, "from": the
         # coordinates of the set it was rolled back to (when known)}
         self.avoid: list[dict[str, Any]] = [dict(a) for a in (avoid or [])]
+        # the waterline set (its fields) in place when the tuner first proposed here
+        self.origin: dict[str, Any] | None = dict(origin) if origin else None
+
+    def note_origin(self, waterlines: dict[str, Any]) -> dict[str, Any]:
+        """The set the tuner found here: ``waterlines`` unless one was noted before."""
+        if self.origin is None:
+            self.origin = dict(waterlines)
+        return dict(self.origin)
 
     def note_rolled_back(self, coords: Any, prior: Any = None) -> None:
         """Remember the waterline coordinates of a change that was rolled back (and of the
@@ -121,7 +133,8 @@ class TrafficTracker:
     def state(self) -> dict[str, Any]:
         return {"scores": [float(v) for v in self.scores],
                 "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()},
-                "cycles": self.cycles, "probe": self.probe, "avoid": self.avoid}
+                "cycles": self.cycles, "probe": self.probe, "avoid": self.avoid,
+                "origin": self.origin}
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> TrafficTracker:
@@ -133,10 +146,12 @@ class TrafficTracker:
         probe = state.get("probe")
         cycles = state.get("cycles")
         avoid = state.get("avoid")
+        origin = state.get("origin")
         avoid_ok = [{k: v for k, v in a.items() if k != "from" or (
                         isinstance(v, list) and len(v) == 5)}
                     for a in avoid if isinstance(a, dict) and isinstance(a.get("x"), list)
                     and len(a["x"]) == 5] if isinstance(avoid, list) else []
         return cls(scores, desc if isinstance(desc, dict) else None,
                    cycles if isinstance(cycles, int) else 0,
-                   probe if isinstance(probe, dict) else None, avoid_ok)
+                   probe if isinstance(probe, dict) else None, avoid_ok,
+                   origin if isinstance(origin, dict) else None)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.api.deps import SessionDep, Viewer
+from app.metrics import ALL_PROFILES
 from app.qos_state import check_consistency
 
 router = APIRouter(prefix="/fabric", tags=["fabric"])
@@ -50,6 +51,9 @@ class FabricKpisOut(BaseModel):
     telemetry: dict[str, float]
     by_profile: list[ProfileKpis]
     virtual_fabric: dict[str, float] | None = None
+    # the simulator's ground truth per *true* profile (what the port carries, not what the
+    # classifier reads): a profile's gain is not drowned by the others' larger objectives
+    virtual_fabric_by_profile: list[ProfileKpis] | None = None
 
 
 @router.get("/kpis", response_model=FabricKpisOut)
@@ -94,32 +98,44 @@ def fabric_kpis(
     def mean(rows: list[dict[str, float]]) -> dict[str, float]:
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
 
+    truth = virtual_fabric_kpis()
     return FabricKpisOut(
         window_s=window, ports=len(every), telemetry=mean(every),
         by_profile=[ProfileKpis(profile=k, ports=len(v), kpis=mean(v))
                     for k, v in sorted(per_profile.items())],
-        virtual_fabric=virtual_fabric_kpis(),
+        virtual_fabric=None if truth is None else truth.get(ALL_PROFILES, {}),
+        virtual_fabric_by_profile=None if truth is None else [
+            ProfileKpis(profile=k, ports=int(v["ports"]),
+                        kpis={n: x for n, x in v.items() if n != "ports"})
+            for k, v in sorted(truth.items()) if k != ALL_PROFILES],
     )
 
 
-def virtual_fabric_kpis() -> dict[str, float] | None:
-    """The simulator's ground truth for the mock switches' busy ports (None without one)."""
+VIRTUAL_KPIS = ("objective", "utilisation", "pause_time_fraction", "queue_p99_bytes",
+                "mice_fct_slowdown_p99", "drops")
+
+
+def virtual_fabric_kpis() -> dict[str, dict[str, float]] | None:
+    """The simulator's ground truth for the mock switches' busy ports (None without a virtual
+    fabric): the mean of each KPI and the number of ports ("ports") over all of them
+    (``ALL_PROFILES``) and per profile the ports truly carry."""
     from app.drivers import mock
 
     state = mock.current()
     if state is None:
         return None
     vf = state.fabric
-    rows = []
+    rows: dict[str, list[dict[str, float]]] = {}
     for switch in vf.switches():
         for interface in vf.interfaces(switch):
             for priority in vf.lossless_priorities:
-                if vf.traffic(switch, interface, priority)["profile"] == "idle":
+                profile = str(vf.traffic(switch, interface, priority)["profile"])
+                if profile == "idle":
                     continue
-                rows.append(vf.kpis(switch, interface, priority))
+                rows.setdefault(profile, []).append(vf.kpis(switch, interface, priority))
     if not rows:
         return {}
-    keys = ("objective", "utilisation", "pause_time_fraction", "queue_p99_bytes",
-            "mice_fct_slowdown_p99", "drops")
-    return {k: float(sum(r.get(k, 0.0) for r in rows) / len(rows)) for k in keys} | {
-        "ports": float(len(rows))}
+    rows[ALL_PROFILES] = [r for group in rows.values() for r in group]
+    return {profile: {k: float(sum(r.get(k, 0.0) for r in group) / len(group))
+                      for k in VIRTUAL_KPIS} | {"ports": float(len(group))}
+            for profile, group in rows.items()}

@@ -1,0 +1,112 @@
+"""Switches whose ports carry different traffic on one priority.
+
+The NOS takes one set of waterlines per switch and priority, so a change proposed for the
+traffic most of a switch's ports carry also lands on the ports that carry something else. On
+the demo fabric (ports drawn from the built-in mix) a ToR's RDMA priority typically carries a
+few allreduce ports next to an incast and a Poisson mix or two; tuned for the allreduce
+majority, the incast ports' objective rose 21-28 % while allreduce's fell 35 % (measured
+2026-12-06 with ``make run``).
+
+So the daemon splits a switch's busy ports (``split``): the ones whose classifier reading
+agrees with the switch's dominant profile form the group the proposal is made for (and the
+tracker's evidence); ports that read as something clearly different are *other* ports. A
+proposal is only taken when, for every profile the other ports plausibly carry, the
+landscape does not predict them slower than ``HARM_LOG_J`` (``harm``): no port is traded for
+another.
+
+Ports of identical traffic do not read identically (an uplink at 400G next to 100G host
+ports reads another mix of the confusable profiles), so "different" is measured as the overlap
+of a port's probabilities with the mean of the dominant profile's ports, not as a different
+most-likely label: allreduce host ports read as hadoop on one window still overlap 0.44-0.56
+with their allreduce neighbours; an incast or hadoop port among allreduce ports 0.14-0.27
+(measured on the daemon's test fabric with the shipped classifier).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from tuning.features import PROFILES
+
+OTHER_OVERLAP = 0.4  # a port overlapping the group's reading less than this is "other"
+HARM_LOG_J = math.log(1.05)  # the largest predicted slowdown of other ports a change may cost
+# the profiles another port is considered to carry: at least this likely. An incast port next
+# to allreduce ports read incast 0.08-0.79 from one window to the next, the rest Poisson mixes
+# (measured on the demo fabric); at 0.1 the window that read it 0.08 let a change through that
+# made it 2.5 x slower.
+PLAUSIBLE = 0.05
+_IDLE = PROFILES.index("idle")
+
+
+def overlap(p: np.ndarray, q: np.ndarray) -> float:
+    """The probability mass two readings share: sum of the element-wise minimum (1: the same
+    reading, 0: disjoint)."""
+    return float(np.minimum(np.asarray(p, dtype=float), np.asarray(q, dtype=float)).sum())
+
+
+def dominant(proba: np.ndarray) -> int:
+    """The busy profile with the most probability mass over the ports (rows)."""
+    mass = np.asarray(proba, dtype=float).sum(axis=0)
+    mass[_IDLE] = -1.0
+    return int(np.argmax(mass))
+
+
+def split(proba: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
+    """For the busy ports' classifier rows, which ports the switch's proposal is made for
+    (True) and which carry something else (False): the ports whose most likely label is the
+    dominant profile set the reading, and a port overlapping it less than ``OTHER_OVERLAP`` is
+    other. The dominant profile is the one the switch was tracked as (``prior``, its
+    posterior before this window) while some port still reads as it -- one window in which
+    allreduce ports of few flows read as hadoop does not turn the switch over -- else the one
+    with the most probability mass now (when every port changed, the group follows at once).
+    Never leaves the group empty."""
+    rows = np.atleast_2d(np.asarray(proba, dtype=float))
+    if len(rows) < 2:
+        return np.ones(len(rows), dtype=bool)
+    labels = np.argmax(rows, axis=1)
+    k = -1
+    if prior is not None and len(np.asarray(prior).reshape(-1)) == rows.shape[1]:
+        k = int(np.argmax(np.asarray(prior, dtype=float).reshape(-1)))
+        if k == _IDLE or not np.any(labels == k):
+            k = -1
+    if k < 0:
+        k = dominant(rows)
+    core = rows[labels == k]
+    if not len(core):
+        return np.ones(len(rows), dtype=bool)
+    reading = core.mean(axis=0)
+    keep = np.array([overlap(r, reading) >= OTHER_OVERLAP for r in rows])
+    return keep if keep.any() else np.ones(len(rows), dtype=bool)
+
+
+def harmful(changes: Mapping[str, tuple[float, np.ndarray, np.ndarray]], n: int
+            ) -> np.ndarray:
+    """Which of ``n`` candidate sets would slow a port down, for some profile it plausibly
+    carries (weight at least ``PLAUSIBLE``): predicted more than ``HARM_LOG_J`` slower than
+    at the current set, or than at the origin (the set the tuner found on the switch) unless
+    the candidate is no slower than the current set -- one change after another, each small,
+    must not add up to a large one, while a step back towards the origin is always allowed.
+    ``changes``: profile -> (weight, predicted change of log J per candidate from the current
+    set, from the origin)."""
+    out = np.zeros(n, dtype=bool)
+    for weight, from_current, from_origin in changes.values():
+        if weight < PLAUSIBLE:
+            continue
+        cur = np.asarray(from_current, dtype=float).reshape(-1)
+        org = np.asarray(from_origin, dtype=float).reshape(-1)
+        out |= (cur > HARM_LOG_J) | ((org > HARM_LOG_J) & (cur > 0.0))
+    return out
+
+
+def harm(changes: Mapping[str, tuple[float, float, float]]) -> tuple[str, float] | None:
+    """For one change (profile -> (weight, predicted change of log J from the current set,
+    from the origin)): when it is ``harmful``, the plausible profile predicted to slow down
+    most and its change from the origin; else None."""
+    if not harmful({p: (w, np.array([c]), np.array([o])) for p, (w, c, o) in changes.items()},
+                   1)[0]:
+        return None
+    return max(((p, max(c, o)) for p, (w, c, o) in changes.items() if w >= PLAUSIBLE),
+               key=lambda pd: pd[1])
