@@ -276,6 +276,9 @@ TUNER_KPI = Gauge(
 )
 
 
+# the families VirtualFabricCollector exports (only with the virtual fabric's mock switches)
+VIRTUAL_FABRIC_METRIC_NAMES: tuple[str, ...] = (
+    "waterline_virtual_fabric_kpi", "waterline_virtual_fabric_profile_kpi")
 ALL_PROFILES = "all"  # the virtual fabric's KPIs over every busy port, whatever it carries
 
 

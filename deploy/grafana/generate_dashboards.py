@@ -611,6 +611,25 @@ def tuner() -> Json:
                                     "value": {"mode": "fixed", "fixedColor": "red"}}]}]),
         8, 8)
 
+    lay.row("Virtual fabric ground truth (mock switches only)")
+    lay.add(timeseries(
+        "Objective per profile (simulator)",
+        targets(("max without (instance, job) (waterline_virtual_fabric_profile_kpi"
+                 '{kpi="objective"})', "{{profile}}"),
+                ('max without (instance, job) (waterline_virtual_fabric_kpi{kpi="objective"})',
+                 "all busy ports")),
+        min_zero=False, overrides=[dashed("/^all /")],
+        description="The simulator's objective (lower is better) of the ports that truly carry "
+        "each profile: whether the tuner helps one profile at another's expense. Only with the "
+        "virtual fabric behind mock switches."), 12, 8)
+    lay.add(timeseries(
+        "Utilisation and pause time per profile (simulator)",
+        targets(("max without (instance, job) (waterline_virtual_fabric_profile_kpi"
+                 '{kpi="utilisation"})', "utilisation {{profile}}"),
+                ("max without (instance, job) (waterline_virtual_fabric_profile_kpi"
+                 '{kpi="pause_time_fraction"})', "paused {{profile}}")),
+        unit="percentunit", overrides=[dashed("/^paused /")]), 12, 8)
+
     lay.row("Traffic profiles")
     lay.add(timeseries("Ports per profile (fabric)",
                        targets(("count by (profile) (max without (instance, job) "

@@ -257,3 +257,36 @@ def test_unknown_change_404_and_states(api: Api, fabric: mock.MockFabric) -> Non
     assert api.post(f"/api/v1/changes/{cid}/apply", role="operator").status_code == 409
     assert api.post(f"/api/v1/changes/{cid}/rollback", role="operator").status_code == 409
     assert api.post(f"/api/v1/changes/{cid}/reject", role="operator").json()["status"] == "rejected"
+
+
+def test_virtual_fabric_ground_truth_per_profile(api: Api, fabric: mock.MockFabric) -> None:
+    """/fabric/kpis and /metrics report the simulator's KPIs over the virtual fabric's busy
+    ports and per profile the ports truly carry; the per-profile means add up to the whole."""
+    vf = fabric.fabric
+    truth: dict[str, list[float]] = {}
+    for switch in vf.switches():
+        for interface in vf.interfaces(switch):
+            for priority in vf.lossless_priorities:
+                profile = vf.traffic(switch, interface, priority)["profile"]
+                if profile != "idle":
+                    truth.setdefault(profile, []).append(
+                        vf.kpis(switch, interface, priority)["objective"])
+    assert len(truth) >= 2  # the built-in mix puts several profiles on this small fabric
+    body = api.get("/api/v1/fabric/kpis").json()
+    whole = body["virtual_fabric"]
+    per = {p["profile"]: p for p in body["virtual_fabric_by_profile"]}
+    assert set(per) == set(truth)
+    for profile, values in truth.items():
+        assert per[profile]["ports"] == len(values)
+        assert per[profile]["kpis"]["objective"] == pytest.approx(sum(values) / len(values))
+    assert whole["ports"] == sum(len(v) for v in truth.values())
+    assert whole["objective"] == pytest.approx(
+        sum(p["kpis"]["objective"] * p["ports"] for p in per.values()) / whole["ports"])
+    text = api.client.get("/metrics").text  # type: ignore[attr-defined]
+    for profile in truth:
+        line = next(x for x in text.splitlines() if x.startswith(
+            "waterline_virtual_fabric_profile_kpi{") and f'profile="{profile}"' in x
+            and 'kpi="objective"' in x)
+        assert float(line.rsplit(" ", 1)[1]) == pytest.approx(per[profile]["kpis"]["objective"])
+    assert any(x.startswith('waterline_virtual_fabric_kpi{kpi="objective"}')
+               for x in text.splitlines())

@@ -217,17 +217,17 @@ print(json.dumps(names))
 
 @cache
 def exported_metrics() -> frozenset[str]:
-    """app.metrics.FABRIC_METRIC_NAMES plus the service metrics in the default registry after
+    """app.metrics.FABRIC_METRIC_NAMES and VIRTUAL_FABRIC_METRIC_NAMES plus the service metrics in the default registry after
     importing app.metrics. Collected in a fresh interpreter, so that no collector another test
     registered (e.g. a FabricCollector with its database) is scraped here."""
-    from app.metrics import FABRIC_METRIC_NAMES
+    from app.metrics import FABRIC_METRIC_NAMES, VIRTUAL_FABRIC_METRIC_NAMES
 
     out = subprocess.run([sys.executable, "-c", _SERVICE_METRICS_SCRIPT], cwd=ROOT,
                          capture_output=True, text=True, check=True, timeout=120)
     service = set(json.loads(out.stdout))
     assert "waterline_poll_errors_total" in service
     assert "waterline_poll_duration_seconds" in service
-    return frozenset(set(FABRIC_METRIC_NAMES) | service)
+    return frozenset(set(FABRIC_METRIC_NAMES) | set(VIRTUAL_FABRIC_METRIC_NAMES) | service)
 
 
 def load_rules() -> list[dict[str, Any]]:

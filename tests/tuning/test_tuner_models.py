@@ -217,6 +217,32 @@ def test_a_rolled_back_set_is_not_proposed_again(models: TunerModels,
     assert np.any(np.abs(x[:3] - bad[:3]) >= AVOID_RADIUS), (first.reason, second.reason)
 
 
+def test_no_set_that_would_slow_the_switchs_other_ports_down(
+        models: TunerModels, windows: dict[str, np.ndarray]) -> None:
+    """An allreduce switch with an incast port (``ProposalRequest.others``): the allreduce
+    proposal alone is predicted to slow the incast port down; with the port given, the
+    optimiser proposes nothing predicted to, and says what the other port would see."""
+    from tuning import mixed
+
+    ctx = PortContext(100, MB32, 3.0)
+    cur = complete(Waterline(1 << 20, 2 << 20, 0.05), ctx)
+    feats = np.median(windows["allreduce"], axis=0)
+    post = models.classifier.predict_proba(windows["allreduce"]).mean(axis=0)
+    other = (windows["incast"][0], models.classifier.predict_proba(windows["incast"][:1])[0])
+    kw = {"speed_gbps": 100, "buffer_bytes": MB32, "cable_m": 3.0}
+
+    def harm(p: Proposal) -> tuple[str, float] | None:
+        return mixed.harm(models.optimiser.predicted_changes(*other, cur, p.waterlines, **kw))
+
+    alone = models.optimiser.propose("allreduce", feats, cur, posterior=post, **kw)
+    assert alone.method == "model" and harm(alone) is not None, (alone.reason, harm(alone))
+    shared = models.optimiser.propose("allreduce", feats, cur, posterior=post,
+                                      others=[other], **kw)
+    assert harm(shared) is None, (shared.waterlines, shared.reason)
+    assert not check_waterlines(shared.waterlines, speed_gbps=100, buffer_bytes=MB32,
+                                cable_m=3.0)
+
+
 def test_headroom_below_the_formula_is_fixed(models: TunerModels,
                                              windows: dict[str, np.ndarray]) -> None:
     ctx = PortContext(100, MB32, 3.0)
