@@ -12,7 +12,6 @@ driver errors are logged and counted, never fatal.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import defaultdict
@@ -158,6 +157,8 @@ class _Port:
     profile: str = "idle"
     probability: float = 0.0
     proba: np.ndarray = field(default_factory=lambda: np.zeros(len(PROFILES)))
+    # its classifier probabilities smoothed over cycles (``TrafficTracker.smooth_ports``)
+    reading: np.ndarray = field(default_factory=lambda: np.zeros(len(PROFILES)))
 
 
 @dataclass
@@ -420,8 +421,12 @@ class TunerDaemon:
             busy = [p for p in members if p.profile != "idle"] or members
             row = stored.get(key)
             tracker = TrafficTracker.from_state(row.state if row is not None else None)
-            keep = mixed.split(np.vstack([p.proba for p in busy]),
-                               tracker.posterior if tracker.cycles else None)
+            prior = tracker.posterior if tracker.cycles else None
+            readings = tracker.smooth_ports([str(p.interface_id) for p in busy],
+                                            np.vstack([p.proba for p in busy]))
+            for port, reading in zip(busy, readings, strict=True):
+                port.reading = reading
+            keep = mixed.split(readings, prior)
             group = [p for p, k in zip(busy, keep, strict=True) if k]
             others = [p for p, k in zip(busy, keep, strict=True) if not k]
             posterior = tracker.update(np.vstack([p.proba for p in group]))
@@ -466,42 +471,36 @@ class TunerDaemon:
                 speed = max(m.speed_gbps for m in members)
                 cable = max(m.cable_m for m in members)
                 origin = self._origin(session, sid, prio, current)
+                others = mixed.summarise(
+                    np.vstack([p.features for p in group.others]),
+                    np.vstack([np.maximum(p.reading, p.proba) for p in group.others]),
+                    np.mean(np.vstack([p.reading for p in group.ports]), axis=0)
+                ) if group.others else []
                 try:
                     proposal = self.models.optimiser.propose(
                         profile, feats, current, speed_gbps=speed,
                         buffer_bytes=switch.buffer_bytes, cable_m=cable, posterior=posterior,
                         descriptors=group.descriptors, probe=group.probe, avoid=group.avoid,
-                        others=[(p.features, p.proba) for p in group.others], origin=origin)
+                        others=[(f, q) for f, q, _idx in others], origin=origin)
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
                     continue
-                proposed = device_precision(proposal.waterlines)
-                change = proposal.method != "hold" and _dump(proposed) != _dump(current)
-                refusals = check_waterlines(proposed, speed_gbps=speed,
-                                            buffer_bytes=switch.buffer_bytes,
-                                            cable_m=cable) if change else []
-                # (the set the optimiser vetted, before the device's rounding of Pmax)
-                others, refusal = self._other_traffic(
-                    group, current, proposal.waterlines, origin, speed=speed,
-                    buffer_bytes=switch.buffer_bytes,
-                    cable_m=cable) if change and not refusals else ([], "")
-                # a probe or a probe's verdict is remembered -- a probe only when it is made
-                if proposal.probe is not None and not (
-                        proposal.method == "probe" and (refusals or refusal)):
+                if proposal.spared_others:
+                    report.held_for_others += 1
+                    log.info("tuner: %s priority %s: %s", switch.name, prio, proposal.reason)
+                if proposal.probe is not None:  # a probe or a probe's verdict: remembered
                     track = session.get(ProfileTrack, (sid, prio))
                     if track is not None:
                         tracker = TrafficTracker.from_state(track.state)
                         tracker.note_probe(proposal.probe)
                         track.state = tracker.state()
-                if not change:
+                proposed = device_precision(proposal.waterlines)
+                if proposal.method == "hold" or _dump(proposed) == _dump(current):
                     continue
+                refusals = check_waterlines(proposed, speed_gbps=speed,
+                                            buffer_bytes=switch.buffer_bytes, cable_m=cable)
                 if refusals:
                     report.errors.append(f"{switch.name}/{prio}: guard refused {refusals[0]}")
-                    continue
-                if refusal:
-                    report.held_for_others += 1
-                    log.info("tuner: %s priority %s: %s proposal held: %s", switch.name, prio,
-                             profile, refusal)
                     continue
                 for old in session.scalars(select(Proposal).where(
                         Proposal.switch_id == sid, Proposal.priority == prio,
@@ -526,7 +525,11 @@ class TunerDaemon:
                         "feature_vector": [float(x) for x in feats],
                         "ports": len(members), "speed_gbps": speed, "cable_m": cable,
                         "tuned_for": [m.interface for m in group.ports],
-                        "other_ports": others,
+                        "other_ports": [
+                            {"interfaces": [group.others[j].interface for j in idx],
+                             "reads_as": PROFILES[int(np.argmax(q))], **fate}
+                            for (_f, q, idx), fate in zip(
+                                others, proposal.others or [{}] * len(others), strict=True)],
                         "posterior": {p: round(float(v), 4) for p, v in zip(
                             PROFILES, posterior, strict=True)},
                         "descriptors": {p: [round(float(x), 4) for x in v]
@@ -556,33 +559,6 @@ class TunerDaemon:
             return Waterline(**origin)
         except (TypeError, ValueError):
             return current
-
-    def _other_traffic(self, group: _Group, current: Waterline, proposed: Waterline,
-                       origin: Waterline, *, speed: int, buffer_bytes: int, cable_m: float
-                       ) -> tuple[list[dict[str, Any]], str]:
-        """The group's other ports, each with the profile it reads as most likely and the
-        change of its objective the landscape predicts per plausible profile (%, from the
-        current set and from the origin); and a reason when that slows one of them down
-        (``tuning.mixed.harmful``; "" otherwise). Port by port: a mean of two ports' readings
-        would hide the one whose traffic the change hurts."""
-        out: list[dict[str, Any]] = []
-        reason = ""
-        for port in group.others:
-            changes = self.models.optimiser.predicted_changes(
-                port.features, port.proba, current, proposed, speed_gbps=speed,
-                buffer_bytes=buffer_bytes, cable_m=cable_m, origin=origin)
-            out.append({"interface": port.interface, "reads_as": port.profile,
-                        "weights": {p: round(w, 3) for p, (w, _c, _o) in changes.items()},
-                        "predicted_change_pct": {p: round(100 * math.expm1(c), 1)
-                                                 for p, (_w, c, _o) in changes.items()},
-                        "predicted_change_from_origin_pct": {
-                            p: round(100 * math.expm1(o), 1)
-                            for p, (_w, _c, o) in changes.items()}})
-            worst = mixed.harm(changes)
-            if worst is not None and not reason:
-                reason = (f"{port.interface} (reads as {port.profile}) predicted "
-                          f"{100 * math.expm1(worst[1]):.0f} % slower if {worst[0]}")
-        return out, reason
 
     @staticmethod
     def _busy_switches(session: Session) -> set[int]:

@@ -38,6 +38,7 @@ HARM_LOG_J = math.log(1.05)  # the largest predicted slowdown of other ports a c
 # (measured on the demo fabric); at 0.1 the window that read it 0.08 let a change through that
 # made it 2.5 x slower.
 PLAUSIBLE = 0.05
+MAX_OTHER_PORTS = 8  # other ports predicted one by one; beyond, grouped by profile
 _IDLE = PROFILES.index("idle")
 
 
@@ -82,13 +83,37 @@ def split(proba: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
     return keep if keep.any() else np.ones(len(rows), dtype=bool)
 
 
+def summarise(features: np.ndarray, proba: np.ndarray, reading: np.ndarray,
+              ports: int = MAX_OTHER_PORTS) -> list[tuple[np.ndarray, np.ndarray, list[int]]]:
+    """The other ports as the optimiser sees them: each (features, probabilities, [index]) on
+    its own -- a median of an incast port's window and a hadoop port's describes neither, and
+    the landscape then misses what a change does to the incast (measured: a step the merged
+    pair was predicted not to feel made the incast port 1.6 x slower) -- up to ``ports``
+    of them, those that read least like the group (``reading``); the rest, if any, one entry
+    per most likely profile: the median features, the element-wise *largest* probability (a
+    profile plausible on any of them stays plausible) and their indices. A switch's other
+    ports cost the optimiser at most ``ports`` + 4 predictions."""
+    f = np.atleast_2d(np.asarray(features, dtype=float))
+    p = np.atleast_2d(np.asarray(proba, dtype=float))
+    order = sorted(range(len(p)), key=lambda i: overlap(p[i], reading))
+    out = [(f[i], p[i], [i]) for i in order[:ports]]
+    rest = np.array(order[ports:], dtype=int)
+    labels = np.argmax(p[rest], axis=1) if len(rest) else np.zeros(0, dtype=int)
+    for k in sorted(set(labels.tolist())):
+        idx = rest[labels == k]
+        top = p[idx].max(axis=0)
+        out.append((np.median(f[idx], axis=0), top / top.sum(), idx.tolist()))
+    return out
+
+
 def harmful(changes: Mapping[str, tuple[float, np.ndarray, np.ndarray]], n: int
             ) -> np.ndarray:
     """Which of ``n`` candidate sets would slow a port down, for some profile it plausibly
     carries (weight at least ``PLAUSIBLE``): predicted more than ``HARM_LOG_J`` slower than
     at the current set, or than at the origin (the set the tuner found on the switch) unless
-    the candidate is no slower than the current set -- one change after another, each small,
-    must not add up to a large one, while a step back towards the origin is always allowed.
+    the candidate also takes back at least ``HARM_LOG_J`` from the current set -- one change
+    after another, each small, must not add up to a large one (nor pass as a "step back" on
+    a predicted 1 %, which is noise), while a real step back is allowed.
     ``changes``: profile -> (weight, predicted change of log J per candidate from the current
     set, from the origin)."""
     out = np.zeros(n, dtype=bool)
@@ -97,7 +122,7 @@ def harmful(changes: Mapping[str, tuple[float, np.ndarray, np.ndarray]], n: int
             continue
         cur = np.asarray(from_current, dtype=float).reshape(-1)
         org = np.asarray(from_origin, dtype=float).reshape(-1)
-        out |= (cur > HARM_LOG_J) | ((org > HARM_LOG_J) & (cur > 0.0))
+        out |= (cur > HARM_LOG_J) | ((org > HARM_LOG_J) & (cur > -HARM_LOG_J))
     return out
 
 

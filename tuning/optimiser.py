@@ -51,6 +51,7 @@ import functools
 import io
 import json
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -88,6 +89,7 @@ RESOLUTION = 0.3  # ... and this share of the landscape's out-of-bag error of ch
 MAX_SPREAD = 0.8  # members' spread (log J) at the current set above which: heuristic
 CONFIDENCE_SCALE = 0.5  # confidence = exp(-spread / scale) x the members' agreement
 MIN_POSTERIOR = 0.05  # profiles less likely than this are left out of the average
+OTHERS_TOP = 32  # candidates a request's other ports are predicted on (the best by score)
 POSTERIOR_STEP = 0.02  # the resolution a decision takes the posterior at ...
 DESCRIPTOR_STEP = 0.05  # ... and the descriptors (their own units: log2, load)
 LOSS_AVERSION = 1.0  # a predicted loss for a plausible profile counts (1 + this) times
@@ -159,6 +161,11 @@ class Proposal:
     # profiles it was predicted to help / hurt}) or the verdict on the last one (the same
     # record with "ruled_out")
     probe: dict[str, Any] | None = None
+    # per other port of the request (``ProposalRequest.others``, same order), what the set
+    # proposed would do to it: {"weights": profile -> weight, "change_pct": profile -> the
+    # predicted change of its objective in % from the current set, "from_origin_pct": ...}
+    others: tuple[dict[str, dict[str, float]], ...] = ()
+    spared_others: bool = False  # a move was held because it would slow an other port down
 
 
 @dataclass(frozen=True)
@@ -330,31 +337,101 @@ class WaterlineOptimiser:
                      current: WaterlinesLike, ctx: PortContext, cands: np.ndarray
                      ) -> dict[str, tuple[float, np.ndarray]]:
         """Per tuned profile at least ``MIN_POSTERIOR`` likely for this traffic: its weight
-        and the predicted change of log J from candidate 0 to each candidate (mean over the
-        ensemble and the descriptors' sigma points, with the online correction)."""
-        post = np.asarray(posterior, dtype=float).reshape(-1)
-        rq = ProposalRequest(PROFILES[int(np.argmax(post))], np.asarray(features, dtype=float),
-                             current, ctx.speed_gbps, ctx.buffer_bytes, ctx.cable_m, ctx.mtu,
-                             post)
-        traffic = self._traffic_many([rq], [ctx])[0]
-        if not traffic.hypotheses:
-            return {}
-        parts = self._predict_many([traffic], [cands])[0]
-        return {p: (float(w), (parts[p] - parts[p][:, :1]).mean(axis=0))
-                for p, w, _pts, _wts in traffic.hypotheses}
+        and the predicted change of log J from candidate 0 to each candidate."""
+        return self._changes_many([(features, posterior, current, ctx, cands)])[0]
 
-    def _others_cost(self, rq: ProposalRequest, ctx: PortContext, cands: np.ndarray
-                     ) -> np.ndarray:
-        """+inf for the candidates predicted to slow one of the request's other ports down
-        (``tuning.mixed.harmful``), 0 otherwise."""
-        origin = rq.origin if rq.origin is not None else rq.current
-        rows = np.vstack([cands, clip_coords(to_coords(origin, ctx), ctx)[None, :]])
-        bad = np.zeros(len(cands), dtype=bool)
-        for features, posterior in rq.others:
-            got = self._changes_for(features, posterior, rq.current, ctx, rows)
-            bad |= mixed.harmful({p: (w, d[:-1], d[:-1] - d[-1]) for p, (w, d) in got.items()},
-                                 len(cands))
-        return np.where(bad, np.inf, 0.0)
+    def _changes_many(self, jobs: Sequence[tuple[np.ndarray, np.ndarray, WaterlinesLike,
+                                                 PortContext, np.ndarray]]
+                      ) -> list[dict[str, tuple[float, np.ndarray]]]:
+        """:meth:`_changes_for` of many (features, posterior, current, context, candidates),
+        one forward pass per profile: the change is the mean over the ensemble and the
+        descriptors' sigma points, with the online correction."""
+        reqs = [ProposalRequest(PROFILES[int(np.argmax(q))], np.asarray(f, dtype=float), cur,
+                                ctx.speed_gbps, ctx.buffer_bytes, ctx.cable_m, ctx.mtu,
+                                np.asarray(q, dtype=float).reshape(-1))
+                for f, q, cur, ctx, _c in jobs]
+        traffic = self._traffic_many(reqs, [j[3] for j in jobs]) if jobs else []
+        parts = self._predict_many(traffic, [j[4] for j in jobs]) if jobs else []
+        return [{p: (float(w), (pt[p] - pt[p][:, :1]).mean(axis=0))
+                 for p, w, _pts, _wts in t.hypotheses}
+                for t, pt in zip(traffic, parts, strict=True)]
+
+    def _others_costs(self, reqs: Sequence[ProposalRequest], ctxs: Sequence[PortContext],
+                      cands: Sequence[np.ndarray], totals: Sequence[np.ndarray]
+                      ) -> list[np.ndarray]:
+        """Per request with other ports: +inf for the candidates predicted to slow one of them
+        down (``tuning.mixed.harmful``) and for those not among the ``OTHERS_TOP`` best by
+        ``totals`` (only those are checked: a request's others are predicted on a few dozen
+        sets, not on its whole grid), 0 otherwise; all requests' other ports in one batch."""
+        out = [np.zeros(len(c)) for c in cands]
+        checked = [np.zeros(0, dtype=int) for _ in cands]
+        jobs: list[tuple[np.ndarray, np.ndarray, WaterlinesLike, PortContext, np.ndarray]] = []
+        owner: list[int] = []
+        for k, (rq, ctx, c) in enumerate(zip(reqs, ctxs, cands, strict=True)):
+            if not rq.others:
+                continue
+            top = np.argsort(totals[k], kind="stable")[:OTHERS_TOP]
+            checked[k] = top[top != 0]
+            out[k][:] = np.inf
+            out[k][0] = 0.0  # the current set spares everyone
+            rows = np.vstack([c[:1], c[checked[k]], _origin_row(rq, ctx)])
+            for features, posterior in rq.others:
+                jobs.append((features, posterior, rq.current, ctx, rows))
+                owner.append(k)
+        bad = {k: np.zeros(len(checked[k]), dtype=bool) for k in set(owner)}
+        for k, got in zip(owner, self._changes_many(jobs), strict=True):
+            bad[k] |= mixed.harmful({p: (w, d[1:-1], d[1:-1] - d[-1])
+                                     for p, (w, d) in got.items()}, len(checked[k]))
+        for k, b in bad.items():
+            out[k][checked[k][~b]] = 0.0
+        return out
+
+    def _spare_others(self, reqs: Sequence[ProposalRequest], ctxs: Sequence[PortContext],
+                      props: Sequence[Proposal]) -> list[Proposal]:
+        """Every landscape move (model or probe) of a request with other ports, checked once
+        more as proposed (the diagnostic's path, settles and probes are chosen outside the
+        search): held when it would slow an other port down; each proposal carries what its
+        set does to them (``Proposal.others``)."""
+        jobs: list[tuple[np.ndarray, np.ndarray, WaterlinesLike, PortContext, np.ndarray]] = []
+        owner: list[int] = []
+        for k, (rq, ctx, p) in enumerate(zip(reqs, ctxs, props, strict=True)):
+            for features, posterior in rq.others:
+                rows = np.vstack([clip_coords(to_coords(w, ctx), ctx)
+                                  for w in (rq.current, p.waterlines)] + [_origin_row(rq, ctx)])
+                jobs.append((features, posterior, rq.current, ctx, rows))
+                owner.append(k)
+        report: dict[int, list[dict[str, dict[str, float]]]] = defaultdict(list)
+        harm: dict[int, tuple[str, float] | None] = {}
+        for k, got in zip(owner, self._changes_many(jobs), strict=True):
+            trio = {p: (w, float(d[1]), float(d[1] - d[2])) for p, (w, d) in got.items()}
+            report[k].append({
+                "weights": {p: round(w, 3) for p, (w, _c, _o) in trio.items()},
+                "change_pct": {p: round(100 * math.expm1(c), 1) for p, (_w, c, _o) in trio.items()},
+                "from_origin_pct": {p: round(100 * math.expm1(o), 1)
+                                    for p, (_w, _c, o) in trio.items()}})
+            worst = mixed.harm(trio)
+            if worst is not None and harm.get(k) is None:
+                harm[k] = (f"other port {len(report[k])}", worst[1])
+        out = []
+        for k, (rq, ctx, p) in enumerate(zip(reqs, ctxs, props, strict=True)):
+            if k not in report:
+                out.append(p)
+                continue
+            spared = p.method in ("model", "probe") and harm.get(k) is not None
+            if spared:
+                which, change = harm[k] or ("", 0.0)
+                held = hold_or_fix(rq.current, ctx, f"hold: {p.method} move "
+                                   f"{', '.join(_moves(complete(rq.current, ctx), p.waterlines))}"
+                                   f" would slow {which} {100 * math.expm1(change):.0f} % "
+                                   f"(the switch's other traffic); {p.reason}")
+                p = replace(held, confidence=p.confidence,
+                            predicted_objective_current=p.predicted_objective_current,
+                            predicted_objective_proposed=p.predicted_objective_current,
+                            predicted_kpis_current=p.predicted_kpis_current,
+                            predicted_kpis_proposed=p.predicted_kpis_current,
+                            probe=None if p.method == "probe" else p.probe)
+            out.append(replace(p, others=tuple(report[k]), spared_others=spared))
+        return out
 
     def estimate_objective(self, profile: str, features: np.ndarray) -> float:
         """The objective of the window's current waterlines, estimated from telemetry."""
@@ -601,8 +678,10 @@ class WaterlineOptimiser:
         statics = [_statics(x, ctxs[i], exact=True) for x, i in zip(xcur, work, strict=True)]
         needs = [self._needed_gain(t) for t in traffic]
         totals = [_scores(pt, t) + _pfc_cost(c, nd) + _avoid_cost(c, reqs[i].avoid)
-                  + (self._others_cost(reqs[i], ctxs[i], c) if reqs[i].others else 0.0)
                   for pt, t, c, nd, i in zip(parts, traffic, cands, needs, work, strict=True)]
+        spare = self._others_costs([reqs[i] for i in work], [ctxs[i] for i in work], cands,
+                                   totals)
+        totals = [t + o for t, o in zip(totals, spare, strict=True)]
         bests = [_prefer_static(sc, c, st) for sc, c, st in zip(totals, cands, statics,
                                                                 strict=True)]
         # the heading (``_prefer_heading``), only where it could change the pick
@@ -618,6 +697,12 @@ class WaterlineOptimiser:
         for k, i in enumerate(work):
             out[i] = self._decide(reqs[i], ctxs[i], traffic[k], cands[k], parts[k], bests[k],
                                   outputs[k], towards[k], verdicts[k])
+        moves = [(i, prop) for i, prop in enumerate(out) if reqs[i].others
+                 and prop is not None and prop.method in ("model", "probe")]
+        spared = self._spare_others([reqs[i] for i, _p in moves], [ctxs[i] for i, _p in moves],
+                                    [prop for _i, prop in moves])
+        for (i, _p), prop in zip(moves, spared, strict=True):
+            out[i] = prop
         return [p for p in out if p is not None]
 
     def _headings(self, traffic: Sequence[_Traffic], xcur: Sequence[np.ndarray],
@@ -1337,6 +1422,14 @@ def _moves(a: Waterline, b: Waterline) -> list[str]:
         if va != vb:
             out.append(f"{name} {va:g} -> {vb:g}" if isinstance(vb, float)
                        else f"{name} {va} -> {vb}")
+    return out
+
+
+def _origin_row(rq: ProposalRequest, ctx: PortContext) -> np.ndarray:
+    """The coordinates of the set the tuner found on the switch (the current set if unknown),
+    as one row."""
+    origin = rq.origin if rq.origin is not None else rq.current
+    out: np.ndarray = clip_coords(to_coords(origin, ctx), ctx)[None, :]
     return out
 
 

@@ -16,6 +16,10 @@
   the list the next proposal after the hold-off would often be the same set again. With the
   set it was rolled back to, the direction is remembered too (the optimiser avoids ramps
   deeper still after a deepening that failed, shallower still after a shallowing).
+- Each busy port's reading (``smooth_ports``): an exponentially weighted mean of its
+  classifier probabilities (``PORT_MEMORY``), so that telling a switch's ports of other
+  traffic apart (``tuning.mixed``) does not hang on one window -- an incast port next to
+  allreduce ports reads incast anywhere from 8 % to 79 % from one window to the next.
 - The set the tuner found here (``origin``, the first set it proposed from): a switch whose
   ports carry different traffic must not drift, one change at a time, far from what its other
   ports were fine with (``tuning.mixed``).
@@ -42,6 +46,7 @@ FLOOR = 1e-2  # a port's probability is never taken as below this
 FORGET_BELOW = 0.05  # descriptors of a profile less likely than this are dropped
 AVOID_CYCLES = 20  # cycles a rolled-back set stays out of the proposals
 AVOID_MEMORY = 8  # sets remembered at most
+PORT_MEMORY = 0.5  # weight of a port's previous reading (per cycle)
 
 
 class TrafficTracker:
@@ -50,7 +55,8 @@ class TrafficTracker:
     def __init__(self, scores: Any = None, descriptors: dict[str, Any] | None = None,
                  cycles: int = 0, probe: dict[str, Any] | None = None,
                  avoid: list[dict[str, Any]] | None = None,
-                 origin: dict[str, Any] | None = None) -> None:
+                 origin: dict[str, Any] | None = None,
+                 ports: dict[str, list[float]] | None = None) -> None:
         self.scores = np.zeros(len(PROFILES)) if scores is None else np.asarray(
             scores, dtype=float).reshape(len(PROFILES))
         self.descriptors: dict[str, np.ndarray] = {
@@ -64,6 +70,22 @@ class TrafficTracker:
         self.avoid: list[dict[str, Any]] = [dict(a) for a in (avoid or [])]
         # the waterline set (its fields) in place when the tuner first proposed here
         self.origin: dict[str, Any] | None = dict(origin) if origin else None
+        # per busy port (the caller's key): its smoothed classifier reading
+        self.ports: dict[str, list[float]] = {
+            k: [float(x) for x in v] for k, v in (ports or {}).items()}
+
+    def smooth_ports(self, keys: list[str], probabilities: np.ndarray) -> np.ndarray:
+        """Fold this cycle's readings of the busy ports (``keys``, one row each) into their
+        smoothed readings and return those; ports not in ``keys`` (idle now, or gone) are
+        forgotten."""
+        p = np.atleast_2d(np.asarray(probabilities, dtype=float))
+        out = p.copy()
+        for i, key in enumerate(keys):
+            old = self.ports.get(key)
+            if old is not None and len(old) == p.shape[1]:
+                out[i] = PORT_MEMORY * np.asarray(old) + (1.0 - PORT_MEMORY) * p[i]
+        self.ports = {k: [float(x) for x in row] for k, row in zip(keys, out, strict=True)}
+        return out
 
     def note_origin(self, waterlines: dict[str, Any]) -> dict[str, Any]:
         """The set the tuner found here: ``waterlines`` unless one was noted before."""
@@ -134,7 +156,7 @@ class TrafficTracker:
         return {"scores": [float(v) for v in self.scores],
                 "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()},
                 "cycles": self.cycles, "probe": self.probe, "avoid": self.avoid,
-                "origin": self.origin}
+                "origin": self.origin, "ports": self.ports}
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> TrafficTracker:
@@ -147,6 +169,10 @@ class TrafficTracker:
         cycles = state.get("cycles")
         avoid = state.get("avoid")
         origin = state.get("origin")
+        ports = state.get("ports")
+        ports_ok = {str(k): v for k, v in ports.items()
+                    if isinstance(v, list) and len(v) == len(PROFILES)
+                    } if isinstance(ports, dict) else {}
         avoid_ok = [{k: v for k, v in a.items() if k != "from" or (
                         isinstance(v, list) and len(v) == 5)}
                     for a in avoid if isinstance(a, dict) and isinstance(a.get("x"), list)
@@ -154,4 +180,4 @@ class TrafficTracker:
         return cls(scores, desc if isinstance(desc, dict) else None,
                    cycles if isinstance(cycles, int) else 0,
                    probe if isinstance(probe, dict) else None, avoid_ok,
-                   origin if isinstance(origin, dict) else None)
+                   origin if isinstance(origin, dict) else None, ports_ok)

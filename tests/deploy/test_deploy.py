@@ -217,9 +217,10 @@ print(json.dumps(names))
 
 @cache
 def exported_metrics() -> frozenset[str]:
-    """app.metrics.FABRIC_METRIC_NAMES and VIRTUAL_FABRIC_METRIC_NAMES plus the service metrics in the default registry after
-    importing app.metrics. Collected in a fresh interpreter, so that no collector another test
-    registered (e.g. a FabricCollector with its database) is scraped here."""
+    """app.metrics.FABRIC_METRIC_NAMES and VIRTUAL_FABRIC_METRIC_NAMES plus the service
+    metrics in the default registry after importing app.metrics. Collected in a fresh
+    interpreter, so that no collector another test registered (e.g. a FabricCollector with its
+    database) is scraped here."""
     from app.metrics import FABRIC_METRIC_NAMES, VIRTUAL_FABRIC_METRIC_NAMES
 
     out = subprocess.run([sys.executable, "-c", _SERVICE_METRICS_SCRIPT], cwd=ROOT,

@@ -239,6 +239,10 @@ def test_no_set_that_would_slow_the_switchs_other_ports_down(
     shared = models.optimiser.propose("allreduce", feats, cur, posterior=post,
                                       others=[other], **kw)
     assert harm(shared) is None, (shared.waterlines, shared.reason)
+    if shared.method != "hold":  # a move that spares the incast port, with its fate
+        (fate,) = shared.others
+        assert fate["weights"]["incast"] >= mixed.PLAUSIBLE
+        assert fate["change_pct"]["incast"] <= 100 * math.expm1(mixed.HARM_LOG_J)
     assert not check_waterlines(shared.waterlines, speed_gbps=100, buffer_bytes=MB32,
                                 cable_m=3.0)
 
