@@ -254,20 +254,42 @@ class WaterlineOptimiser:
         the posterior and the traffic descriptors (and the fallback rules): requests are taken
         at a resolution of ``POSTERIOR_STEP`` and ``DESCRIPTOR_STEP`` -- far finer than their
         uncertainty -- and equal ones are decided once (a fabric's many switches with alike
-        traffic and the same waterlines), the fallback rules per request."""
+        traffic and the same waterlines), the fallback rules per request. A switch's other
+        ports (``ProposalRequest.others``) are not part of that: every move is checked
+        against its own, and a model move that would slow them is decided again with them
+        in the search (``_others_costs``) -- the best set that spares them, or a hold."""
         reqs = self._resolved(requests)
-        keys = [_request_key(rq) for rq in reqs]
+        base = [replace(rq, others=(), origin=None) for rq in reqs]
+        keys = [_request_key(rq) for rq in base]
         first: dict[tuple[Any, ...], int] = {}
         for i, k in enumerate(keys):
             first.setdefault(k, i)
         uniq = list(first.values())
-        done = dict(zip(uniq, self._propose_many([reqs[i] for i in uniq]), strict=True))
+        done = dict(zip(uniq, self._propose_many([base[i] for i in uniq]), strict=True))
         out = []
         for i, k in enumerate(keys):
             p = done[first[k]]
             if p.method == "heuristic" and first[k] != i:  # the rules read each own window
-                p = self._propose_many([reqs[i]])[0]
+                p = self._propose_many([base[i]])[0]
             out.append(p)
+        moves = [i for i, (rq, p) in enumerate(zip(reqs, out, strict=True))
+                 if rq.others and p.method in ("model", "probe")]
+        if not moves:
+            return out
+        ctxs = [PortContext(int(reqs[i].speed_gbps), int(reqs[i].buffer_bytes),
+                            float(reqs[i].cable_m), int(reqs[i].mtu)) for i in moves]
+        checked = self._spare_others(
+            [reqs[i] for i in moves], ctxs, self._others_traffic([reqs[i] for i in moves], ctxs),
+            [clip_coords(to_coords(reqs[i].current, c), c) for i, c in zip(moves, ctxs,
+                                                                          strict=True)],
+            [out[i] for i in moves])
+        redo = [i for i, p in zip(moves, checked, strict=True)
+                if p.spared_others and out[i].method == "model"]
+        for i, p in zip(moves, checked, strict=True):
+            out[i] = p
+        if redo:
+            for i, p in zip(redo, self._propose_many([reqs[i] for i in redo]), strict=True):
+                out[i] = p
         return out
 
     def _resolved(self, requests: Sequence[ProposalRequest]) -> list[ProposalRequest]:
@@ -338,48 +360,68 @@ class WaterlineOptimiser:
                      ) -> dict[str, tuple[float, np.ndarray]]:
         """Per tuned profile at least ``MIN_POSTERIOR`` likely for this traffic: its weight
         and the predicted change of log J from candidate 0 to each candidate."""
-        return self._changes_many([(features, posterior, current, ctx, cands)])[0]
+        rq = ProposalRequest("idle", np.zeros(0), current, ctx.speed_gbps, ctx.buffer_bytes,
+                             ctx.cable_m, ctx.mtu, others=((features, posterior),))
+        return self._changes_on(self._others_traffic([rq], [ctx])[0], [cands])[0]
 
-    def _changes_many(self, jobs: Sequence[tuple[np.ndarray, np.ndarray, WaterlinesLike,
-                                                 PortContext, np.ndarray]]
-                      ) -> list[dict[str, tuple[float, np.ndarray]]]:
-        """:meth:`_changes_for` of many (features, posterior, current, context, candidates),
-        one forward pass per profile: the change is the mean over the ensemble and the
-        descriptors' sigma points, with the online correction."""
-        reqs = [ProposalRequest(PROFILES[int(np.argmax(q))], np.asarray(f, dtype=float), cur,
-                                ctx.speed_gbps, ctx.buffer_bytes, ctx.cable_m, ctx.mtu,
-                                np.asarray(q, dtype=float).reshape(-1))
-                for f, q, cur, ctx, _c in jobs]
-        traffic = self._traffic_many(reqs, [j[3] for j in jobs]) if jobs else []
-        parts = self._predict_many(traffic, [j[4] for j in jobs]) if jobs else []
+    def _others_traffic(self, reqs: Sequence[ProposalRequest], ctxs: Sequence[PortContext]
+                        ) -> list[list[_Traffic]]:
+        """Per request, the traffic hypotheses of each of its other ports (one estimator pass
+        per profile for all of them)."""
+        flat = [(k, ProposalRequest(PROFILES[int(np.argmax(q))], np.asarray(f, dtype=float),
+                                    rq.current, ctx.speed_gbps, ctx.buffer_bytes, ctx.cable_m,
+                                    ctx.mtu, np.asarray(q, dtype=float).reshape(-1)))
+                for k, (rq, ctx) in enumerate(zip(reqs, ctxs, strict=True))
+                for f, q in rq.others]
+        traffic = self._traffic_many([r for _k, r in flat],
+                                     [ctxs[k] for k, _r in flat]) if flat else []
+        out: list[list[_Traffic]] = [[] for _ in reqs]
+        for (k, _r), t in zip(flat, traffic, strict=True):
+            out[k].append(t)
+        return out
+
+    def _changes_on(self, traffic: Sequence[_Traffic], rows: Sequence[np.ndarray]
+                    ) -> list[dict[str, tuple[float, np.ndarray]]]:
+        """Per traffic and its candidate rows: per plausible profile, its weight and the
+        predicted change of log J from row 0 to each row (the mean over the ensemble and the
+        descriptors' sigma points, with the online correction); one forward pass per
+        profile."""
+        parts = self._predict_many(traffic, rows) if traffic else []
         return [{p: (float(w), (pt[p] - pt[p][:, :1]).mean(axis=0))
                  for p, w, _pts, _wts in t.hypotheses}
                 for t, pt in zip(traffic, parts, strict=True)]
 
     def _others_costs(self, reqs: Sequence[ProposalRequest], ctxs: Sequence[PortContext],
-                      cands: Sequence[np.ndarray], totals: Sequence[np.ndarray]
+                      others: Sequence[Sequence[_Traffic]], cands: Sequence[np.ndarray],
+                      totals: Sequence[np.ndarray], needs: Sequence[float]
                       ) -> list[np.ndarray]:
-        """Per request with other ports: +inf for the candidates predicted to slow one of them
-        down (``tuning.mixed.harmful``) and for those not among the ``OTHERS_TOP`` best by
-        ``totals`` (only those are checked: a request's others are predicted on a few dozen
-        sets, not on its whole grid), 0 otherwise; all requests' other ports in one batch."""
+        """Per request with other ports (``others``: their traffic): +inf for the candidates
+        predicted to slow one of them down (``tuning.mixed.harmful``) and for those not
+        checked, 0 otherwise. Checked are the ``OTHERS_TOP`` best by ``totals`` of those that
+        could be a move at all (predicted at least the needed gain ``needs``): a request's
+        others are predicted on a few sets, not on its whole grid, and not at all where
+        nothing is worth a move. All requests' other ports in one batch."""
         out = [np.zeros(len(c)) for c in cands]
         checked = [np.zeros(0, dtype=int) for _ in cands]
-        jobs: list[tuple[np.ndarray, np.ndarray, WaterlinesLike, PortContext, np.ndarray]] = []
+        traffic: list[_Traffic] = []
+        rows: list[np.ndarray] = []
         owner: list[int] = []
         for k, (rq, ctx, c) in enumerate(zip(reqs, ctxs, cands, strict=True)):
             if not rq.others:
                 continue
-            top = np.argsort(totals[k], kind="stable")[:OTHERS_TOP]
-            checked[k] = top[top != 0]
             out[k][:] = np.inf
             out[k][0] = 0.0  # the current set spares everyone
-            rows = np.vstack([c[:1], c[checked[k]], _origin_row(rq, ctx)])
-            for features, posterior in rq.others:
-                jobs.append((features, posterior, rq.current, ctx, rows))
+            top = np.argsort(totals[k], kind="stable")[:OTHERS_TOP]
+            checked[k] = top[(top != 0) & (totals[k][top] <= -needs[k])]
+            if not len(checked[k]):
+                continue
+            mine = np.vstack([c[:1], c[checked[k]], _origin_row(rq, ctx)])
+            for t in others[k]:
+                traffic.append(t)
+                rows.append(mine)
                 owner.append(k)
         bad = {k: np.zeros(len(checked[k]), dtype=bool) for k in set(owner)}
-        for k, got in zip(owner, self._changes_many(jobs), strict=True):
+        for k, got in zip(owner, self._changes_on(traffic, rows), strict=True):
             bad[k] |= mixed.harmful({p: (w, d[1:-1], d[1:-1] - d[-1])
                                      for p, (w, d) in got.items()}, len(checked[k]))
         for k, b in bad.items():
@@ -387,26 +429,31 @@ class WaterlineOptimiser:
         return out
 
     def _spare_others(self, reqs: Sequence[ProposalRequest], ctxs: Sequence[PortContext],
+                      others: Sequence[Sequence[_Traffic]], xcur: Sequence[np.ndarray],
                       props: Sequence[Proposal]) -> list[Proposal]:
-        """Every landscape move (model or probe) of a request with other ports, checked once
-        more as proposed (the diagnostic's path, settles and probes are chosen outside the
-        search): held when it would slow an other port down; each proposal carries what its
-        set does to them (``Proposal.others``)."""
-        jobs: list[tuple[np.ndarray, np.ndarray, WaterlinesLike, PortContext, np.ndarray]] = []
+        """Every landscape move (model or probe) of a request with other ports (``others``:
+        their traffic; ``xcur``: the current set's coordinates), checked once more as
+        proposed (the diagnostic's path, settles and probes are chosen outside the search):
+        held when it would slow an other port down; each proposal carries what its set does
+        to them (``Proposal.others``)."""
+        traffic: list[_Traffic] = []
+        rows: list[np.ndarray] = []
         owner: list[int] = []
         for k, (rq, ctx, p) in enumerate(zip(reqs, ctxs, props, strict=True)):
-            for features, posterior in rq.others:
-                rows = np.vstack([clip_coords(to_coords(w, ctx), ctx)
-                                  for w in (rq.current, p.waterlines)] + [_origin_row(rq, ctx)])
-                jobs.append((features, posterior, rq.current, ctx, rows))
+            mine = np.vstack([xcur[k], clip_coords(to_coords(p.waterlines, ctx), ctx),
+                              _origin_row(rq, ctx)[0]])
+            for t in others[k]:
+                traffic.append(t)
+                rows.append(mine)
                 owner.append(k)
         report: dict[int, list[dict[str, dict[str, float]]]] = defaultdict(list)
         harm: dict[int, tuple[str, float] | None] = {}
-        for k, got in zip(owner, self._changes_many(jobs), strict=True):
+        for k, got in zip(owner, self._changes_on(traffic, rows), strict=True):
             trio = {p: (w, float(d[1]), float(d[1] - d[2])) for p, (w, d) in got.items()}
             report[k].append({
                 "weights": {p: round(w, 3) for p, (w, _c, _o) in trio.items()},
-                "change_pct": {p: round(100 * math.expm1(c), 1) for p, (_w, c, _o) in trio.items()},
+                "change_pct": {p: round(100 * math.expm1(c), 1)
+                               for p, (_w, c, _o) in trio.items()},
                 "from_origin_pct": {p: round(100 * math.expm1(o), 1)
                                     for p, (_w, _c, o) in trio.items()}})
             worst = mixed.harm(trio)
@@ -417,7 +464,7 @@ class WaterlineOptimiser:
             if k not in report:
                 out.append(p)
                 continue
-            spared = p.method in ("model", "probe") and harm.get(k) is not None
+            spared = harm.get(k) is not None
             if spared:
                 which, change = harm[k] or ("", 0.0)
                 held = hold_or_fix(rq.current, ctx, f"hold: {p.method} move "
@@ -679,8 +726,9 @@ class WaterlineOptimiser:
         needs = [self._needed_gain(t) for t in traffic]
         totals = [_scores(pt, t) + _pfc_cost(c, nd) + _avoid_cost(c, reqs[i].avoid)
                   for pt, t, c, nd, i in zip(parts, traffic, cands, needs, work, strict=True)]
-        spare = self._others_costs([reqs[i] for i in work], [ctxs[i] for i in work], cands,
-                                   totals)
+        others = self._others_traffic([reqs[i] for i in work], [ctxs[i] for i in work])
+        spare = self._others_costs([reqs[i] for i in work], [ctxs[i] for i in work], others,
+                                   cands, totals, needs)
         totals = [t + o for t, o in zip(totals, spare, strict=True)]
         bests = [_prefer_static(sc, c, st) for sc, c, st in zip(totals, cands, statics,
                                                                 strict=True)]
@@ -697,11 +745,14 @@ class WaterlineOptimiser:
         for k, i in enumerate(work):
             out[i] = self._decide(reqs[i], ctxs[i], traffic[k], cands[k], parts[k], bests[k],
                                   outputs[k], towards[k], verdicts[k])
-        moves = [(i, prop) for i, prop in enumerate(out) if reqs[i].others
-                 and prop is not None and prop.method in ("model", "probe")]
-        spared = self._spare_others([reqs[i] for i, _p in moves], [ctxs[i] for i, _p in moves],
-                                    [prop for _i, prop in moves])
-        for (i, _p), prop in zip(moves, spared, strict=True):
+        moves = [(k, i, prop) for k, i in enumerate(work) if reqs[i].others
+                 and (prop := out[i]) is not None and prop.method in ("model", "probe")]
+        spared = self._spare_others([reqs[i] for _k, i, _p in moves],
+                                    [ctxs[i] for _k, i, _p in moves],
+                                    [others[k] for k, _i, _p in moves],
+                                    [cands[k][0] for k, _i, _p in moves],
+                                    [prop for _k, _i, prop in moves])
+        for (_k, i, _p), prop in zip(moves, spared, strict=True):
             out[i] = prop
         return [p for p in out if p is not None]
 
