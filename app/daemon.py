@@ -123,7 +123,7 @@ class CycleReport:
     applied: int = 0
     kept: int = 0
     rolled_back: int = 0
-    held_for_others: int = 0  # proposals not made: they would slow a switch's other ports
+    held_for_others: int = 0  # moves held: they would slow a switch's other ports
     errors: list[str] = field(default_factory=list)
 
 
@@ -487,7 +487,8 @@ class TunerDaemon:
                     continue
                 if proposal.spared_others:
                     report.held_for_others += 1
-                    log.info("tuner: %s priority %s: %s", switch.name, prio, proposal.reason)
+                    metrics.TUNER_HELD_FOR_OTHERS.inc()
+                    log.debug("tuner: %s priority %s: %s", switch.name, prio, proposal.reason)
                 if proposal.probe is not None:  # a probe or a probe's verdict: remembered
                     track = session.get(ProfileTrack, (sid, prio))
                     if track is not None:

@@ -256,6 +256,10 @@ TUNER_ROLLED_BACK = Counter(
     "waterline_tuner_changes_rolled_back_total",
     "Tuner changes rolled back after the verification window (regression or failure).",
 )
+TUNER_HELD_FOR_OTHERS = Counter(
+    "waterline_tuner_held_for_other_ports_total",
+    "Tuner moves held because they would slow a switch's ports of other traffic.",
+)
 TUNER_MODE = Gauge(
     "waterline_tuner_mode", "1 for the daemon's current mode.", ["mode"]
 )

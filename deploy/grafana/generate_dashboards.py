@@ -601,6 +601,8 @@ def tuner() -> Json:
                  "tuner applied"),
                 ("sum(increase(waterline_tuner_changes_rolled_back_total[$__rate_interval]))",
                  "tuner rolled back"),
+                ("sum(increase(waterline_tuner_held_for_other_ports_total[$__rate_interval]))",
+                 "tuner held (would slow other ports)"),
                 ("sum by (outcome) (increase(waterline_changes_total[$__rate_interval]))",
                  "change sets {{outcome}}"),
                 ("sum(increase(waterline_change_rollbacks_total[$__rate_interval]))",
