@@ -172,6 +172,7 @@ class TrafficTracker:
         ports = state.get("ports")
         ports_ok = {str(k): v for k, v in ports.items()
                     if isinstance(v, list) and len(v) == len(PROFILES)
+                    and all(isinstance(x, int | float) for x in v)
                     } if isinstance(ports, dict) else {}
         avoid_ok = [{k: v for k, v in a.items() if k != "from" or (
                         isinstance(v, list) and len(v) == 5)}

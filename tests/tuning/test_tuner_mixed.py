@@ -159,3 +159,4 @@ def test_port_readings_are_smoothed_over_cycles_and_kept_across_a_restart() -> N
     assert second[0][PROFILES.index("incast")] > 0.2
     assert set(again.ports) == {"7"}  # a port that went idle is forgotten
     assert TrafficTracker.from_state({"ports": {"1": [0.5, 0.5]}}).ports == {}
+    assert TrafficTracker.from_state({"ports": {"1": ["x"] * len(PROFILES)}}).ports == {}
