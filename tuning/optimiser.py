@@ -89,6 +89,7 @@ RESOLUTION = 0.3  # ... and this share of the landscape's out-of-bag error of ch
 MAX_SPREAD = 0.8  # members' spread (log J) at the current set above which: heuristic
 CONFIDENCE_SCALE = 0.5  # confidence = exp(-spread / scale) x the members' agreement
 MIN_POSTERIOR = 0.05  # profiles less likely than this are left out of the average
+LANDSCAPE_MOVES = ("model", "probe")  # the methods whose moves are checked for other ports
 OTHERS_TOP = 32  # candidates a request's other ports are predicted on (the best by score)
 POSTERIOR_STEP = 0.02  # the resolution a decision takes the posterior at ...
 DESCRIPTOR_STEP = 0.05  # ... and the descriptors (their own units: log2, load)
@@ -273,7 +274,7 @@ class WaterlineOptimiser:
                 p = self._propose_many([base[i]])[0]
             out.append(p)
         moves = [i for i, (rq, p) in enumerate(zip(reqs, out, strict=True))
-                 if rq.others and p.method in ("model", "probe")]
+                 if rq.others and p.method in LANDSCAPE_MOVES]
         if not moves:
             return out
         ctxs = [PortContext(int(reqs[i].speed_gbps), int(reqs[i].buffer_bytes),
@@ -447,7 +448,7 @@ class WaterlineOptimiser:
                 rows.append(mine)
                 owner.append(k)
         report: dict[int, list[dict[str, dict[str, float]]]] = defaultdict(list)
-        harm: dict[int, tuple[str, float] | None] = {}
+        harm: dict[int, tuple[str, float]] = {}  # the first other port slowed, its change
         for k, got in zip(owner, self._changes_on(traffic, rows), strict=True):
             trio = {p: (w, float(d[1]), float(d[1] - d[2])) for p, (w, d) in got.items()}
             report[k].append({
@@ -457,16 +458,16 @@ class WaterlineOptimiser:
                 "from_origin_pct": {p: round(100 * math.expm1(o), 1)
                                     for p, (_w, _c, o) in trio.items()}})
             worst = mixed.harm(trio)
-            if worst is not None and harm.get(k) is None:
+            if worst is not None and k not in harm:
                 harm[k] = (f"other port {len(report[k])}", worst[1])
         out = []
         for k, (rq, ctx, p) in enumerate(zip(reqs, ctxs, props, strict=True)):
             if k not in report:
                 out.append(p)
                 continue
-            spared = harm.get(k) is not None
+            spared = k in harm
             if spared:
-                which, change = harm[k] or ("", 0.0)
+                which, change = harm[k]
                 held = hold_or_fix(rq.current, ctx, f"hold: {p.method} move "
                                    f"{', '.join(_moves(complete(rq.current, ctx), p.waterlines))}"
                                    f" would slow {which} {100 * math.expm1(change):.0f} % "
@@ -746,7 +747,7 @@ class WaterlineOptimiser:
             out[i] = self._decide(reqs[i], ctxs[i], traffic[k], cands[k], parts[k], bests[k],
                                   outputs[k], towards[k], verdicts[k])
         moves = [(k, i, prop) for k, i in enumerate(work) if reqs[i].others
-                 and (prop := out[i]) is not None and prop.method in ("model", "probe")]
+                 and (prop := out[i]) is not None and prop.method in LANDSCAPE_MOVES]
         spared = self._spare_others([reqs[i] for _k, i, _p in moves],
                                     [ctxs[i] for _k, i, _p in moves],
                                     [others[k] for k, _i, _p in moves],
@@ -1026,7 +1027,8 @@ def _posterior(rq: ProposalRequest) -> np.ndarray:
 
 
 def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
-    """What a (resolved) request's model decision depends on."""
+    """What a (resolved) request's model decision depends on, its other ports aside
+    (``propose_batch`` checks those per request)."""
     c = rq.current
     post = None if rq.posterior is None else tuple(np.round(np.asarray(rq.posterior), 6))
     desc = None if rq.descriptors is None else tuple(
@@ -1035,19 +1037,12 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
     probe = None if rq.probe is None else json.dumps(rq.probe, sort_keys=True,
                                                      default=jsonable)
     avoid = tuple(tuple(round(float(v), 6) for v in a) for a in rq.avoid)
-    others = tuple((tuple(np.round(np.asarray(f, dtype=float).reshape(-1), 6)),
-                    tuple(np.round(np.asarray(q, dtype=float).reshape(-1), 6)))
-                   for f, q in rq.others)
-    o = rq.origin
-    origin = None if o is None or not rq.others else (
-        int(o.kmin_bytes), int(o.kmax_bytes), round(float(o.pmax), 9), o.alpha,
-        o.headroom_bytes, o.xoff_bytes, o.xon_bytes)
     # a diagnostic under way reads the window itself
     window = tuple(np.round(np.asarray(rq.features, dtype=float).reshape(-1), 6)) if (
         rq.probe and rq.probe.get("diagnostic") and not rq.probe.get("checked")) else None
     return (rq.profile, desc, window, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
             c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
-            rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe, avoid, others, origin)
+            rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe, avoid)
 
 
 def _ctx_of(f: np.ndarray, speed_gbps: int | None, buffer_bytes: int | None,
