@@ -18,6 +18,7 @@ FROM python:3.11-slim
 ENV PATH=/opt/waterline/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    NUMBA_CACHE_DIR=/var/lib/waterline/var/numba-cache \
     WATERLINE_HOST=0.0.0.0 \
     WATERLINE_ADMIN_TOKEN_FILE=/var/lib/waterline/state/admin.token
 RUN groupadd --system --gid 10001 waterline \

@@ -5,11 +5,12 @@ Topology of the engine
 One switch. ``queues`` bottleneck egress queues (one per receiver port, at ``speed_gbps``),
 each fed by ``ports`` sender NIC ports (also at ``speed_gbps``); a NIC port runs ``slots``
 queue pairs (QPs) that share its line rate. See :mod:`fabricsim.traffic` for the profiles.
-Time advances in steps of ``dt_us`` (1 us by default: 12.5 KB at 100G). Everything is a numpy
-array shaped ``(B, slots)``, ``(B, ports)`` or ``(B, queues)`` where ``B`` is the number of
+Time advances in steps of ``dt_us`` (1 us by default: 12.5 KB at 100G). The state is numpy
+arrays shaped ``(B, slots)``, ``(B, ports)`` or ``(B, queues)`` where ``B`` is the number of
 configurations simulated together (:func:`simulate_batch`); the traffic plan and every random
 draw are shared by the batch (common random numbers), so a batch member is bit-for-bit the
-individual run of that configuration.
+individual run of that configuration. The step loop below is compiled
+(:mod:`fabricsim.kernel`, numba); this module prepares it and turns its counters into KPIs.
 
 Per step:
 1. NIC: every QP sends ``min(RC x dt, backlog)`` in whole packets (stochastic rounding of
@@ -87,7 +88,7 @@ from typing import Any
 
 import numpy as np
 
-from . import buffers
+from . import buffers, kernel
 from .traffic import CONTINUOUS_BYTES, MICE_BYTES, TrafficPlan, build_plan, resolve_params
 
 PACKET_BYTES = 1000  # HPCC ns-3 packet payload; ECN and counters count these packets
@@ -402,7 +403,6 @@ class _Env:
     warmup_steps: int = 0
 
 
-_BIG_STEP = np.iinfo(np.int64).max // 4
 _P_CLIP = 1.0 - 1e-9  # keeps log1p(-p) finite when p = 1
 _TINY = 1e-9
 
@@ -423,426 +423,177 @@ class _Engine:
         Qn, P, K = plan.queues, plan.ports, plan.slots
         Pt = Qn * P
         S = Pt * K
-        PK = P * K
         steps = plan.steps
         dt = env.dt_s
         speed = env.speed_gbps
         line = speed * 1e9 / 8 * dt  # bytes per step at line rate
-        port_line = line * plan.port_cap_factor
         rtt_s = base_rtt_us(env.cable_m) * 1e-6
-        cnp_delay = max(1, math.ceil(rtt_s / dt - 1e-9))
         in_speed = speed * plan.port_cap_factor  # ingress port speed (uplinks are faster)
-        pfc_delay = max(1, math.ceil(buffers.pfc_reaction_s(in_speed, env.cable_m,
-                                                                 PACKET_BYTES) / dt - 1e-9))
-        refresh_steps = max(1, int(buffers.MAX_PAUSE_QUANTA * 512 / (in_speed * 1e9) / 2 / dt))
-        dec_steps = max(1, round(dc.decrease_interval_us * 1e-6 / dt))
-        timer_steps = max(1, round(dc.rate_timer_us * 1e-6 / dt))
         # alpha updates every alpha interval; with dt = interval this is once per step
         alpha_per_step = max(1, round(dt / (dc.alpha_interval_us * 1e-6)))
         g_keep = (1.0 - dc.g) ** alpha_per_step
-        g_add = 1.0 - g_keep
-        rai = dc.rai_mbps_per_25g * 1e6 * speed / 25 / 8 * dt
-        rhai = dc.rhai_mbps_per_25g * 1e6 * speed / 25 / 8 * dt
-        min_rate = min(line, dc.min_rate_gbps * 1e9 / 8 * dt)
-        bc_bytes = dc.byte_counter_bytes
-        F = dc.f
+        ints = np.zeros(kernel.N_INTS, np.int64)
+        ints[kernel.I_WARM] = env.warmup_steps
+        ints[kernel.I_QN] = Qn
+        ints[kernel.I_PT] = Pt
+        ints[kernel.I_K] = K
+        pfc_delay = max(1, math.ceil(buffers.pfc_reaction_s(in_speed, env.cable_m,
+                                                                 PACKET_BYTES) / dt - 1e-9))
+        cnp_delay = max(1, math.ceil(rtt_s / dt - 1e-9))
+        ints[kernel.I_PFC_DELAY] = pfc_delay
+        ints[kernel.I_CNP_DELAY] = cnp_delay
+        ints[kernel.I_REFRESH] = max(
+            1, int(buffers.MAX_PAUSE_QUANTA * 512 / (in_speed * 1e9) / 2 / dt))
+        ints[kernel.I_DEC] = max(1, round(dc.decrease_interval_us * 1e-6 / dt))
+        ints[kernel.I_TIMER] = max(1, round(dc.rate_timer_us * 1e-6 / dt))
+        ints[kernel.I_BC_CHECK] = 8  # byte counters: every few steps (10 MB >> 8 steps)
+        ints[kernel.I_F] = dc.f
+        ints[kernel.I_GAP] = plan.gap_steps
+        ints[kernel.I_PFC] = env.pfc
+        ints[kernel.I_ECN] = env.ecn
+        ints[kernel.I_RESET_ON_START] = plan.reset_rate_on_start
+        ints[kernel.I_HAS_FLOWS] = plan.n_flows > 0
+        ints[kernel.I_PHASED] = plan.phase_bytes is not None
+        ints[kernel.I_HAS_BC] = dc.byte_counter_bytes is not None
+        floats = np.zeros(kernel.N_FLOATS)
+        floats[kernel.F_LINE] = line
+        floats[kernel.F_PORT_LINE] = line * plan.port_cap_factor
+        floats[kernel.F_G_KEEP] = g_keep
+        floats[kernel.F_G_ADD] = 1.0 - g_keep
+        floats[kernel.F_RAI] = dc.rai_mbps_per_25g * 1e6 * speed / 25 / 8 * dt
+        floats[kernel.F_RHAI] = dc.rhai_mbps_per_25g * 1e6 * speed / 25 / 8 * dt
+        floats[kernel.F_MIN_RATE] = min(line, dc.min_rate_gbps * 1e9 / 8 * dt)
+        floats[kernel.F_BC_BYTES] = dc.byte_counter_bytes or 0.0
+        floats[kernel.F_RESERVE] = float(buffers.PG_RESERVE_BYTES)
+        floats[kernel.F_RESUME_OFF] = float(buffers.RESUME_OFFSET_BYTES)
+        floats[kernel.F_MF_PORTS] = float(env.busy_ports)
+        floats[kernel.F_MF_KEEP] = math.exp(-dt / (MEAN_FIELD_US * 1e-6))
+        floats[kernel.F_PHASE_BYTES] = float(plan.phase_bytes or 0.0)
+        floats[kernel.F_PACKET] = float(PACKET_BYTES)
+        floats[kernel.F_DT] = dt
+        floats[kernel.F_P_CLIP] = _P_CLIP
+        floats[kernel.F_TINY] = _TINY
 
-        # ---- per-configuration constants, shaped (B, 1) to broadcast ----
-        col = np.ones((B, 1))
-        kmin = col * np.array([[t.kmin_bytes] for t in ths], float)
-        kmax = col * np.array([[t.kmax_bytes] for t in ths], float)
-        pmax = col * np.array([[t.pmax] for t in ths], float)
-        inv_span = 1.0 / np.maximum(kmax - kmin, 1.0)
+        # ---- per-configuration constants ----
+        th = np.zeros((kernel.N_TH, B))
+        th[kernel.T_KMIN] = [t.kmin_bytes for t in ths]
+        th[kernel.T_KMAX] = [t.kmax_bytes for t in ths]
+        th[kernel.T_PMAX] = [t.pmax for t in ths]
+        th[kernel.T_INV_SPAN] = 1.0 / np.maximum(th[kernel.T_KMAX] - th[kernel.T_KMIN], 1.0)
         default_h = buffers.default_headroom_bytes(in_speed, env.cable_m)
-        hdrm_cap = np.array([[float(t.headroom_bytes if t.headroom_bytes is not None
-                                    else default_h)] for t in ths])
-        alpha_dt = np.array([[float(t.alpha if t.alpha is not None
-                                    else buffers.default_alpha(speed, env.nic_speed_gbps))]
-                             for t in ths])
-        xoff = np.array([[float(t.xoff_bytes) if t.xoff_bytes is not None else np.inf]
-                         for t in ths])
-        xon = np.array([[float(t.xon_bytes) if t.xon_bytes is not None else np.inf]
-                        for t in ths])
-        has_xoff = bool(np.isfinite(xoff).any())
-        has_xon = bool(np.isfinite(xon).any())
-        reserve = float(buffers.PG_RESERVE_BYTES)
-        n_pg = env.switch_ports * env.lossless_pgs
+        hdrm_cap = np.array([float(t.headroom_bytes if t.headroom_bytes is not None
+                                   else default_h) for t in ths])
         if not env.pfc:
-            hdrm_cap = np.zeros((B, 1))
-        free_pool = env.buffer_bytes - n_pg * (hdrm_cap + reserve)  # (B, 1)
+            hdrm_cap = np.zeros(B)
+        th[kernel.T_HDRM_CAP] = hdrm_cap
+        th[kernel.T_ALPHA] = [float(t.alpha if t.alpha is not None
+                                    else buffers.default_alpha(speed, env.nic_speed_gbps))
+                              for t in ths]
+        th[kernel.T_XOFF] = [float(t.xoff_bytes) if t.xoff_bytes is not None else np.inf
+                             for t in ths]
+        th[kernel.T_XON] = [float(t.xon_bytes) if t.xon_bytes is not None else np.inf
+                            for t in ths]
+        n_pg = env.switch_ports * env.lossless_pgs
+        free_pool = env.buffer_bytes - n_pg * (hdrm_cap + float(buffers.PG_RESERVE_BYTES))
         if np.any(free_pool <= 0):
-            bad = [ths[i] for i in np.nonzero(free_pool[:, 0] <= 0)[0]]
+            bad = [ths[i] for i in np.nonzero(free_pool <= 0)[0]]
             raise ValueError(f"headroom x {n_pg} PGs exceeds the buffer for {bad[0]}")
-        resume_off = float(buffers.RESUME_OFFSET_BYTES)
+        th[kernel.T_FREE_POOL] = free_pool
 
         # ---- state ----
         # offered: bytes handed to each QP so far; sent_cum: bytes it got into the switch.
-        offered = np.zeros((B, S))
-        if plan.continuous:
-            offered[:] = CONTINUOUS_BYTES
+        offered = np.full((B, S), CONTINUOUS_BYTES if plan.continuous else 0.0)
         sent_cum = np.zeros((B, S))
         rc = np.full((B, S), line)
         rt = np.full((B, S), line)
         alpha = np.ones((B, S))
         started = np.zeros((B, S), bool)
         dec_flag = np.zeros((B, S), bool)
-        dec_any = False
         stage_t = np.zeros((B, S), np.int64)
         stage_b = np.zeros((B, S), np.int64)
-        next_timer = np.full((B, S), _BIG_STEP, np.int64)
-        next_timer_min = _BIG_STEP
+        next_timer = np.full((B, S), kernel.BIG_STEP, np.int64)
         bc_base = np.full((B, S), np.inf)  # sent_cum when the byte counter last restarted
-        bc_armed = False
-        qf = np.zeros((B, S))
+        qf = np.zeros((B, S))  # each QP's bytes in its egress queue
+        ptr = np.zeros((B, S), np.int64)  # each QP's next flow to complete
+        target = np.broadcast_to(plan.slot_cum_end[:, 0], (B, S)).copy()
         ing = np.zeros((B, Pt))
         hdrm = np.zeros((B, Pt))
-        hdrm_active = False
-        shared_total = np.zeros((B, 1))  # this switch's shared use incl. the mean field
-        mf_ports = float(env.busy_ports)
-        mf_keep = math.exp(-dt / (MEAN_FIELD_US * 1e-6))
-        mf_ewma = np.zeros((B, 1))  # time-averaged shared use per bottleneck queue
         paused = np.zeros((B, Pt), bool)
-        any_paused = False
         pause_age = np.zeros((B, Pt), np.int64)
-        ptr = np.zeros((B, S), np.int64)
-        target = np.broadcast_to(plan.slot_cum_end[:, 0], (B, S)).copy()
-        target_eps = target - 1e-6
+        pause_frames = np.zeros((B, Pt))
+        paused_steps = np.zeros((B, Pt))
         Q = np.zeros((B, Qn))
         A_cum = np.zeros((B, Qn))
         D_cum = np.zeros((B, Qn))
-        # counters
         marks_pk = np.zeros((B, Qn))
         marks_by = np.zeros((B, Qn))
         drop_by = np.zeros((B, Qn))
-        pause_frames = np.zeros((B, Pt))
-        paused_steps = np.zeros((B, Pt))
         q_hist = np.zeros((steps, B, Qn), np.float32)
-        # rings of delayed signals; an entry is valid only if written at that exact step
-        Dc = cnp_delay + 1
-        cnp_ring = np.zeros((Dc, B, S), bool)
-        cnp_ring_step = np.full(Dc, -1, np.int64)
-        Dp = pfc_delay + 1
-        pause_ring = np.zeros((Dp, B, Pt), bool)
-        pause_ring_step = np.full(Dp, -1, np.int64)
-        # common random numbers for ECN/CNP draws: (step, slot), identical for the batch;
-        # stored as log(1-u) so that "u < 1 - (1-p)^n" becomes "n log1p(-p) < log1p(-u)"
-        rng_mark = np.random.default_rng([env.seed, 0xEC7])
-        blk = 512
-        log_u = np.log1p(-rng_mark.random((blk, S)))
-        # packet granularity: a QP puts whole packets on the wire; per step it sends
-        # floor(RC dt / MTU + u) packets (u uniform, common to the batch), so the queue sees
-        # the packet-level jitter of uncorrelated senders, not a perfectly smooth fluid
-        rng_pkt = np.random.default_rng([env.seed, 0x9AC])
-        u_pkt = rng_pkt.random((blk, S))
-        inv_mtu = 1.0 / PACKET_BYTES
-        # work buffers
-        send = np.empty((B, S))
-        dep = np.empty((B, S))
-        tmp = np.empty((B, S))
-        send3 = send.reshape(B, Qn, PK)
-        dep3 = dep.reshape(B, Qn, PK)
-        qf3 = qf.reshape(B, Qn, PK)
-        tmp3 = tmp.reshape(B, Qn, PK)
-        # completion bookkeeping: FIFO resolution in chunks of W steps
-        W = 256
-        d_chunk = np.zeros((W, B, Qn))
-        d_before = np.zeros((B, Qn))
-        chunk_k0 = 0
-        pend: list[tuple[np.ndarray, ...]] = []
-        done_b: list[np.ndarray] = []
-        done_f: list[np.ndarray] = []
-        done_t: list[np.ndarray] = []
+        shared_total = np.zeros(B)  # this switch's shared use incl. the mean field
+        mf_ewma = np.zeros(B)  # time-averaged shared use per bottleneck queue
         # phased allreduce: per configuration next phase start and phase bookkeeping
-        phased = plan.phase_bytes is not None
-        phase_bytes = float(plan.phase_bytes or 0.0)
         next_phase = np.zeros(B, np.int64)
         phase_open = np.zeros(B, bool)
         phases_done = np.zeros(B)
         phase_start_step = np.zeros(B, np.int64)
         phase_time_sum = np.zeros(B)
-        ev_steps = plan.ev_steps
-        ev_ptr = plan.ev_ptr
-        n_ev = len(ev_steps)
-        ev_i = 0
-        slot_cum_end = plan.slot_cum_end
-        slot_flows = plan.slot_flows
-        reset_on_start = plan.reset_rate_on_start
-        has_flows = plan.n_flows > 0
-        bc_check = 8  # byte counters are checked every few steps (10 MB >> 8 steps of bytes)
-
-        def resolve(k_end: int) -> None:
-            """Resolve pending completions against departures of steps chunk_k0..k_end-1."""
-            nonlocal pend
-            if not pend:
-                return
-            n = k_end - chunk_k0
-            if n <= 0:
-                return
-            pb = np.concatenate([p[0] for p in pend])
-            pq = np.concatenate([p[1] for p in pend])
-            pa = np.concatenate([p[2] for p in pend])
-            pfid = np.concatenate([p[3] for p in pend])
-            series = d_chunk[:n]
-            d_end = series[-1, pb, pq]
-            ready = pa <= d_end + 1e-6
-            if ready.any():
-                rb, rq, ra, rf = pb[ready], pq[ready], pa[ready], pfid[ready]
-                ser = series[:, rb, rq]  # (n, E)
-                idx = np.sum(ser < ra - 1e-6, axis=0)
-                idx = np.minimum(idx, n - 1)
-                cols = np.arange(len(idx))
-                d_cur = ser[idx, cols]
-                d_prev = np.where(idx > 0, ser[np.maximum(idx - 1, 0), cols], d_before[rb, rq])
-                frac = np.clip((ra - d_prev) / np.maximum(d_cur - d_prev, _TINY), 0.0, 1.0)
-                done_b.append(rb)
-                done_f.append(rf)
-                done_t.append((chunk_k0 + idx + frac) * dt)
-            keep = ~ready
-            pend = [(pb[keep], pq[keep], pa[keep], pfid[keep])] if keep.any() else []
-
-        warm = env.warmup_steps
-        snap: dict[str, np.ndarray] = {}
-        for k in range(steps):
-            if k == warm:
-                snap = {"D": D_cum.copy(), "marks_pk": marks_pk.copy(),
-                        "marks_by": marks_by.copy(), "drop_by": drop_by.copy(),
-                        "pause_frames": pause_frames.copy(), "paused": paused_steps.copy(),
-                        "sent": sent_cum.copy(), "phases": phases_done.copy(),
-                        "phase_time": phase_time_sum.copy()}
-            # ---------------- arrivals of new flows ----------------
-            if ev_i < n_ev and ev_steps[ev_i] == k:
-                lo, hi = ev_ptr[ev_i], ev_ptr[ev_i + 1]
-                idx_s = plan.ev_slot[lo:hi]
-                if reset_on_start:
-                    idle = offered[:, idx_s] - sent_cum[:, idx_s] <= 0.5
-                    if idle.any():
-                        # a new QP starts at line rate with a fresh reaction point
-                        rc[:, idx_s] = np.where(idle, line, rc[:, idx_s])
-                        rt[:, idx_s] = np.where(idle, line, rt[:, idx_s])
-                        alpha[:, idx_s] = np.where(idle, 1.0, alpha[:, idx_s])
-                        started[:, idx_s] &= ~idle
-                        dec_flag[:, idx_s] &= ~idle
-                        stage_t[:, idx_s] = np.where(idle, 0, stage_t[:, idx_s])
-                        stage_b[:, idx_s] = np.where(idle, 0, stage_b[:, idx_s])
-                        bc_base[:, idx_s] = np.where(idle, np.inf, bc_base[:, idx_s])
-                        next_timer[:, idx_s] = np.where(idle, _BIG_STEP, next_timer[:, idx_s])
-                offered[:, idx_s] += plan.ev_bytes[lo:hi]
-                ev_i += 1
-            if phased:
-                starting = next_phase == k
-                if starting.any():
-                    offered[starting] += phase_bytes
-                    phase_open |= starting
-                    phase_start_step[starting] = k
-                    next_phase[starting] = _BIG_STEP
-
-            # ---------------- NIC send ----------------
-            np.multiply(rc, inv_mtu, out=send)
-            send += u_pkt[k % blk]
-            np.floor(send, out=send)
-            send *= PACKET_BYTES
-            np.subtract(offered, sent_cum, out=tmp)
-            np.minimum(send, tmp, out=send)
-            if K > 1:
-                arr_pg = send.reshape(B, Pt, K).sum(axis=2)
-                over_cap = arr_pg > port_line * (1 + 1e-12)
-                if over_cap.any():
-                    # element-wise decision so a batch member never sees another's branch
-                    scale = np.where(over_cap, port_line / np.maximum(arr_pg, _TINY), 1.0)
-                    send.reshape(B, Pt, K)[...] *= scale[:, :, None]
-                    arr_pg *= scale
-            else:
-                arr_pg = send
-            kp = k - pfc_delay
-            if pause_ring_step[kp % Dp] == kp:
-                ps = pause_ring[kp % Dp]
-                paused_steps += ps
-                if K > 1:
-                    send[np.repeat(ps, K, axis=1)] = 0.0
-                    arr_pg[ps] = 0.0
-                else:
-                    send[ps] = 0.0
-            sent_cum += send
-
-            # ---------------- MMU admission ----------------
-            thr = alpha_dt * np.maximum(free_pool - shared_total, 0.0)
-            lim = np.minimum(thr, xoff) if has_xoff else thr
-            to_h = arr_pg - np.maximum((reserve + lim) - ing, 0.0)
-            if hdrm_active or (to_h > 0).any():
-                np.maximum(to_h, 0.0, out=to_h)
-                hdrm += to_h
-                ing += arr_pg - to_h
-                ovf = hdrm - hdrm_cap
-                if (ovf > 0).any():
-                    drop_pg = np.maximum(ovf, 0.0)
-                    hdrm -= drop_pg
-                    dfrac = drop_pg / np.maximum(arr_pg, _TINY)
-                    dfrac_s = np.repeat(dfrac, K, axis=1) if K > 1 else dfrac
-                    drop_s = send * dfrac_s
-                    send -= drop_s
-                    sent_cum -= drop_s  # go-back-N: the sender has to send these again
-                    drop_by += drop_s.reshape(B, Qn, PK).sum(axis=2)
-                hdrm_active = bool((hdrm > 0).any())
-            else:
-                ing += arr_pg
-            qf += send
-            arr_q = send3.sum(axis=2)
-            A_cum += arr_q
-            Q += arr_q
-
-            # ---------------- sender-side completions ----------------
-            if has_flows:
-                done = sent_cum >= target_eps
-                while done.any():
-                    bi, si = np.nonzero(done)
-                    fl = slot_flows[si, ptr[bi, si]]
-                    qi = si // PK
-                    sd = send[bi, si]
-                    over = sent_cum[bi, si] - target[bi, si]
-                    phi = np.clip(1.0 - over / np.maximum(sd, _TINY), 0.0, 1.0)
-                    a_last = A_cum[bi, qi] - arr_q[bi, qi] * (1.0 - phi)
-                    pend.append((bi, qi, a_last, fl))
-                    ptr[bi, si] += 1
-                    target[bi, si] = slot_cum_end[si, ptr[bi, si]]
-                    target_eps[bi, si] = target[bi, si] - 1e-6
-                    done[bi, si] = sent_cum[bi, si] >= target_eps[bi, si]
-
-            # ---------------- egress dequeue ----------------
-            deq = np.minimum(Q, line)
-            frac_q = deq / np.maximum(Q, _TINY)
-            np.multiply(qf3, frac_q[:, :, None], out=dep3)
-            qf -= dep
-            Q -= deq
-            np.maximum(Q, 0.0, out=Q)
-            D_cum += deq
-            q_hist[k] = Q
-            ck = k - chunk_k0
-            d_chunk[ck] = D_cum
-            dep_pg = dep.reshape(B, Pt, K).sum(axis=2) if K > 1 else dep
-            if hdrm_active:
-                from_h = np.minimum(hdrm, dep_pg)
-                hdrm -= from_h
-                ing -= dep_pg - from_h
-                hdrm_active = bool((hdrm > 0).any())
-            else:
-                ing -= dep_pg
-            shared_pg = np.maximum(ing - reserve, 0.0)
-            own = shared_pg.sum(axis=1, keepdims=True)
-            if mf_ports:
-                mf_ewma = mf_ewma * mf_keep + (1.0 - mf_keep) * own * (1.0 / Qn)
-                shared_total = own + mf_ports * mf_ewma
-            else:
-                shared_total = own
-
-            # ---------------- PFC ----------------
-            if env.pfc:
-                thr = alpha_dt * np.maximum(free_pool - shared_total, 0.0)
-                lim = np.minimum(thr, xoff) if has_xoff else thr
-                over_lim = shared_pg >= lim
-                if any_paused or hdrm_active or over_lim.any():
-                    pause_cond = over_lim | (hdrm > 0)
-                    lim_on = np.minimum(thr, xon + resume_off) if has_xon else thr
-                    resume_cond = (hdrm <= 0) & ((shared_pg <= 0)
-                                                 | (shared_pg + resume_off <= lim_on))
-                    new_paused = np.where(paused, ~resume_cond, pause_cond)
-                    pause_age = np.where(new_paused, pause_age + 1, 0)
-                    refresh = new_paused & (pause_age % refresh_steps == 0)
-                    pause_frames += (new_paused != paused) | refresh
-                    paused = new_paused
-                    any_paused = bool(paused.any())
-                    if any_paused:
-                        pause_ring[k % Dp] = paused
-                        pause_ring_step[k % Dp] = k
-
-            # ---------------- ECN marking at dequeue ----------------
-            if env.ecn and (kmin < Q).any():
-                p = np.clip((Q - kmin) * inv_span, 0.0, 1.0) * pmax
-                p[kmax < Q] = 1.0
-                marks_pk += p * (deq / PACKET_BYTES)
-                marks_by += p * deq
-                lp = np.log1p(-np.minimum(p, _P_CLIP)) * (1.0 / PACKET_BYTES)
-                np.multiply(dep3, lp[:, :, None], out=tmp3)
-                np.less(tmp, log_u[k % blk], out=cnp_ring[k % Dc])
-                cnp_ring_step[k % Dc] = k
-            if k % blk == blk - 1:
-                log_u = np.log1p(-rng_mark.random((blk, S)))
-                u_pkt = rng_pkt.random((blk, S))
-
-            # ---------------- DCQCN reaction point ----------------
-            kc = k - cnp_delay
-            got = False
-            if cnp_ring_step[kc % Dc] == kc:
-                cs = cnp_ring[kc % Dc]
-                if cs.any():
-                    got = True
-                    alpha *= g_keep
-                    np.add(alpha, g_add, out=alpha, where=cs)
-                    first = cs > started
-                    if first.any():
-                        started |= first
-                        np.copyto(rt, rc, where=first)
-                        alpha[first] = 1.0
-                    dec_flag |= cs
-                    dec_any = True
-            if not got:
-                alpha *= g_keep
-            if dec_any and k % dec_steps == 0:
-                m = dec_flag
-                clamp = m & ((stage_t > 0) | (stage_b > 0))
-                np.copyto(rt, rc, where=clamp)
-                np.copyto(rc, np.maximum(min_rate, rc * (1.0 - 0.5 * alpha)), where=m)
-                stage_t[m] = 0
-                stage_b[m] = 0
-                next_timer[m] = k + timer_steps
-                next_timer_min = min(next_timer_min, k + timer_steps)
-                if bc_bytes is not None:
-                    np.copyto(bc_base, sent_cum, where=m)
-                    bc_armed = True
-                dec_flag[:] = False
-                dec_any = False
-            if next_timer_min <= k:
-                fire = next_timer <= k
-                next_timer[fire] += timer_steps
-                next_timer_min = int(next_timer.min())
-                st = np.maximum(stage_t, stage_b)
-                rt = np.minimum(line, rt + rai * (fire & (st == F)) + rhai * (fire & (st > F)))
-                np.copyto(rc, 0.5 * (rc + rt), where=fire)
-                stage_t += fire
-            if bc_armed and k % bc_check == 0:
-                bfire = sent_cum - bc_base >= bc_bytes
-                if bfire.any():
-                    bc_base[bfire] += bc_bytes
-                    st = np.maximum(stage_t, stage_b)
-                    rt = np.minimum(line, rt + rai * (bfire & (st == F))
-                                    + rhai * (bfire & (st > F)))
-                    np.copyto(rc, 0.5 * (rc + rt), where=bfire)
-                    stage_b += bfire
-
-            # ---------------- phased collectives: barrier ----------------
-            if phased and phase_open.any():
-                outstanding = (offered - sent_cum).sum(axis=1) + Q.sum(axis=1)
-                fin = phase_open & (outstanding <= 0.5)
-                if fin.any():
-                    phase_open &= ~fin
-                    phases_done += fin
-                    phase_time_sum += fin * (k + 1 - phase_start_step)
-                    next_phase[fin] = k + 1 + plan.gap_steps
-
-            # ---------------- chunked FIFO completion resolution ----------------
-            if ck == W - 1:
-                resolve(k + 1)
-                d_before = D_cum.copy()
-                chunk_k0 = k + 1
-        resolve(steps)
+        # rings of delayed signals: the switch's pause decisions, the CNPs of marked packets
+        pause_ring = np.zeros((pfc_delay + 1, B, Pt), bool)
+        cnp_ring = np.zeros((cnp_delay + 1, B, S), bool)
+        # flows: completed at the sender, waiting for their last byte to leave the queue
+        n_flows = plan.n_flows
+        cap = max(1, n_flows)
+        pend_q = np.zeros((B, cap), np.int64)
+        pend_a = np.zeros((B, cap))
+        pend_f = np.zeros((B, cap), np.int64)
+        pend_n = np.zeros(B, np.int64)
+        done_f = np.zeros((B, cap), np.int64)
+        done_t = np.zeros((B, cap))
+        done_n = np.zeros(B, np.int64)
+        ev_i = np.zeros(B, np.int64)
+        snap = {"D": np.zeros((B, Qn)), "marks_pk": np.zeros((B, Qn)),
+                "marks_by": np.zeros((B, Qn)), "drop_by": np.zeros((B, Qn)),
+                "pause_frames": np.zeros((B, Pt)), "paused": np.zeros((B, Pt)),
+                "sent": np.zeros((B, S)), "phases": np.zeros(B), "phase_time": np.zeros(B)}
+        # common random numbers, identical for the batch, drawn per block of steps: per
+        # (step, QP) the packet rounding u (a QP sends floor(RC dt / MTU + u) packets, so the
+        # queue sees the packet-level jitter of uncorrelated senders) and the CNP draw, stored
+        # as log(1-u) so that "u < 1 - (1-p)^n" becomes "n log1p(-p) < log1p(-u)"
+        rng_mark = np.random.default_rng([env.seed, 0xEC7])
+        rng_pkt = np.random.default_rng([env.seed, 0x9AC])
+        blk = 2 * kernel.CHUNK
+        slot_flows = np.ascontiguousarray(plan.slot_flows)
+        slot_cum_end = np.ascontiguousarray(plan.slot_cum_end, dtype=float)
+        for k0 in range(0, steps, blk):
+            log_u = np.log1p(-rng_mark.random((blk, S)))
+            u_pkt = rng_pkt.random((blk, S))
+            kernel.run_steps(
+                k0, min(steps, k0 + blk), ints, floats, th,
+                plan.ev_steps, plan.ev_ptr, plan.ev_slot, plan.ev_bytes.astype(float), ev_i,
+                slot_flows, slot_cum_end, log_u, u_pkt,
+                offered, sent_cum, rc, rt, alpha, started, dec_flag, stage_t, stage_b,
+                next_timer, bc_base, qf, ptr, target,
+                ing, hdrm, paused, pause_age, pause_frames, paused_steps, pause_ring,
+                Q, A_cum, D_cum, marks_pk, marks_by, drop_by, q_hist,
+                shared_total, mf_ewma, next_phase, phase_open, phases_done, phase_start_step,
+                phase_time_sum, cnp_ring,
+                pend_q, pend_a, pend_f, pend_n, done_f, done_t, done_n,
+                snap["D"], snap["marks_pk"], snap["marks_by"], snap["drop_by"],
+                snap["pause_frames"], snap["paused"], snap["sent"], snap["phases"],
+                snap["phase_time"])
+        done_b = [np.repeat(np.arange(B), done_n)]
+        done_fl = [np.concatenate([done_f[b, :done_n[b]] for b in range(B)])]
+        done_tm = [np.concatenate([done_t[b, :done_n[b]] for b in range(B)])]
 
         # measurement window: everything from the warm-up step on
+        warm = env.warmup_steps
         return self._results(
             B=B, Qn=Qn, Pt=Pt, S=S, steps=steps, dt=dt, line=line, rtt_s=rtt_s,
             q_hist=q_hist[warm:], D_cum=D_cum - snap["D"],
             marks_pk=marks_pk - snap["marks_pk"], marks_by=marks_by - snap["marks_by"],
             drop_by=drop_by - snap["drop_by"], pause_frames=pause_frames - snap["pause_frames"],
             paused_steps=paused_steps - snap["paused"], sent_cum=sent_cum - snap["sent"],
-            done_b=done_b, done_f=done_f, done_t=done_t,
+            done_b=done_b, done_f=done_fl, done_t=done_tm,
             phases_done=phases_done - snap["phases"],
             phase_time_sum=phase_time_sum - snap["phase_time"],
         )
