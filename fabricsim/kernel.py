@@ -124,7 +124,7 @@ def pairwise_sum(a: np.ndarray, lo: int, hi: int) -> float:
     return ret
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _block_sum(a: np.ndarray, lo: int, hi: int) -> float:
     n = hi - lo
     if n < 8:
@@ -314,14 +314,18 @@ def run_steps(k0: int, k1: int, ints: np.ndarray, floats: np.ndarray, th: np.nda
                 x = np.floor(rc[b, s] * inv_mtu + u_pkt[r, s]) * packet
                 backlog = offered[b, s] - sent_cum[b, s]
                 send[s] = x if x < backlog else backlog
-            segment_sums(send, K, arr_pg)
-            for g in range(Pt):
-                tot = arr_pg[g]
-                if K > 1 and tot > over_cap_line:
-                    scale = port_line / max(tot, tiny)
-                    for s in range(g * K, (g + 1) * K):
-                        send[s] *= scale
-                    arr_pg[g] = tot * scale
+            if K == 1:  # a QP per port: the port's bytes are the QP's (no sum, no cap)
+                for g in range(Pt):
+                    arr_pg[g] = send[g]
+            else:
+                segment_sums(send, K, arr_pg)
+                for g in range(Pt):
+                    tot = arr_pg[g]
+                    if tot > over_cap_line:
+                        scale = port_line / max(tot, tiny)
+                        for s in range(g * K, (g + 1) * K):
+                            send[s] *= scale
+                        arr_pg[g] = tot * scale
             kp = k - pfc_delay
             if pfc and kp >= 0:
                 row = kp % Dp
@@ -416,7 +420,11 @@ def run_steps(k0: int, k1: int, ints: np.ndarray, floats: np.ndarray, th: np.nda
                 D_cum[b, q] += dq
                 d_hist[k - chunk0, q] = D_cum[b, q]
                 q_hist[k, b, q] = Q[b, q]
-            segment_sums(dep, K, dep_pg)
+            if K == 1:
+                for g in range(Pt):
+                    dep_pg[g] = dep[g]
+            else:
+                segment_sums(dep, K, dep_pg)
             for g in range(Pt):
                 tot = dep_pg[g]
                 h = hdrm[b, g]
