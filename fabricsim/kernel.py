@@ -7,7 +7,7 @@ interact (each has its own switch; they share only the traffic plan and the rand
 the loop runs one configuration over the block's steps, then the next: a batch member is
 bit-for-bit the individual run of that configuration.
 
-Why compiled: the loop is a few hundred scalar updates per QP and step, and a run is 10^4 to
+Why compiled: the loop is a few dozen scalar updates per QP and step, and a run is 10^4 to
 10^5 steps; as numpy array operations each step paid ~50 us of call overhead however small the
 batch (the diagnostic's three settings of one scenario: 0.4-0.9 s per 14 ms run).
 
@@ -87,7 +87,8 @@ def pairwise_sum(a: np.ndarray, lo: int, hi: int) -> float:
     """``a[lo:hi].sum()`` exactly as numpy sums a contiguous run of float64, so that the
     compiled loop reproduces numpy's sums bit for bit: runs of up to 128 with eight
     accumulators (``_block_sum``), longer ones split in two halves (a multiple of 8 first),
-    recursively -- here with an explicit stack (numba's cache mishandles recursion)."""
+    recursively -- here with an explicit stack (the recursive version segfaulted when loaded
+    from numba's cache)."""
     if hi - lo <= 128:
         return _block_sum(a, lo, hi)
     los = np.empty(64, np.int64)
