@@ -514,6 +514,28 @@ def evaluate(scs: Sequence[Scenario], classifier: Any, optimiser: WaterlineOptim
 
 
 # ---------------------------------------------------------------------------- reporting
+def bar_misses(r: dict[str, Any]) -> list[str]:
+    """The parts of issue 7's bar a row misses (none: it meets it): tuned <= the best
+    static's objective, <= 1.10 x the oracle's, zero drops, within 10 cycles, and at most a
+    fifth of the live probes the hill-climb needed to come within 10 % of the oracle (one that
+    never did counts as its probes run + 1)."""
+    t = r["tuned"]
+    out = []
+    if t["objective"] > min(v["objective"] for v in r["static"].values()) + 1e-12:
+        out.append("best static")
+    if t["objective"] > 1.10 * r["oracle"]["objective"]:
+        out.append("1.10 x oracle")
+    if t["kpis"]["drops"] != 0 or t["kpis"]["feasible"] != 1.0:
+        out.append("drops")
+    if t["cycles"] > 10:
+        out.append("cycles")
+    hc = r["hillclimb"]["probes"]
+    hc_needed = hc if hc is not None else r["hillclimb"]["probes_run"] + 1
+    if t["probes"] is None or 5 * t["probes"] > hc_needed:
+        out.append("probes")
+    return out
+
+
 def summary_line(r: dict[str, Any]) -> str:
     hp = r["hillclimb"]["probes"]
     hp_s = f"{hp}" if hp is not None else f">{r['hillclimb']['probes_run']}"

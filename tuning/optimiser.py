@@ -1351,10 +1351,16 @@ def _avoided(x: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
     for entry in avoid:
         a = np.asarray(entry, dtype=float)
         out |= np.all(np.abs(x[:, :3] - a[None, :3]) < AVOID_RADIUS, axis=1)
-        if len(a) == 2 * x.shape[1]:
-            bad, prior = ramp_depth(a[None, :x.shape[1]])[0], ramp_depth(a[None, x.shape[1]:])[0]
+        n = x.shape[1]
+        if len(a) == 2 * n:
+            bad, prior = ramp_depth(a[None, :n])[0], ramp_depth(a[None, n:])[0]
             if bad > prior + PROBE_SAME:
                 out |= depth > bad - AVOID_RADIUS
+                # many flows hold the queue near the ramp's top (their marking probability
+                # exceeds Pmax): a failed deeper Kmax rules out as deep a Kmax under a lower Kmin
+                top, bad_top = x[:, 0] + x[:, 1], a[0] + a[1]
+                if bad_top > a[n] + a[n + 1] + PROBE_SAME:
+                    out |= top > bad_top - AVOID_RADIUS
             elif bad < prior - PROBE_SAME:
                 out |= depth < bad + AVOID_RADIUS
     return out

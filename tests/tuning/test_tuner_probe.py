@@ -192,6 +192,28 @@ def test_a_failed_direction_is_avoided_beyond_the_rolled_back_set() -> None:
         tuple(deep),)
 
 
+def test_a_failed_deeper_kmax_rules_out_as_deep_a_kmax_under_a_lower_kmin() -> None:
+    """Measured on allreduce at 200G with 28-43 elephants: Kmin 1 -> 3.2 MB, Kmax 2 -> 8 MB
+    paused and was rolled back; the next model move kept Kmax at 8 MB under Kmin 1.6 MB (ramp
+    depth exactly AVOID_RADIUS less, so not avoided by depth) and paused again -- with many
+    flows the queue stands near Kmax. A failed change that raised Kmax rules out candidates
+    whose Kmax is within AVOID_RADIUS of it, whatever their Kmin; a failed change that did not
+    raise Kmax does not."""
+    from tuning.optimiser import AVOID_RADIUS, _avoid_cost
+
+    start = X0
+    deep = X0 + np.array([1.7, 0.3, 2.0, 0.0, 0.0])  # Kmin +1.7, Kmax +2.0 octaves
+    same_top = deep + np.array([-1.0, 1.0, 0.0, 0.0, 0.0])  # Kmin -1, Kmax unchanged
+    lower_top = deep + np.array([-1.0, 0.4, 0.0, 0.0, 0.0])  # Kmax 0.6 octave lower
+    cands = np.stack([start, same_top, lower_top])
+    assert _avoid_cost(cands, [tuple(deep) + tuple(start)]).tolist() == [0.0, np.inf, 0.0]
+    # a deepening by Kmin alone (Kmax where it was) leaves Kmax free
+    kmin_up = X0 + np.array([0.8, -0.8, 0.0, 0.0, 0.0])
+    top_as_before = X0 + np.array([-0.5, 0.5 + AVOID_RADIUS / 4, 0.0, 0.0, 0.0])
+    assert _avoid_cost(np.stack([start, top_as_before]),
+                       [tuple(kmin_up) + tuple(start)]).tolist() == [0.0, 0.0]
+
+
 def test_references_are_told_by_their_ecn_part() -> None:
     """Leaving a static reference for a set that is none needs LEAVE_REFERENCE x the needed
     gain; what counts as a reference is its ECN part (Kmin, Kmax, Pmax), whatever the PFC
