@@ -1343,7 +1343,8 @@ def _avoided(x: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
     and the failed change moved the ramp (``space.ramp_depth``), every row that far that way or further,
     less ``AVOID_RADIUS``: a deeper ramp whose queue reached PFC's threshold, or bought
     nothing, is not cured by a deeper one still; a shallower one that starved throughput
-    not by a shallower one."""
+    not by a shallower one. A failed raise of Kmax is also bisected: no Kmax from its
+    midpoint up, whatever the Kmin."""
     out = np.zeros(len(x), dtype=bool)
     if not len(x):
         return out
@@ -1357,10 +1358,13 @@ def _avoided(x: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
             if bad > prior + PROBE_SAME:
                 out |= depth > bad - AVOID_RADIUS
                 # many flows hold the queue near the ramp's top (their marking probability
-                # exceeds Pmax): a failed deeper Kmax rules out as deep a Kmax under a lower Kmin
-                top, bad_top = x[:, 0] + x[:, 1], a[0] + a[1]
-                if bad_top > a[n] + a[n + 1] + PROBE_SAME:
-                    out |= top > bad_top - AVOID_RADIUS
+                # exceeds Pmax): a failed raise of Kmax rules out, whatever the Kmin, a Kmax
+                # from the midpoint (in octaves) of the raise up -- bisecting towards where
+                # the queue reaches PFC's threshold -- or within AVOID_RADIUS of the failed one
+                top, bad_top, prior_top = x[:, 0] + x[:, 1], a[0] + a[1], a[n] + a[n + 1]
+                if bad_top > prior_top + PROBE_SAME:
+                    out |= top > min(bad_top - AVOID_RADIUS,
+                                     0.5 * (bad_top + prior_top) - PROBE_SAME)
             elif bad < prior - PROBE_SAME:
                 out |= depth < bad + AVOID_RADIUS
     return out

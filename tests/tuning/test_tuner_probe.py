@@ -172,7 +172,7 @@ def test_a_failed_direction_is_avoided_beyond_the_rolled_back_set() -> None:
     again = TrafficTracker.from_state(tr.state())
     assert again.avoid_view() == (tuple(deep) + tuple(start),)
     deeper_still = deep + np.array([0.0, 2.0, 3.0, 0.0, 0.0])  # far from it, but deeper
-    a_bit_less = deep - np.array([0.6, 0.0, 0.0, 0.0, 0.0])  # deeper than the start
+    a_bit_less = deep - np.array([0.6, 0.3, 0.0, 0.0, 0.0])  # deeper than the start
     kmax_only = X0 + np.array([0.0, 2.0, 0.0, 0.0, 0.0])  # depth +1.0: within the radius
     shallower = X1
     cands = np.stack([start, deeper_still, a_bit_less, kmax_only, shallower])
@@ -192,21 +192,23 @@ def test_a_failed_direction_is_avoided_beyond_the_rolled_back_set() -> None:
         tuple(deep),)
 
 
-def test_a_failed_deeper_kmax_rules_out_as_deep_a_kmax_under_a_lower_kmin() -> None:
-    """Measured on allreduce at 200G with 28-43 elephants: Kmin 1 -> 3.2 MB, Kmax 2 -> 8 MB
+def test_a_failed_raise_of_kmax_is_bisected_whatever_the_kmin() -> None:
+    """Measured on allreduce at 200G with 20-43 elephants: Kmin 1 -> 3.2 MB, Kmax 2 -> 8 MB
     paused and was rolled back; the next model move kept Kmax at 8 MB under Kmin 1.6 MB (ramp
-    depth exactly AVOID_RADIUS less, so not avoided by depth) and paused again -- with many
-    flows the queue stands near Kmax. A failed change that raised Kmax rules out candidates
-    whose Kmax is within AVOID_RADIUS of it, whatever their Kmin; a failed change that did not
-    raise Kmax does not."""
+    depth exactly AVOID_RADIUS less, so not avoided by depth) and paused again, and so did
+    Kmax 4 MB (the midpoint) -- with many flows the queue stands near Kmax. A failed change
+    that raised Kmax rules out every Kmax from the midpoint (in octaves) of the raise up,
+    whatever the Kmin; a failed change that did not raise Kmax does not."""
     from tuning.optimiser import AVOID_RADIUS, _avoid_cost
 
     start = X0
     deep = X0 + np.array([1.7, 0.3, 2.0, 0.0, 0.0])  # Kmin +1.7, Kmax +2.0 octaves
     same_top = deep + np.array([-1.0, 1.0, 0.0, 0.0, 0.0])  # Kmin -1, Kmax unchanged
-    lower_top = deep + np.array([-1.0, 0.4, 0.0, 0.0, 0.0])  # Kmax 0.6 octave lower
-    cands = np.stack([start, same_top, lower_top])
-    assert _avoid_cost(cands, [tuple(deep) + tuple(start)]).tolist() == [0.0, np.inf, 0.0]
+    midpoint = deep + np.array([-1.0, 0.0, 0.0, 0.0, 0.0])  # Kmax +1.0: the midpoint
+    below = deep + np.array([-1.0, -0.1, 0.0, 0.0, 0.0])  # Kmax +0.9
+    cands = np.stack([start, same_top, midpoint, below])
+    assert _avoid_cost(cands, [tuple(deep) + tuple(start)]).tolist() == [0.0, np.inf, np.inf,
+                                                                          0.0]
     # a deepening by Kmin alone (Kmax where it was) leaves Kmax free
     kmin_up = X0 + np.array([0.8, -0.8, 0.0, 0.0, 0.0])
     top_as_before = X0 + np.array([-0.5, 0.5 + AVOID_RADIUS / 4, 0.0, 0.0, 0.0])
