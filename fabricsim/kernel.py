@@ -170,6 +170,18 @@ def segment_sums(a: np.ndarray, seg: int, out: np.ndarray) -> None:
         out[j] = _block_sum(a, lo, lo + seg) if seg <= 128 else pairwise_sum(a, lo, lo + seg)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _raised_target(rt: float, stage: int, f: int, rai: float, rhai: float, line: float) -> float:
+    """DCQCN's target rate after a rate-timer tick or a byte-counter expiry: unchanged in fast
+    recovery (stage < F), + R_AI at stage F (additive), + R_HAI beyond (hyper), at most the line
+    rate. (Then RC moves halfway to it.)"""
+    if stage == f:
+        rt += rai
+    elif stage > f:
+        rt += rhai
+    return min(line, rt)
+
+
 @njit(cache=True, nogil=True)
 def run_steps(k0: int, k1: int, ints: np.ndarray, floats: np.ndarray, th: np.ndarray,
         ev_steps: np.ndarray, ev_ptr: np.ndarray, ev_slot: np.ndarray, ev_bytes: np.ndarray,
@@ -536,24 +548,14 @@ def run_steps(k0: int, k1: int, ints: np.ndarray, floats: np.ndarray, th: np.nda
                     dec_flag[b, s] = False
                 if next_timer[b, s] <= k:
                     next_timer[b, s] += timer_steps
-                    st = max(stage_t[b, s], stage_b[b, s])
-                    x = rt[b, s]
-                    if st == F:
-                        x += rai
-                    elif st > F:
-                        x += rhai
-                    rt[b, s] = min(line, x)
+                    rt[b, s] = _raised_target(rt[b, s], max(stage_t[b, s], stage_b[b, s]), F,
+                                              rai, rhai, line)
                     rc[b, s] = 0.5 * (rc[b, s] + rt[b, s])
                     stage_t[b, s] += 1
                 if bc_now and sent_cum[b, s] - bc_base[b, s] >= bc_bytes:
                     bc_base[b, s] += bc_bytes
-                    st = max(stage_t[b, s], stage_b[b, s])
-                    x = rt[b, s]
-                    if st == F:
-                        x += rai
-                    elif st > F:
-                        x += rhai
-                    rt[b, s] = min(line, x)
+                    rt[b, s] = _raised_target(rt[b, s], max(stage_t[b, s], stage_b[b, s]), F,
+                                              rai, rhai, line)
                     rc[b, s] = 0.5 * (rc[b, s] + rt[b, s])
                     stage_b[b, s] += 1
 
