@@ -564,12 +564,13 @@ class _Engine:
         blk = 2 * kernel.CHUNK
         slot_flows = np.ascontiguousarray(plan.slot_flows)
         slot_cum_end = np.ascontiguousarray(plan.slot_cum_end, dtype=float)
+        ev_bytes = np.ascontiguousarray(plan.ev_bytes, dtype=float)
         for k0 in range(0, steps, blk):
             log_u = np.log1p(-rng_mark.random((blk, S)))
             u_pkt = rng_pkt.random((blk, S))
             kernel.run_steps(
                 k0, min(steps, k0 + blk), ints, floats, th,
-                plan.ev_steps, plan.ev_ptr, plan.ev_slot, plan.ev_bytes.astype(float), ev_i,
+                plan.ev_steps, plan.ev_ptr, plan.ev_slot, ev_bytes, ev_i,
                 slot_flows, slot_cum_end, log_u, u_pkt,
                 offered, sent_cum, rc, rt, alpha, started, dec_flag, stage_t, stage_b,
                 next_timer, bc_base, qf, ptr, target,
