@@ -243,7 +243,6 @@ def run_steps(k0: int, k1: int, ints: np.ndarray, floats: np.ndarray, th: np.nda
     dt = floats[F_DT]
     p_clip = floats[F_P_CLIP]
     tiny = floats[F_TINY]
-    inv_mtu = 1.0 / packet
     inv_packet = 1.0 / packet
     Dp = pause_ring.shape[0]
     Dc = cnp_ring.shape[0]
@@ -324,7 +323,7 @@ def run_steps(k0: int, k1: int, ints: np.ndarray, floats: np.ndarray, th: np.nda
 
             # ---------------- NIC send ----------------
             for s in range(S):
-                x = np.floor(rc[b, s] * inv_mtu + u_pkt[r, s]) * packet
+                x = np.floor(rc[b, s] * inv_packet + u_pkt[r, s]) * packet
                 backlog = offered[b, s] - sent_cum[b, s]
                 send[s] = x if x < backlog else backlog
             if K == 1:  # a QP per port: the port's bytes are the QP's (no sum, no cap)
