@@ -21,8 +21,10 @@ A move is *sure* when the predicted median change of log J is a gain of at least
    guide when the guide is sure, which rules the shallow-losing profiles out; back with the
    shallow-wanting ones ruled out when both are confidently worse (the low quantile of
    ``QUANTILES`` above zero); on to the guide too when only the step is sure (which also
-   rules the shallow-losing profiles out); otherwise back without a verdict (the start is
-   the known setting);
+   rules the shallow-losing profiles out); undecided, on to the guide as well, ruling
+   nothing out, when the step is not confidently worse and the guide's risk is at most
+   ``TRY_HARM_LIMIT``: the second stage, which sees all three windows, decides; otherwise
+   back without a verdict (the start is the known setting);
 2. at the guide, one window later, models of all three windows predict the guide's change
    and risk again (``checks``); unless the guide is still sure the tuner goes back in
    bounded steps: to the step when only the step was sure, else to the start, with the
@@ -65,6 +67,8 @@ QUANTILES: tuple[float, ...] = (0.2, 0.5, 0.8)
 GAIN_LOG_J = 0.05  # a move needs a predicted median gain of ~5 % of J
 HARM_LOG_J = math.log(1.1)  # the harm event: ending more than 10 % worse than the start
 HARM_LIMIT = 0.15  # the largest predicted risk of the harm event a move may take
+# an undecided first stage tries the guide (the second stage decides) up to this risk
+TRY_HARM_LIMIT = 2 * HARM_LIMIT
 SAME = 0.02  # octaves: the same ECN coordinates (device rounding)
 # left out of the models' inputs: the waterlines (the path fixes them) and the mean packet size
 LEFT_OUT_FEATURES = ("log_kmin_bdp", "log_kmax_bdp", "pmax", "log2_alpha",
@@ -171,6 +175,11 @@ class DiagnosticModel:
         if sure(p["step"]):  # the profiles that lose from shallower thresholds did not
             return Verdict("step", "against", p, f"the step is surely better than the start "
                            f"({step}), the vendor guide not yet ({target})")
+        if p["step"]["low"] <= 0.0 and p["target"]["harm"] <= TRY_HARM_LIMIT:
+            # undecided, the step not surely worse and the guide not likely harmful: let
+            # the guide's own window decide (the second stage sees all three windows)
+            return Verdict("target", "", p, f"undecided (step {step}; vendor guide "
+                           f"{target})")
         return Verdict("start", "", p, f"undecided (step {step}; vendor guide {target}): "
                        "back to the known setting")
 
