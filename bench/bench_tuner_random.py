@@ -77,6 +77,21 @@ def report(rows: list[dict[str, Any]]) -> None:
               f"{geo(oracle):.2f}, tuned/start {geo(start):.2f} (geometric means)")
 
 
+def score(scs: list[Scenario], models_dir: str | None, workers: int) -> list[dict[str, Any]]:
+    """Each scenario's closed-loop row, scored as the test subset; prints one line per row."""
+    models = load_models(models_dir) if models_dir else default_models()
+    rows = evaluate(scs, models.classifier, models.optimiser,
+                    EvalSettings(repeats=2, oracle="coarse", hillclimb_factor=5),
+                    workers=workers)
+    for sc, r in zip(scs, rows, strict=True):
+        m = bar_misses(r)
+        print(f"{sc.profile:9} {sc.speed_gbps}G s{sc.seed:<6} {sc.param_dict}  tuned/oracle "
+              f"{r['tuned']['objective'] / r['oracle']['objective']:.2f}  tuned/start "
+              f"{r['tuned']['objective'] / r['static']['sonic_default']['objective']:.2f}  "
+              f"{'meets the bar' if not m else 'misses: ' + ', '.join(m)}")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=48)
@@ -86,18 +101,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args()
-    models = load_models(args.models_dir) if args.models_dir else default_models()
     scs = scenarios(args.rows, args.seed, [int(s) for s in args.speeds.split(",")])
     t0 = time.perf_counter()
-    rows = evaluate(scs, models.classifier, models.optimiser,
-                    EvalSettings(repeats=2, oracle="coarse", hillclimb_factor=5),
-                    workers=args.workers)
-    for sc, r in zip(scs, rows, strict=True):
-        m = bar_misses(r)
-        print(f"{sc.profile:9} {sc.speed_gbps}G s{sc.seed:<6} {sc.param_dict}  tuned/oracle "
-              f"{r['tuned']['objective'] / r['oracle']['objective']:.2f}  tuned/start "
-              f"{r['tuned']['objective'] / r['static']['sonic_default']['objective']:.2f}  "
-              f"{'meets the bar' if not m else 'misses: ' + ', '.join(m)}")
+    rows = score(scs, args.models_dir, args.workers)
     report(rows)
     print(f"wall time {time.perf_counter() - t0:.0f} s ({args.workers} workers)")
     if args.json:

@@ -21,10 +21,9 @@ import json
 import time
 from typing import Any
 
-from bench_tuner_random import report
+from bench_tuner_random import report, score
 
-from tuning.evaluate import EvalSettings, bar_misses, evaluate, jsonable
-from tuning.models import default_models, load_models
+from tuning.evaluate import jsonable
 from tuning.simulation import Scenario
 
 UNSEEN: list[tuple[str, dict[str, Any], int]] = [
@@ -69,18 +68,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args()
-    models = load_models(args.models_dir) if args.models_dir else default_models()
     scs = scenarios(args.set)
     t0 = time.perf_counter()
-    rows = evaluate(scs, models.classifier, models.optimiser,
-                    EvalSettings(repeats=2, oracle="coarse", hillclimb_factor=5),
-                    workers=args.workers)
-    for sc, r in zip(scs, rows, strict=True):
-        m = bar_misses(r)
-        print(f"{sc.profile:9} {sc.speed_gbps}G s{sc.seed:<3} {sc.param_dict}  tuned/oracle "
-              f"{r['tuned']['objective'] / r['oracle']['objective']:.2f}  tuned/start "
-              f"{r['tuned']['objective'] / r['static']['sonic_default']['objective']:.2f}  "
-              f"{'meets the bar' if not m else 'misses: ' + ', '.join(m)}")
+    rows = score(scs, args.models_dir, args.workers)
     n_unseen = 2 * len(UNSEEN) if args.set in ("unseen", "all") else 0
     if n_unseen:
         print("unseen:")
