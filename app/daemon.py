@@ -481,7 +481,9 @@ class TunerDaemon:
                         profile, feats, current, speed_gbps=speed,
                         buffer_bytes=switch.buffer_bytes, cable_m=cable, posterior=posterior,
                         descriptors=group.descriptors, probe=group.probe, avoid=group.avoid,
-                        others=[(f, q) for f, q, _idx in others], origin=origin)
+                        others=[(f, q) for f, q, _idx in others], origin=origin,
+                        ports=[(m.interface, m.features) for m in group.ports]
+                        if len(group.ports) > 1 else ())
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
                     continue

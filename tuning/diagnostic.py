@@ -49,6 +49,7 @@ the three settings of the path, whose objective the simulator reports for the sa
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,8 @@ SAME = 0.02  # octaves: the same ECN coordinates (device rounding)
 LEFT_OUT_FEATURES = ("log_kmin_bdp", "log_kmax_bdp", "pmax", "log2_alpha",
                      "headroom_rel_formula", "mean_packet_bytes_kb")
 FEATURE_IDX = np.array([i for i, n in enumerate(FEATURE_NAMES) if n not in LEFT_OUT_FEATURES])
+# a group's ports' own windows, one array (ports x features) per setting of the path reached
+PortWindows = tuple[np.ndarray, ...]
 
 
 def path(xcur: np.ndarray, ctx: PortContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,18 +144,36 @@ class DiagnosticModel:
         q = {t: self._quantiles(t, X) for t in TARGETS}
         return [{t: q[t][i] for t in TARGETS} for i in range(len(X))]
 
-    def verdicts(self, start_features: np.ndarray, step_features: np.ndarray
-                 ) -> list[Verdict]:
-        """The first stage's verdict per row (module docstring): where to go from the step."""
-        return [self._verdict(p) for p in self.predict(start_features, step_features)]
+    def verdicts(self, start_features: np.ndarray, step_features: np.ndarray,
+                 ports: Sequence[PortWindows] | None = None) -> list[Verdict]:
+        """The first stage's verdict per row (module docstring): where to go from the step.
+        ``ports``: per row, its ports' own windows (start, step; rows of features each, or
+        empty): the risk of the harm event is the largest of the row's and its ports'
+        (``with_port_risk``)."""
+        preds = self.predict(start_features, step_features)
+        own = _port_rows(ports, len(preds), 2)
+        if own is not None:
+            rows, windows = own
+            each = self.predict(*windows)
+            for i, p in enumerate(preds):
+                preds[i] = {t: with_port_risk(p[t], [each[j][t] for j in rows[i]])
+                            for t in TARGETS}
+        return [self._verdict(p) for p in preds]
 
     def checks(self, start_features: np.ndarray, step_features: np.ndarray,
-               target_features: np.ndarray) -> list[Verdict]:
+               target_features: np.ndarray, ports: Sequence[PortWindows] | None = None
+               ) -> list[Verdict]:
         """The second stage's verdict per row (module docstring): stay at the guide
-        ("target"), or back to the start with the shallow-wanting profiles ruled out."""
+        ("target"), or back to the start with the shallow-wanting profiles ruled out.
+        ``ports``: as for :meth:`verdicts`, with the windows at the guide too."""
+        qs = self._quantiles(CHECK, inputs(start_features, step_features, target_features))
+        own = _port_rows(ports, len(qs), 3)
+        if own is not None:
+            rows, windows = own
+            each = self._quantiles(CHECK, inputs(*windows))
+            qs = [with_port_risk(q, [each[j] for j in rows[i]]) for i, q in enumerate(qs)]
         out = []
-        for q in self._quantiles(CHECK, inputs(start_features, step_features,
-                                               target_features)):
+        for q in qs:
             p = {CHECK: q}
             if sure(q):
                 out.append(Verdict("target", "", p, f"the vendor guide's own window confirms "
@@ -207,6 +228,40 @@ class DiagnosticModel:
             "harm_log_j": round(HARM_LOG_J, 4), "harm_limit": HARM_LIMIT})
 
 
+def with_port_risk(q: dict[str, float], ports: Sequence[dict[str, float]]
+                   ) -> dict[str, float]:
+    """A group's prediction (from its ports' median window) with the risk of the harm event
+    raised to the largest of its ports' own (one window each): the switch takes one set for
+    all of them, and a move that makes one port more than 10 % worse is harm even when the
+    median port gains (a Poisson-mix majority next to an incast port)."""
+    if not ports:
+        return q
+    worst = max(float(p["harm"]) for p in ports)
+    return {**q, "harm": max(float(q["harm"]), worst), "port_harm": worst}
+
+
+def _port_rows(ports: Sequence[PortWindows] | None, n: int, stages: int
+               ) -> tuple[list[list[int]], list[np.ndarray]] | None:
+    """The ports' windows of ``n`` rows stacked for one pass: (per row, the indices of its
+    ports' rows; per stage, the stacked windows). None: no port windows."""
+    if not ports:
+        return None
+    rows: list[list[int]] = []
+    stacks: list[list[np.ndarray]] = [[] for _ in range(stages)]
+    total = 0
+    for i in range(n):
+        wins = ports[i] if i < len(ports) else ()
+        k = len(np.atleast_2d(wins[0])) if len(wins) == stages and np.size(wins[0]) else 0
+        rows.append(list(range(total, total + k)))
+        total += k
+        if k:
+            for s, w in enumerate(wins):
+                stacks[s].append(np.atleast_2d(np.asarray(w, dtype=float)))
+    if not total:
+        return None
+    return rows, [np.vstack(st) for st in stacks]
+
+
 def settled(first: str, check: Verdict) -> str:
     """Where the two stages leave a port whose first stage went on ("target", or "step" when
     only the step was sure), given the second stage's ``check``: at the guide when its own
@@ -227,9 +282,14 @@ def sure(q: dict[str, float]) -> bool:
 
 
 def _said(q: dict[str, float]) -> str:
-    """A prediction in words: the median change as a signed percentage of J, and the risk."""
-    return (f"predicted {100 * (np.exp(q['median']) - 1):+.0f} %, risk of >10 % worse "
+    """A prediction in words: the median change as a signed percentage of J, and the risk
+    (its worst port's, when that is the larger)."""
+    said = (f"predicted {100 * (np.exp(q['median']) - 1):+.0f} %, risk of >10 % worse "
             f"{100 * q['harm']:.0f} %")
+    if "port_harm" in q and q["port_harm"] >= q["harm"]:
+        said += " on its worst port"
+    return said
 
 
-__all__ = ["DiagnosticModel", "Verdict", "at", "inputs", "path", "settled", "sure"]
+__all__ = ["DiagnosticModel", "PortWindows", "Verdict", "at", "inputs", "path", "settled", "sure",
+           "with_port_risk"]

@@ -195,6 +195,10 @@ class ProposalRequest:
     # set, or from ``origin``, the set the tuner found there) is proposed
     others: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
     origin: WaterlinesLike | None = None
+    # the group's own ports (key, features), when it has more than one: ``features`` is
+    # their median, and the deep-to-shallow diagnostic also judges each port's own windows
+    # (``diagnostic.with_port_risk``: one set for all of them must not harm any)
+    ports: tuple[tuple[str, np.ndarray], ...] = ()
 
 
 @dataclass
@@ -240,7 +244,8 @@ class WaterlineOptimiser:
                 probe: dict[str, Any] | None = None,
                 avoid: Sequence[Sequence[float]] = (),
                 others: Sequence[tuple[np.ndarray, np.ndarray]] = (),
-                origin: WaterlinesLike | None = None) -> Proposal:
+                origin: WaterlinesLike | None = None,
+                ports: Sequence[tuple[str, np.ndarray]] = ()) -> Proposal:
         """A guard-clean waterline set for a group's profile (or profile posterior) and its
         median features under ``current``."""
         return self.propose_batch([ProposalRequest(profile, np.asarray(features, dtype=float),
@@ -248,7 +253,7 @@ class WaterlineOptimiser:
                                                    mtu, posterior, descriptors, probe,
                                                    tuple(tuple(float(v) for v in a)
                                                          for a in avoid),
-                                                   tuple(others), origin)])[0]
+                                                   tuple(others), origin, tuple(ports))])[0]
 
     def propose_batch(self, requests: Sequence[ProposalRequest]) -> list[Proposal]:
         """:meth:`propose` for many groups. A decision depends on the features only through
@@ -272,6 +277,9 @@ class WaterlineOptimiser:
             p = done[first[k]]
             if p.method == "heuristic" and first[k] != i:  # the rules read each own window
                 p = self._propose_many([base[i]])[0]
+            elif first[k] != i and p.method == "probe" and p.probe is not None and \
+                    p.probe.get("diagnostic"):  # a diagnostic starts from its own windows
+                p = replace(p, probe={**p.probe, **_start_windows(base[i])})
             out.append(p)
         moves = [i for i, (rq, p) in enumerate(zip(reqs, out, strict=True))
                  if rq.others and p.method in LANDSCAPE_MOVES]
@@ -784,11 +792,13 @@ class WaterlineOptimiser:
             now = np.stack([np.asarray(reqs[k].features, dtype=float).reshape(-1)
                             for k in due])
             start = np.array([r["features"] for r in rec], dtype=float)
+            ports = [_port_windows(r, reqs[k], stage) for r, k in zip(rec, due, strict=True)]
             if stage == "verdict":
-                got = self.diagnostic.verdicts(start, now)
+                got = self.diagnostic.verdicts(start, now, ports)
             else:
                 got = self.diagnostic.checks(
-                    start, np.array([r["step_features"] for r in rec], dtype=float), now)
+                    start, np.array([r["step_features"] for r in rec], dtype=float), now,
+                    ports)
             for k, v in zip(due, got, strict=True):
                 out[k] = v
         return out
@@ -956,8 +966,8 @@ class WaterlineOptimiser:
                     goal, where = np.asarray(probe["from"], dtype=float), "back to the start"
                 else:  # on to the guide, whose own window decides (the second stage)
                     goal = diagnostic.path(xcur, ctx)[2]
-                    record.update(step_features=[float(x) for x in
-                                                 np.asarray(rq.features).reshape(-1)],
+                    record.update(step_features=_row(rq.features),
+                                  port_step_features={k: _row(f) for k, f in rq.ports},
                                   guide=[float(x) for x in goal])
                     where = "on to the vendor guide, whose own window decides"
             if ruled:
@@ -981,8 +991,7 @@ class WaterlineOptimiser:
                 sum(weights[p] for p in hurts) < PROBE_RIVAL_MASS:
             return None
         record = {"from": [float(v) for v in xcur], "to": [float(v) for v in cands[i]],
-                  "for": helps, "against": hurts, "diagnostic": True,
-                  "features": [float(v) for v in np.asarray(rq.features).reshape(-1)]}
+                  "for": helps, "against": hurts, "diagnostic": True, **_start_windows(rq)}
         reason = (f"{story}; diagnostic: {', '.join(helps)} would gain from shallower "
                   f"thresholds, {', '.join(hurts)} would lose: one step towards the vendor "
                   "guide, where the next window tells them apart")
@@ -1038,7 +1047,8 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
                                                      default=jsonable)
     avoid = tuple(tuple(round(float(v), 6) for v in a) for a in rq.avoid)
     # a diagnostic under way reads the window itself
-    window = tuple(np.round(np.asarray(rq.features, dtype=float).reshape(-1), 6)) if (
+    window = tuple(tuple(np.round(np.asarray(f, dtype=float).reshape(-1), 6)) for f in
+                   (rq.features, *(f for _k, f in rq.ports))) if (
         rq.probe and rq.probe.get("diagnostic") and not rq.probe.get("checked")) else None
     return (rq.profile, desc, window, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
             c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
@@ -1213,6 +1223,33 @@ def _diagnostic_stage(probe: dict[str, Any] | None, xcur: np.ndarray) -> str | N
     if probe.get("verdict") in ("target", "step") and not probe.get("checked"):
         return "check" if aged and _near(xcur, probe.get("guide", ())) else "wait"
     return None
+
+
+def _row(f: Any) -> list[float]:
+    return [float(v) for v in np.asarray(f, dtype=float).reshape(-1)]
+
+
+def _start_windows(rq: ProposalRequest) -> dict[str, Any]:
+    """A diagnostic's record of the windows at its start: the group's and its ports' own."""
+    return {"features": _row(rq.features),
+            "port_features": {k: _row(f) for k, f in rq.ports}}
+
+
+def _port_windows(record: dict[str, Any], rq: ProposalRequest, stage: str
+                  ) -> diagnostic.PortWindows:
+    """The windows of the ports a diagnostic has seen at every setting of its path so far
+    and sees now (``stage``: "verdict", at the step; "check", at the guide): per setting, a
+    (ports x features) array; empty when it has none (a single port, or ports that came
+    and went: the group's median alone then)."""
+    seen = [record.get("port_features") or {}]
+    if stage == "check":
+        seen.append(record.get("port_step_features") or {})
+    now = dict(rq.ports)
+    keys = [k for k in now if all(k in s for s in seen)]
+    if len(keys) < 2:
+        return ()
+    then = [np.array([s[k] for k in keys], dtype=float) for s in seen]
+    return (*then, np.stack([np.asarray(now[k], dtype=float).reshape(-1) for k in keys]))
 
 
 def _row_of(cands: np.ndarray, x: np.ndarray) -> int | None:

@@ -111,6 +111,54 @@ def test_the_check_keeps_the_guide_only_when_still_sure() -> None:
     assert (v.go, v.rule_out) == ("start", "for") and "risk of >10 % worse 30 %" in v.reason
 
 
+class RiskOfUtilisation:
+    """A classifier whose probability of the harm event is the start window's utilisation
+    (the models' first input column)."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = np.clip(np.asarray(X, dtype=float)[:, 0], 0.0, 1.0)
+        return np.stack([1.0 - p, p], axis=1)
+
+
+def port_risky_model() -> DiagnosticModel:
+    """Sure gains at the step, the guide and the check, at the risk ``RiskOfUtilisation``."""
+    m = model((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05))
+    return replace(m, harm={t: RiskOfUtilisation() for t in ("step", "target", "check")})
+
+
+def util(u: float) -> np.ndarray:
+    f = F.copy()
+    f[0] = u
+    return f
+
+
+def test_a_group_is_as_risky_as_its_riskiest_port() -> None:
+    """One set for the whole switch: the group's median window says the guide is a sure gain
+    (risk 5 %), but one port's own windows put its risk of ending >10 % worse at 60 %: not
+    sure any more, and too risky to try (``TRY_HARM_LIMIT``) -- back, nothing ruled out.
+    Ports of low risk leave the group's verdict as it was."""
+    m = port_risky_model()
+    group = util(0.05)[None, :]
+    calm = (np.stack([util(0.02), util(0.08)]), np.stack([util(0.02), util(0.08)]))
+    risky = (np.stack([util(0.02), util(0.6)]), np.stack([util(0.02), util(0.6)]))
+    assert (m.verdicts(group, group)[0].go, m.verdicts(group, group)[0].rule_out) == (
+        "target", "against")
+    v = m.verdicts(group, group, [calm])[0]
+    assert (v.go, v.rule_out) == ("target", "against")
+    assert v.predicted["target"]["harm"] == pytest.approx(0.08)
+    v = m.verdicts(group, group, [risky])[0]
+    assert (v.go, v.rule_out) == ("start", "")
+    assert v.predicted["target"]["harm"] == pytest.approx(0.6)
+    assert "risk of >10 % worse 60 % on its worst port" in v.reason
+    # rows without port windows, next to one with: each row its own ports
+    both = m.verdicts(np.vstack([group, group]), np.vstack([group, group]), [(), risky])
+    assert [b.go for b in both] == ["target", "start"]
+    # the second stage the same, with the three windows of each port
+    assert m.checks(group, group, group, [(*calm, calm[0])])[0].go == "target"
+    c = m.checks(group, group, group, [(*risky, risky[0])])[0]
+    assert (c.go, c.rule_out) == ("start", "for") and "on its worst port" in c.reason
+
+
 def sonic(speed: int = 100) -> tuple[Any, PortContext]:
     sc = Scenario.make("websearch", speed)
     return statics_of(sc)["sonic_default"], sc.ctx
@@ -255,6 +303,43 @@ def test_a_risky_guide_sends_the_step_home_too(models: TunerModels) -> None:
     assert sorted(r.probe["ruled_out"]) == ["hadoop", "websearch"]
     assert r.probe["home"] == p.probe["from"]
     assert "risk of >10 % worse 40 %" in r.reason
+
+
+def test_the_diagnostic_judges_each_port_of_a_group(models: TunerModels) -> None:
+    """A switch's group of ports: the diagnostic records each port's own window at the
+    start and the step, and one port whose windows read risky holds the whole switch back
+    from the vendor guide (the median port's reading alone would send it on)."""
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = port_risky_model()
+    start, _ctx = sonic()
+    post = np.array([{"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}.get(p, 0.0)
+                     for p in PROFILES])
+
+    def ask(current: Any, ports: list[tuple[str, np.ndarray]],
+            probe: dict[str, Any] | None = None) -> Any:
+        med = np.median(np.stack([f for _k, f in ports]), axis=0)
+        return opt.propose("incast", med, current, speed_gbps=100, buffer_bytes=32 << 20,
+                           cable_m=3.0, posterior=post, probe=probe, ports=ports)
+
+    calm = [("Ethernet0", util(0.02)), ("Ethernet4", util(0.05)), ("Ethernet8", util(0.08))]
+    risky = [("Ethernet0", util(0.02)), ("Ethernet4", util(0.05)), ("Ethernet8", util(0.6))]
+    for ports, go in ((calm, "target"), (risky, "start")):
+        p = ask(start, ports)
+        assert p.method == "probe" and p.probe is not None and p.probe["diagnostic"]
+        assert sorted(p.probe["port_features"]) == ["Ethernet0", "Ethernet4", "Ethernet8"]
+        assert p.probe["port_features"]["Ethernet8"][0] == ports[2][1][0]
+        q = ask(p.waterlines, ports, probe={**p.probe, "age": 1})
+        assert q.probe is not None and q.probe["verdict"] == go, q.reason
+        if go == "start":
+            assert q.probe["ruled_out"] == [] and "worst port" in q.reason
+            assert (q.waterlines.kmin_bytes, q.waterlines.kmax_bytes) == (1 << 20, 2 << 20)
+        else:
+            assert sorted(q.probe["port_step_features"]) == ["Ethernet0", "Ethernet4",
+                                                             "Ethernet8"]
+    # a port seen only at the step (it came up meanwhile) is not judged on half a path
+    p = ask(start, calm[:2])
+    q = ask(p.waterlines, risky, probe={**(p.probe or {}), "age": 1})
+    assert q.probe is not None and q.probe["verdict"] == "target"
 
 
 def test_no_diagnostic_where_the_traffic_is_not_in_doubt(models: TunerModels) -> None:
