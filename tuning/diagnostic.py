@@ -42,8 +42,9 @@ The models: per prediction and quantile, a gradient-boosted quantile regressor, 
 prediction a gradient-boosted classifier of the harm event, on the traffic features of the
 windows side by side (``tuning.features``, less the waterline features, which the path
 fixes); trained on virtual-fabric windows of scenarios of every profile, each observed under
-the three settings of the path, whose objective the simulator reports for the same traffic
-(``tuning.training``).
+the three settings of the path applied one after another to one switch, as the daemon runs
+it (``training.observe_path``: the watermark carries over a change), whose objective the
+simulator reports for the same traffic (``tuning.training``).
 """
 
 from __future__ import annotations

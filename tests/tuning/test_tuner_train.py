@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from tuning import diagnostic
 from tuning.features import FEATURE_NAMES
-from tuning.space import from_coords
+from tuning.simulation import Scenario
+from tuning.space import clip_coords, from_coords, to_coords
 from tuning.training import (
     HELDOUT_VALUES,
     TRAIN_VALUES,
     TrainConfig,
     cdf_twin,
+    observe,
+    observe_path,
     sample_scenario,
+    statics_for,
     train,
 )
 
@@ -89,3 +94,29 @@ def test_fixed_size_incast_has_a_cdf_twin() -> None:
             sc.speed_gbps, sc.seed, sc.cable_m, sc.buffer)
     assert seen > 0
     assert cdf_twin(sample_scenario(rng, "allreduce")) is None
+
+
+def test_the_diagnostic_path_is_observed_on_one_switch() -> None:
+    """The diagnostic's training windows are read as the daemon reads them: the sets of the
+    path applied one after another to one switch, whose watermark carries over. After the
+    deep SONiC default, an incast's window at the shallow step cannot show a rising
+    watermark, so its peak comes from the occupancy samples -- far below the peak a switch
+    that started at the step shows."""
+    sc = Scenario.make("incast", 100, {"incast_degree": 32, "load": 0.3}, seed=3)
+    ctx = sc.ctx
+    sets = [from_coords(x, ctx) for x in diagnostic.path(
+        clip_coords(to_coords(statics_for(sc)["sonic_default"], ctx), ctx), ctx)]
+    rows, objs = observe_path([(sc, sets), (sc, sets)], seed=5, ports=4, workers=1)
+    fresh, fresh_objs = observe([(sc, sets)], seed=5, ports=4, workers=1)
+    peak = FEATURE_NAMES.index("log_watermark_bdp")
+    for r, o in zip(rows, objs, strict=True):  # one switch warmed a poll, one a window
+        assert len(r) == 3 and all(m.shape == (4, len(FEATURE_NAMES)) for m in r)
+        assert o[2] > o[0]  # the simulator's objective of each set: the guide hurts it
+        # never above the step's own peak (the class maximum a fresh switch shows) ...
+        assert r[1][:, peak].max() <= fresh[0][1][:, peak].max() + 1e-6
+    # ... and mostly well below it
+    seq_step = np.concatenate([r[1][:, peak] for r in rows])
+    assert np.median(seq_step) < np.median(fresh[0][1][:, peak]) - 0.5
+    # the switch warmed one poll starts as a fresh one does
+    assert np.allclose(rows[0][0][:, peak], fresh[0][0][:, peak])
+    assert fresh_objs[0][2] > fresh_objs[0][0]
