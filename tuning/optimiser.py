@@ -1226,7 +1226,8 @@ def _diagnostic_stage(probe: dict[str, Any] | None, xcur: np.ndarray) -> str | N
 
 
 def _row(f: Any) -> list[float]:
-    return [float(v) for v in np.asarray(f, dtype=float).reshape(-1)]
+    out: list[float] = np.asarray(f, dtype=float).reshape(-1).tolist()
+    return out
 
 
 def _start_windows(rq: ProposalRequest) -> dict[str, Any]:

@@ -42,6 +42,8 @@ KMIN_BDP_LOG2 = (-6.0, 4.0)      # 1.6 KB .. 1.6 MB at 100G
 SPAN_LOG2 = (0.5, 8.0)           # Kmax / Kmin in 1.4 .. 256
 PMAX_LOG2 = (-7.0, 0.0)          # 0.8 % .. 100 %
 ALPHA_LOG2 = (math.log2(ALPHA_MIN), math.log2(ALPHA_MAX))
+# the search box's lower corner (the headroom coordinate: at least the formula's size)
+_box_low = np.array([KMIN_BDP_LOG2[0], SPAN_LOG2[0], PMAX_LOG2[0], ALPHA_LOG2[0], 1.0])
 HEADROOM_REL_MAX = 2.0
 HEADROOM_PGS = 256               # headroom never takes more than 1/256 of the buffer per PG
 
@@ -158,12 +160,13 @@ def clip_coords(x: np.ndarray, ctx: PortContext) -> np.ndarray:
     x = np.array(x, dtype=float, copy=True)
     single = x.ndim == 1
     x2 = np.atleast_2d(x)
-    x2[:, 0] = np.clip(x2[:, 0], *KMIN_BDP_LOG2)
-    x2[:, 1] = np.clip(x2[:, 1], *SPAN_LOG2)
-    x2[:, 2] = np.clip(x2[:, 2], *PMAX_LOG2)
-    x2[:, 3] = np.clip(np.round(x2[:, 3]), *ALPHA_LOG2)
     need = ctx.headroom().size_bytes
-    x2[:, 4] = np.clip(x2[:, 4], 1.0, ctx.headroom_cap / need)
+    # per column (low, high); np.minimum / np.maximum directly: np.clip's dispatch costs
+    # several times the work on a proposal cycle's thousands of small calls
+    x2[:, 3] = np.round(x2[:, 3])
+    np.maximum(x2, _box_low, out=x2)
+    np.minimum(x2, [KMIN_BDP_LOG2[1], SPAN_LOG2[1], PMAX_LOG2[1], ALPHA_LOG2[1],
+                    ctx.headroom_cap / need], out=x2)
     # Kmax within the queue's buffer share, Kmin below it
     cap = math.log2(ctx.kmax_cap / ctx.bdp)
     x2[:, 0] = np.minimum(x2[:, 0], cap - SPAN_LOG2[0])
