@@ -1047,8 +1047,8 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
                                                      default=jsonable)
     avoid = tuple(tuple(round(float(v), 6) for v in a) for a in rq.avoid)
     # a diagnostic under way reads the window itself
-    window = tuple(tuple(np.round(np.asarray(f, dtype=float).reshape(-1), 6)) for f in
-                   (rq.features, *(f for _k, f in rq.ports))) if (
+    window = tuple((k, tuple(np.round(np.asarray(f, dtype=float).reshape(-1), 6))) for k, f in
+                   (("", rq.features), *rq.ports)) if (
         rq.probe and rq.probe.get("diagnostic") and not rq.probe.get("checked")) else None
     return (rq.profile, desc, window, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
             c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
