@@ -604,15 +604,15 @@ class WaterlineOptimiser:
                 rows = pm.estimator.estimate(feats[[idx[j] for j in missing]])
                 for j, row in zip(missing, rows, strict=True):
                     traffic[j] = row
-            for row, i in zip(traffic, idx, strict=True):
-                c = ctxs[i]
-                theta = np.concatenate([row, descriptors.context(c.speed_gbps, c.cable_m,
-                                                                 c.buffer_bytes)])
-                pts, wts = _sigma_points(theta, _uncertain(pm.estimator),
-                                         pm.landscape.info.get("theta_low"),
-                                         pm.landscape.info.get("theta_high"))
-                out[i].hypotheses.append((p, weights[i][p], pts, wts))
-                out[i].theta_mean[p] = theta
+            context = {c: descriptors.context(c.speed_gbps, c.cable_m, c.buffer_bytes)
+                       for c in {ctxs[i] for i in idx}}
+            thetas = np.hstack([np.stack(traffic), np.stack([context[ctxs[i]] for i in idx])])
+            pts, wts = _sigma_points(thetas, _uncertain(pm.estimator),
+                                     pm.landscape.info.get("theta_low"),
+                                     pm.landscape.info.get("theta_high"))
+            for j, i in enumerate(idx):
+                out[i].hypotheses.append((p, weights[i][p], pts[j], wts))
+                out[i].theta_mean[p] = thetas[j]
         for t in out:
             t.hypotheses.sort(key=lambda h: -h[1])
         return out
@@ -703,10 +703,19 @@ class WaterlineOptimiser:
                                   reqs[i], ctxs[i])
         traffic = [t for i, t in zip(live, traffic_all, strict=True) if t.hypotheses]
         xcur = [clip_coords(to_coords(reqs[i].current, ctxs[i]), ctxs[i]) for i in work]
+        # the candidate sets depend on the current set, its context and the picks so far,
+        # not on the traffic: a fleet's many switches at one setting share them (``memo``;
+        # never written to in place)
+        memo: dict[tuple[Any, ...], tuple[np.ndarray, ...]] = {}
+        keys: list[tuple[Any, ...]] = [(x.tobytes(), ctxs[i])
+                                       for x, i in zip(xcur, work, strict=True)]
+        for key, x, i in zip(keys, xcur, work, strict=True):
+            if key not in memo:
+                memo[key] = _start_sets(x, ctxs[i])
+        starts = [memo[key] for key in keys]
         # 1. coarse grid over one step and the static references within reach
-        towards = [_statics(x, ctxs[i]) for x, i in zip(xcur, work, strict=True)]
-        cands = [_dedupe(np.vstack([x[None, :], _coarse(x, ctxs[i]), t]))
-                 for i, x, t in zip(work, xcur, towards, strict=True)]
+        towards = [s[0] for s in starts]
+        cands = [s[1] for s in starts]
         parts = self._predict_many(traffic, cands)
         # 2. finer around the best coarse candidates, 3. the PFC knobs at the best -- only
         # where the coarse grid found a region worth refining (a refinement of a step is
@@ -721,17 +730,16 @@ class WaterlineOptimiser:
                     extra.append(np.zeros((0, 5)))
                     continue
                 sc = _scores(parts[k], traffic[k])
-                if stage == 2:
-                    tops = cands[k][np.argsort(sc)[:FINE_TOP]]
-                    new = np.vstack([_fine(t, xcur[k], ctxs[i]) for t in tops])
-                else:
-                    new = _pfc_variants(cands[k][int(np.argmin(sc))], xcur[k], ctxs[i])
-                extra.append(_new_rows(new, cands[k]))
+                picks = np.argsort(sc)[:FINE_TOP] if stage == 2 else np.array([np.argmin(sc)])
+                keys[k] = (*keys[k], stage, picks.tobytes())
+                if keys[k] not in memo:
+                    memo[keys[k]] = (_refinement(stage, cands[k], picks, xcur[k], ctxs[i]),)
+                extra.append(memo[keys[k]][0])
             more = self._predict_many(traffic, extra)
             cands = [np.vstack([c, e]) for c, e in zip(cands, extra, strict=True)]
             parts = [{p: np.concatenate([a[p], b[p]], axis=1) if p in b else a[p] for p in a}
                      for a, b in zip(parts, more, strict=True)]
-        statics = [_statics(x, ctxs[i], exact=True) for x, i in zip(xcur, work, strict=True)]
+        statics = [s[2] for s in starts]
         needs = [self._needed_gain(t) for t in traffic]
         totals = [_scores(pt, t) + _pfc_cost(c, nd) + _avoid_cost(c, reqs[i].avoid)
                   for pt, t, c, nd, i in zip(parts, traffic, cands, needs, work, strict=True)]
@@ -1074,22 +1082,22 @@ def _uncertain(est: TrafficEstimator) -> np.ndarray:
     return out
 
 
-def _sigma_points(theta: np.ndarray, resid: np.ndarray, low: Any, high: Any
+def _sigma_points(thetas: np.ndarray, resid: np.ndarray, low: Any, high: Any
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """The descriptor vector and +-SIGMA_SPREAD residual std along each traffic descriptor
-    with a residual, clipped into the training range; weights sum to 1."""
-    axes = [i for i in range(len(resid)) if resid[i] > 0]
+    """Per descriptor vector (rows of ``thetas``): itself and +-SIGMA_SPREAD residual std
+    along each traffic descriptor with a residual, clipped into the training range
+    (vectors x points x descriptors); the points' weights sum to 1."""
+    axes = np.flatnonzero(np.asarray(resid) > 0)
     k = len(axes)
-    pts = [theta]
-    for i in axes:
-        for s in (-1.0, 1.0):
-            p = theta.copy()
-            p[i] += s * SIGMA_SPREAD * float(resid[i])
-            pts.append(p)
-    arr = np.stack(pts)
+    offsets = np.zeros((1 + 2 * k, thetas.shape[1]))
+    for n, i in enumerate(axes):
+        step = SIGMA_SPREAD * float(resid[i])
+        offsets[1 + 2 * n, i] = -step
+        offsets[2 + 2 * n, i] = step
+    arr = thetas[:, None, :] + offsets[None, :, :]
     if low is not None and high is not None:
         arr = np.clip(arr, np.asarray(low, dtype=float), np.asarray(high, dtype=float))
-    wts = np.full(len(arr), (1.0 - SIGMA_CENTRE) / max(1, 2 * k))
+    wts = np.full(1 + 2 * k, (1.0 - SIGMA_CENTRE) / max(1, 2 * k))
     wts[0] = SIGMA_CENTRE if k else 1.0
     return arr, wts
 
@@ -1102,11 +1110,12 @@ def _prefer_static(score: np.ndarray, cands: np.ndarray, statics: np.ndarray) ->
     if best == 0 or not len(statics):
         return best
     near = np.flatnonzero(score <= score[best] + math.log1p(ANCHOR_MARGIN))
+    is_ref = np.any(np.all(np.abs(statics[None, :, :] - cands[near][:, None, :]) < 1e-6,
+                           axis=2), axis=1)
     # the current set first, when it is a reference: no move between near-equals
-    for i in sorted(near.tolist(), key=lambda k: (k != 0, score[k])):
-        if np.any(np.all(np.abs(statics - cands[i]) < 1e-6, axis=1)):
-            return int(i)
-    return best
+    if not is_ref.any():
+        return best
+    return int(min(near[is_ref].tolist(), key=lambda k: (k != 0, score[k])))
 
 
 def _heading_rivals(score: np.ndarray, cands: np.ndarray, statics: np.ndarray, best: int,
@@ -1462,6 +1471,25 @@ def _heading_grid(xcur: np.ndarray, ctx: PortContext) -> np.ndarray:
     pts[:, 0], pts[:, 1], pts[:, 2] = k, m, p
     out: np.ndarray = _dedupe(clip_coords(np.vstack([_references_at(xcur, ctx), pts]), ctx))
     return out
+
+
+def _start_sets(xcur: np.ndarray, ctx: PortContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The static references within reach (bounded moves towards them), the first candidates
+    (the current set, the coarse grid and those moves) and the exact references in reach."""
+    towards = _statics(xcur, ctx)
+    return (towards, _dedupe(np.vstack([xcur[None, :], _coarse(xcur, ctx), towards])),
+            _statics(xcur, ctx, exact=True))
+
+
+def _refinement(stage: int, cands: np.ndarray, picks: np.ndarray, xcur: np.ndarray,
+                ctx: PortContext) -> np.ndarray:
+    """The candidates a stage adds: 2, a finer grid around each pick; 3, the PFC knobs at
+    the pick."""
+    if stage == 2:
+        new = np.vstack([_fine(t, xcur, ctx) for t in cands[picks]])
+    else:
+        new = _pfc_variants(cands[int(picks[0])], xcur, ctx)
+    return _new_rows(new, cands)
 
 
 def _coarse(xcur: np.ndarray, ctx: PortContext) -> np.ndarray:

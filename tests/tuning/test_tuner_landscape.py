@@ -134,12 +134,15 @@ def test_estimator_learns_what_the_features_carry() -> None:
 
 
 def test_sigma_points() -> None:
-    pts, w = _sigma_points(np.array([3.0, 0.5, 0.0]), np.array([1.0, 0.2]),
+    pts, w = _sigma_points(np.array([[3.0, 0.5, 0.0], [1.0, 0.1, 0.5]]), np.array([1.0, 0.2]),
                            [0.0, 0.0, -1.0], [5.0, 0.6, 1.0])
-    assert pts.shape == (5, 3) and w.sum() == pytest.approx(1.0)
-    assert pts[:, 1].max() == pytest.approx(0.6)  # clipped into the training range
-    assert np.all(pts[:, 2] == 0.0)  # context untouched
-    assert pts[1, 0] == pytest.approx(3.0 - math.sqrt(3.0))
+    assert pts.shape == (2, 5, 3) and w.sum() == pytest.approx(1.0)
+    assert pts[0, :, 1].max() == pytest.approx(0.6)  # clipped into the training range
+    assert np.all(pts[0, :, 2] == 0.0) and np.all(pts[1, :, 2] == 0.5)  # context untouched
+    assert pts[0, 1, 0] == pytest.approx(3.0 - math.sqrt(3.0))
+    assert pts[1, 1, 0] == 0.0 and pts[1, 2, 0] == pytest.approx(1.0 + math.sqrt(3.0))
+    assert pts[1, 3, 1] == 0.0 and pts[1, 4, 1] == pytest.approx(0.1 + 0.2 * math.sqrt(3.0))
     # a descriptor without residual (well estimated) gets no sigma points
-    pts, w = _sigma_points(np.array([3.0, 0.5]), np.array([1.0, 0.0]), None, None)
+    pts, w = _sigma_points(np.array([[3.0, 0.5]]), np.array([1.0, 0.0]), None, None)
+    pts = pts[0]
     assert pts.shape == (3, 2) and np.all(pts[:, 1] == 0.5) and w.sum() == pytest.approx(1.0)
