@@ -18,11 +18,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from app import metrics
@@ -31,6 +31,7 @@ from app.changes.service import ChangeError, ChangeService
 from app.db.models import (
     ChangeSet,
     Fabric,
+    Interface,
     ModelVersion,
     PortProfile,
     ProfileTrack,
@@ -40,13 +41,23 @@ from app.db.models import (
     TunerTrial,
 )
 from app.drivers.models import QosConfig, Waterlines
-from app.telemetry import load_windows
+from app.telemetry import load_window_rows, load_windows
 from tuning import mixed
-from tuning.features import PROFILES, PortWindow, port_features, window_kpis
+from tuning.features import (
+    PROFILES,
+    PortWindow,
+    WindowBatch,
+    features_matrix,
+    port_features,
+    waterline_matrix,
+    window_kpis_batch,
+)
 from tuning.guard import Waterline, check_waterlines
+from tuning.optimiser import Proposal as OptimiserProposal
+from tuning.optimiser import ProposalRequest
 from tuning.space import PortContext, clip_coords, deeper_than_references, to_coords
 from tuning.tracker import TrafficTracker
-from tuning.verify import Tolerance, mean_kpis, regression
+from tuning.verify import Tolerance, average_kpis, mean_kpis, regression
 
 log = logging.getLogger("waterline.daemon")
 
@@ -144,6 +155,10 @@ def _dump(w: Waterline) -> dict[str, Any]:
                                        "xon_bytes", "headroom_bytes", "alpha")}
 
 
+_NO_READING = np.zeros(len(PROFILES))  # shared, never written to: replaced when read
+_NO_READING.flags.writeable = False
+
+
 @dataclass
 class _Port:
     switch_id: int
@@ -152,13 +167,19 @@ class _Port:
     priority: int
     speed_gbps: int
     cable_m: float
-    window: PortWindow
     features: np.ndarray
+    # the window's telemetry KPIs (``window_kpis``): row ``row`` of the cycle's arrays
+    window_kpis: dict[str, np.ndarray]
+    row: int
     profile: str = "idle"
     probability: float = 0.0
-    proba: np.ndarray = field(default_factory=lambda: np.zeros(len(PROFILES)))
+    proba: np.ndarray = field(default_factory=lambda: _NO_READING)
     # its classifier probabilities smoothed over cycles (``TrafficTracker.smooth_ports``)
-    reading: np.ndarray = field(default_factory=lambda: np.zeros(len(PROFILES)))
+    reading: np.ndarray = field(default_factory=lambda: _NO_READING)
+
+    @property
+    def kpis(self) -> dict[str, float]:
+        return {k: float(v[self.row]) for k, v in self.window_kpis.items()}
 
 
 @dataclass
@@ -174,11 +195,28 @@ class _Group:
     # busy ports that read as other traffic than ``ports`` (``tuning.mixed``): the switch's
     # waterlines are theirs too, so a change must not be predicted to slow them down
     others: list[_Port] = field(default_factory=list)
+    # the switch priority's tracker as stored at the end of the classification
+    tracker: TrafficTracker = field(default_factory=TrafficTracker)
 
     @property
     def busy(self) -> list[_Port]:
         """Every port a change of this switch and priority lands on."""
         return self.ports + self.others
+
+
+@dataclass
+class _Job:
+    """One (switch, priority) the optimiser is asked about this cycle."""
+
+    switch: Switch
+    priority: int
+    group: _Group
+    profile: str
+    current: Waterline
+    speed_gbps: int
+    cable_m: float
+    others: list[tuple[np.ndarray, np.ndarray, list[int]]]
+    request: ProposalRequest
 
 
 class TunerDaemon:
@@ -314,10 +352,14 @@ class TunerDaemon:
         try:
             self._judge_trials(now_ms, report)
             self._classify(now_ms, report)
-            if mode in ("propose", "auto") and not report.frozen:
-                proposal_ids = self._propose(now_ms, report)
-                if mode == "auto" and proposal_ids:
-                    self._apply(proposal_ids, now_ms, report)
+            proposal_ids: list[int] = []
+            try:
+                if mode in ("propose", "auto") and not report.frozen:
+                    proposal_ids = self._propose(now_ms, report)
+            finally:  # the evidence gathered is kept even when proposing failed
+                self._store_tracks(now_ms)
+            if mode == "auto" and proposal_ids:
+                self._apply(proposal_ids, now_ms, report)
             outcome = "ok"
         except Exception as exc:  # a bad cycle is counted and logged; the next one retries
             log.exception("tuner cycle failed")
@@ -344,69 +386,99 @@ class TunerDaemon:
         return {p: waterline_of(w) for p, w in config.waterlines.items()}
 
     def _load_ports(self, session: Session, now_ms: int) -> list[_Port]:
+        """Every lossless port with enough polls in the last window, with its features and
+        KPIs (one query, one vectorised pass for the whole fabric)."""
         fabric = session.scalars(select(Fabric)).first()
         priorities = list(fabric.lossless_priorities) if fabric else [3]
         switches = {s.id: s for s in session.scalars(
-            select(Switch).where(Switch.enabled.is_(True)).options(
-                selectinload(Switch.interfaces)))}
-        windows = load_windows(session, start_ms=now_ms - int(self.options.window_s * 1000),
+            select(Switch).where(Switch.enabled.is_(True)))}
+        got = load_window_rows(session, start_ms=now_ms - int(self.options.window_s * 1000),
                                end_ms=now_ms + 1, priorities=priorities,
                                switch_ids=list(switches))
-        interfaces = {i.id: i for s in switches.values() for i in s.interfaces}
-        current = {sid: self._current_waterlines(s) for sid, s in switches.items()}
-        ports = []
-        for (sid, iid, prio), series in windows.items():
+        interfaces = {r.id: r for r in session.execute(
+            select(Interface.id, Interface.name, Interface.speed_gbps, Interface.cable_m)
+            .where(Interface.switch_id.in_(list(switches))))}
+        waterlines = {(sid, prio): waterline_matrix([w])[0] for sid, s in switches.items()
+                      for prio, w in self._current_waterlines(s).items()}
+        polls = np.sum(np.isfinite(got.fields["tx_bytes_per_s"]), axis=1)
+        rows, found = [], []
+        for k, (sid, iid, prio) in enumerate(got.keys):
             iface = interfaces.get(iid)
-            waterlines = current.get(sid, {}).get(prio)
-            if iface is None or waterlines is None:
+            if iface is None or (sid, prio) not in waterlines or \
+                    polls[k] < self.options.min_polls:
                 continue
-            if np.sum(np.isfinite(series["tx_bytes_per_s"])) < self.options.min_polls:
-                continue
-            window = PortWindow(
-                speed_gbps=float(iface.speed_gbps), buffer_bytes=switches[sid].buffer_bytes,
-                cable_m=float(iface.cable_m),
-                **{k: v for k, v in series.items() if k != "ts_ms"})
-            ports.append(_Port(sid, iid, iface.name, prio, iface.speed_gbps, iface.cable_m,
-                               window, port_features(window, waterlines)))
-        return ports
+            rows.append(k)
+            found.append((sid, iface, prio))
+        if not rows:
+            return []
+        batch = WindowBatch(np.array([float(f[1].speed_gbps) for f in found]),
+                            np.array([float(switches[f[0]].buffer_bytes) for f in found]),
+                            np.array([float(f[1].cable_m) for f in found]),
+                            {name: v[rows] for name, v in got.fields.items()})
+        feats = features_matrix(batch, np.stack([waterlines[(f[0], f[2])] for f in found]))
+        kpis = window_kpis_batch(batch)
+        return [_Port(sid, iface.id, iface.name, prio, iface.speed_gbps, iface.cable_m,
+                      feats[j], kpis, j)
+                for j, (sid, iface, prio) in enumerate(found)]
 
     def _classify(self, now_ms: int, report: CycleReport) -> list[_Port]:
+        self._tracks = {}
         with self.factory() as session:
             ports = self._load_ports(session, now_ms)
             report.ports = len(ports)
             if not ports:
                 return []
             proba = self.models.classifier.predict_proba(np.vstack([p.features for p in ports]))
-            names = {s.id: s.name for s in session.scalars(select(Switch))}
-            previous = {(r.switch_id, r.interface_id, r.priority): r
-                        for r in session.scalars(select(PortProfile))}
-            metrics.PORT_PROFILE.clear()
-            for port, row in zip(ports, proba, strict=True):
-                k = int(np.argmax(row))
+            best = np.argmax(proba, axis=1)
+            for port, row, k in zip(ports, proba, best.tolist(), strict=True):
                 port.profile, port.probability = PROFILES[k], float(row[k])
-                port.proba = np.asarray(row, dtype=float)
-                key = (port.switch_id, port.interface_id, port.priority)
-                record = previous.get(key)
-                if record is None:
-                    record = PortProfile(switch_id=key[0], interface_id=key[1], priority=key[2],
-                                         profile=port.profile, probability=port.probability,
-                                         since_ms=now_ms, updated_ms=now_ms)
-                    session.add(record)
-                elif record.profile != port.profile:
-                    record.profile, record.since_ms = port.profile, now_ms
-                record.probability, record.updated_ms = port.probability, now_ms
-                labels = (names.get(port.switch_id, "?"), port.interface, str(port.priority))
-                metrics.PORT_PROFILE.labels(*labels, port.profile).set(1)
-                metrics.PORT_PROFILE_PROBABILITY.labels(*labels).set(port.probability)
-            self._tracks = self._track(session, ports, now_ms)
+                port.proba = row
+            self._record_profiles(session, ports, now_ms)
+            self._tracks = self._track(session, ports)
             session.commit()
         report.classified = len(ports)
         return ports
 
+    @staticmethod
+    def _record_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
+        """Each port's verdict (``port_profiles``, bulk statements: a fabric has 128,000
+        ports) and its gauges."""
+        table = cast(Table, PortProfile.__table__)
+        previous = {(a, b, c): p for a, b, c, p in session.execute(select(
+            table.c.switch_id, table.c.interface_id, table.c.priority, table.c.profile))}
+        fresh, moved, same = [], [], []
+        for port in ports:
+            key = (port.switch_id, port.interface_id, port.priority)
+            before = previous.get(key)
+            if before is None:
+                fresh.append({"switch_id": key[0], "interface_id": key[1], "priority": key[2],
+                              "profile": port.profile, "probability": port.probability,
+                              "since_ms": now_ms, "updated_ms": now_ms})
+            else:
+                row: dict[str, Any] = {"b_sid": key[0], "b_iid": key[1], "b_prio": key[2],
+                                       "probability": port.probability}
+                if before != port.profile:
+                    row["profile"] = port.profile
+                    moved.append(row)
+                else:
+                    same.append(row)
+        if fresh:
+            session.execute(insert(table), fresh)
+        where = (table.c.switch_id == bindparam("b_sid"),
+                 table.c.interface_id == bindparam("b_iid"), table.c.priority == bindparam("b_prio"))
+        if moved:
+            session.execute(update(table).where(*where).values(since_ms=now_ms, updated_ms=now_ms),
+                            moved)
+        if same:
+            session.execute(update(table).where(*where).values(updated_ms=now_ms), same)
+        names = dict(session.execute(select(Switch.id, Switch.name)).tuples().all())
+        metrics.export_port_profiles(
+            (names.get(p.switch_id, "?"), p.interface, str(p.priority), p.profile,
+             p.probability) for p in ports)
+
     # --- propose --------------------------------------------------------------------------
 
-    def _track(self, session: Session, ports: list[_Port], now_ms: int
-               ) -> dict[tuple[int, int], _Group]:
+    def _track(self, session: Session, ports: list[_Port]) -> dict[tuple[int, int], _Group]:
         """Per (switch, priority): the profile posterior and traffic descriptors tracked over
         cycles (stored, so a restart resumes with the evidence it had) from the ports that
         carry traffic (all of them when none does) and read like the switch's dominant
@@ -414,13 +486,14 @@ class TunerDaemon:
         by_key: dict[tuple[int, int], list[_Port]] = defaultdict(list)
         for p in ports:
             by_key[(p.switch_id, p.priority)].append(p)
-        stored = {(t.switch_id, t.priority): t for t in session.scalars(select(ProfileTrack))}
+        table = cast(Table, ProfileTrack.__table__)
+        stored = {(sid, prio): state for sid, prio, state in session.execute(
+            select(table.c.switch_id, table.c.priority, table.c.state))}
         out: dict[tuple[int, int], _Group] = {}
         trackers: dict[tuple[int, int], TrafficTracker] = {}
         for key, members in by_key.items():
             busy = [p for p in members if p.profile != "idle"] or members
-            row = stored.get(key)
-            tracker = TrafficTracker.from_state(row.state if row is not None else None)
+            tracker = TrafficTracker.from_state(stored.get(key))
             prior = tracker.posterior if tracker.cycles else None
             readings = tracker.smooth_ports([str(p.interface_id) for p in busy],
                                             np.vstack([p.proba for p in busy]))
@@ -433,7 +506,7 @@ class TunerDaemon:
             feats = np.median(np.vstack([m.features for m in group]), axis=0)
             trackers[key] = tracker
             out[key] = _Group(posterior, group, feats, {}, tracker.probe_view(),
-                              tracker.avoid_view(), others)
+                              tracker.avoid_view(), others, tracker)
         keys = [k for k, g in out.items() if PROFILES[int(np.argmax(g.posterior))] != "idle"]
         if keys:
             estimates = self.models.optimiser.estimate_descriptors_batch(
@@ -441,123 +514,174 @@ class TunerDaemon:
                 np.vstack([out[k].posterior for k in keys]))
             for k, est in zip(keys, estimates, strict=True):
                 out[k].descriptors = trackers[k].add_descriptors(est)
-        for key, tracker in trackers.items():
-            row = stored.get(key)
-            if row is None:
-                session.add(ProfileTrack(switch_id=key[0], priority=key[1],
-                                         state=tracker.state(), updated_ms=now_ms))
-            else:
-                row.state, row.updated_ms = tracker.state(), now_ms
         return out
 
+    def _store_tracks(self, now_ms: int) -> None:
+        """Every tracker of this cycle as it stands after the proposals (their origin and
+        probe noted), one bulk statement each for new and known switch priorities."""
+        if not self._tracks:
+            return
+        table = cast(Table, ProfileTrack.__table__)
+        with self.factory() as session:
+            known = set(session.execute(select(table.c.switch_id, table.c.priority)).tuples())
+            fresh, seen = [], []
+            for (sid, prio), group in self._tracks.items():
+                if (sid, prio) in known:
+                    seen.append({"b_sid": sid, "b_prio": prio,
+                                 "b_state": group.tracker.state()})
+                else:
+                    fresh.append({"switch_id": sid, "priority": prio,
+                                  "state": group.tracker.state(), "updated_ms": now_ms})
+            if fresh:
+                session.execute(insert(table), fresh)
+            if seen:
+                session.execute(
+                    update(table).where(table.c.switch_id == bindparam("b_sid"),
+                                        table.c.priority == bindparam("b_prio"))
+                    .values(state=bindparam("b_state"), updated_ms=now_ms), seen)
+            session.commit()
+
     def _propose(self, now_ms: int, report: CycleReport) -> list[int]:
-        """A proposal per (switch, priority) tracked by the last :meth:`_classify`."""
-        created: list[int] = []
+        """A proposal per (switch, priority) tracked by the last :meth:`_classify`: every
+        request first, one batched optimiser call, then the proposals stored."""
         groups = self._tracks
         with self.factory() as session:
             switches = {s.id: s for s in session.scalars(select(Switch))}
             busy = self._busy_switches(session)
             held = self._held_off(session, now_ms)
+            jobs: list[_Job] = []
             for (sid, prio), group in sorted(groups.items()):
-                posterior, members = group.posterior, group.busy
-                profile = PROFILES[int(np.argmax(posterior))]
+                profile = PROFILES[int(np.argmax(group.posterior))]
                 if profile == "idle":
                     continue
                 switch = switches[sid]
                 current = self._current_waterlines(switch).get(prio)
                 if current is None or sid in busy or (sid, prio) in held:
                     continue
-                feats = group.features
-                speed = max(m.speed_gbps for m in members)
-                cable = max(m.cable_m for m in members)
-                origin = self._origin(session, sid, prio, current)
-                others = mixed.summarise(
-                    np.vstack([p.features for p in group.others]),
-                    np.vstack([np.maximum(p.reading, p.proba) for p in group.others]),
-                    np.mean(np.vstack([p.reading for p in group.ports]), axis=0)
-                ) if group.others else []
                 try:
-                    proposal = self.models.optimiser.propose(
-                        profile, feats, current, speed_gbps=speed,
-                        buffer_bytes=switch.buffer_bytes, cable_m=cable, posterior=posterior,
-                        descriptors=group.descriptors, probe=group.probe, avoid=group.avoid,
-                        others=[(f, q) for f, q, _idx in others], origin=origin,
-                        ports=[(m.interface, m.features) for m in group.ports]
-                        if len(group.ports) > 1 else ())
+                    jobs.append(self._job(switch, prio, group, profile, current))
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
-                    continue
-                if proposal.spared_others:
-                    report.held_for_others += 1
-                    metrics.TUNER_HELD_FOR_OTHERS.inc()
-                    log.debug("tuner: %s priority %s: %s", switch.name, prio, proposal.reason)
-                if proposal.probe is not None:  # a probe or a probe's verdict: remembered
-                    track = session.get(ProfileTrack, (sid, prio))
-                    if track is not None:
-                        tracker = TrafficTracker.from_state(track.state)
-                        tracker.note_probe(proposal.probe)
-                        track.state = tracker.state()
-                proposed = device_precision(proposal.waterlines)
-                if proposal.method == "hold" or _dump(proposed) == _dump(current):
-                    continue
-                refusals = check_waterlines(proposed, speed_gbps=speed,
-                                            buffer_bytes=switch.buffer_bytes, cable_m=cable)
-                if refusals:
-                    report.errors.append(f"{switch.name}/{prio}: guard refused {refusals[0]}")
-                    continue
-                for old in session.scalars(select(Proposal).where(
-                        Proposal.switch_id == sid, Proposal.priority == prio,
-                        Proposal.status == "pending")):
-                    old.status = "superseded"
-                probability = float(posterior[PROFILES.index(profile)])
-                kpis = [window_kpis(m.window) for m in members]
-                row = Proposal(
-                    switch_id=sid, priority=prio, interfaces=[m.interface for m in members],
-                    profile=profile, probability=probability, current=_dump(current),
-                    proposed=_dump(proposed),
-                    predicted={
-                        "objective_current": proposal.predicted_objective_current,
-                        "objective_proposed": proposal.predicted_objective_proposed,
-                        "kpis_current": proposal.predicted_kpis_current,
-                        "kpis_proposed": proposal.predicted_kpis_proposed,
-                    },
-                    confidence=float(proposal.confidence),
-                    explanation={
-                        "method": proposal.method, "reason": proposal.reason,
-                        "features": {k: float(np.mean([kp[k] for kp in kpis])) for k in kpis[0]},
-                        "feature_vector": [float(x) for x in feats],
-                        "ports": len(members), "speed_gbps": speed, "cable_m": cable,
-                        "tuned_for": [m.interface for m in group.ports],
-                        "other_ports": [
-                            {"interfaces": [group.others[j].interface for j in idx],
-                             "reads_as": PROFILES[int(np.argmax(q))], **fate}
-                            for (_f, q, idx), fate in zip(
-                                others, proposal.others or [{}] * len(others), strict=True)],
-                        "posterior": {p: round(float(v), 4) for p, v in zip(
-                            PROFILES, posterior, strict=True)},
-                        "descriptors": {p: [round(float(x), 4) for x in v]
-                                        for p, v in group.descriptors.items()},
-                    },
-                )
-                session.add(row)
-                session.flush()
-                created.append(row.id)
-                metrics.TUNER_PROPOSALS.labels(profile).inc()
+            proposals = self._proposals(jobs, report)
+            rows: list[Proposal] = []
+            for job, proposal in zip(jobs, proposals, strict=True):
+                if proposal is not None:
+                    row = self._record(job, proposal, report)
+                    if row is not None:
+                        rows.append(row)
+            # a new proposal supersedes the pending one of its switch and priority
+            table = cast(Table, Proposal.__table__)
+            superseded = [{"b_sid": r.switch_id, "b_prio": r.priority} for r in rows]
+            if superseded:
+                session.execute(
+                    update(table).where(table.c.switch_id == bindparam("b_sid"),
+                                        table.c.priority == bindparam("b_prio"),
+                                        table.c.status == "pending")
+                    .values(status="superseded"), superseded)
+            session.add_all(rows)
+            session.flush()
+            for row in rows:
+                metrics.TUNER_PROPOSALS.labels(row.profile).inc()
             session.commit()
+            created = [row.id for row in rows]
         report.proposals = len(created)
         return created
 
+    def _job(self, switch: Switch, prio: int, group: _Group, profile: str,
+             current: Waterline) -> _Job:
+        """What the optimiser is asked for one switch and priority."""
+        members = group.busy
+        speed = max(m.speed_gbps for m in members)
+        cable = max(m.cable_m for m in members)
+        others = mixed.summarise(
+            np.vstack([p.features for p in group.others]),
+            np.vstack([np.maximum(p.reading, p.proba) for p in group.others]),
+            np.mean(np.vstack([p.reading for p in group.ports]), axis=0)
+        ) if group.others else []
+        request = ProposalRequest(
+            profile, np.asarray(group.features, dtype=float), current, speed,
+            switch.buffer_bytes, cable, posterior=group.posterior,
+            descriptors=group.descriptors, probe=group.probe,
+            avoid=tuple(tuple(float(v) for v in a) for a in group.avoid),
+            others=tuple((f, q) for f, q, _idx in others),
+            origin=self._origin(group.tracker, current),
+            ports=tuple((m.interface, m.features) for m in group.ports)
+            if len(group.ports) > 1 else ())
+        return _Job(switch, prio, group, profile, current, speed, cable, others, request)
+
+    def _proposals(self, jobs: list[_Job], report: CycleReport) -> list[OptimiserProposal | None]:
+        """The optimiser's answers, in one batch; when the batch fails, one by one, so one
+        switch's bad input costs only its own proposal."""
+        optimiser = self.models.optimiser
+        try:
+            return list(optimiser.propose_batch([j.request for j in jobs]))
+        except Exception:
+            log.exception("tuner: the batched proposal failed; proposing switch by switch")
+        out: list[OptimiserProposal | None] = []
+        for job in jobs:
+            try:
+                out.append(optimiser.propose_batch([job.request])[0])
+            except Exception as exc:
+                report.errors.append(f"{job.switch.name}/{job.priority}: "
+                                     f"{type(exc).__name__}: {exc}")
+                out.append(None)
+        return out
+
+    def _record(self, job: _Job, proposal: OptimiserProposal, report: CycleReport
+                ) -> Proposal | None:
+        """The proposal to store for one job (None: nothing to propose); a probe or a
+        probe's verdict goes to the switch's tracker."""
+        switch, prio, group, members = job.switch, job.priority, job.group, job.group.busy
+        sid = switch.id
+        if proposal.spared_others:
+            report.held_for_others += 1
+            metrics.TUNER_HELD_FOR_OTHERS.inc()
+            log.debug("tuner: %s priority %s: %s", switch.name, prio, proposal.reason)
+        if proposal.probe is not None:  # remembered (stored with the tracker)
+            group.tracker.note_probe(proposal.probe)
+        proposed = device_precision(proposal.waterlines)
+        if proposal.method == "hold" or _dump(proposed) == _dump(job.current):
+            return None
+        refusals = check_waterlines(proposed, speed_gbps=job.speed_gbps,
+                                    buffer_bytes=switch.buffer_bytes, cable_m=job.cable_m)
+        if refusals:
+            report.errors.append(f"{switch.name}/{prio}: guard refused {refusals[0]}")
+            return None
+        posterior = group.posterior
+        kpis = [m.kpis for m in members]
+        return Proposal(
+            switch_id=sid, priority=prio, interfaces=[m.interface for m in members],
+            profile=job.profile, probability=float(posterior[PROFILES.index(job.profile)]),
+            current=_dump(job.current), proposed=_dump(proposed),
+            predicted={
+                "objective_current": proposal.predicted_objective_current,
+                "objective_proposed": proposal.predicted_objective_proposed,
+                "kpis_current": proposal.predicted_kpis_current,
+                "kpis_proposed": proposal.predicted_kpis_proposed,
+            },
+            confidence=float(proposal.confidence),
+            explanation={
+                "method": proposal.method, "reason": proposal.reason,
+                "features": {k: float(np.mean([kp[k] for kp in kpis])) for k in kpis[0]},
+                "feature_vector": [float(x) for x in group.features],
+                "ports": len(members), "speed_gbps": job.speed_gbps, "cable_m": job.cable_m,
+                "tuned_for": [m.interface for m in group.ports],
+                "other_ports": [
+                    {"interfaces": [group.others[j].interface for j in idx],
+                     "reads_as": PROFILES[int(np.argmax(q))], **fate}
+                    for (_f, q, idx), fate in zip(
+                        job.others, proposal.others or [{}] * len(job.others), strict=True)],
+                "posterior": {p: round(float(v), 4) for p, v in zip(
+                    PROFILES, posterior, strict=True)},
+                "descriptors": {p: [round(float(x), 4) for x in v]
+                                for p, v in group.descriptors.items()},
+            },
+        )
+
     @staticmethod
-    def _origin(session: Session, sid: int, prio: int, current: Waterline) -> Waterline:
+    def _origin(tracker: TrafficTracker, current: Waterline) -> Waterline:
         """The set the tuner found on this switch and priority (noted the first time)."""
-        track = session.get(ProfileTrack, (sid, prio))
-        if track is None:
-            return current
-        tracker = TrafficTracker.from_state(track.state)
-        had = tracker.origin
         origin = tracker.note_origin(_dump(current))
-        if had is None:
-            track.state = tracker.state()
         try:
             return Waterline(**origin)
         except (TypeError, ValueError):
@@ -598,14 +722,14 @@ class TunerDaemon:
             except ChangeError as exc:
                 report.errors.append(f"apply proposals {ids}: {exc}")
                 continue
-            windows = [pt.window for p in members
-                       for pt in (self._tracks[(p.switch_id, priority)].busy
-                                  if (p.switch_id, priority) in self._tracks else [])]
+            ports = [pt for p in members
+                     for pt in (self._tracks[(p.switch_id, priority)].busy
+                                if (p.switch_id, priority) in self._tracks else [])]
             with self.factory() as session:
                 session.add(TunerTrial(
                     change_id=change_id, proposal_ids=ids, profile=profile, priority=priority,
                     switch_ids=sorted({p.switch_id for p in members}),
-                    kpis_before=mean_kpis(windows), applied_ms=now_ms,
+                    kpis_before=average_kpis([pt.kpis for pt in ports]), applied_ms=now_ms,
                     verify_after_ms=now_ms + int(self.options.verify_s * 1000),
                     status="applying"))
                 session.commit()

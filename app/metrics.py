@@ -273,6 +273,32 @@ PORT_PROFILE_PROBABILITY = Gauge(
     "Classifier probability of the port's current profile.",
     ["switch", "interface", "priority"],
 )
+# what export_port_profiles last set: (switch, interface, priority) -> profile
+_PORT_PROFILES_EXPORTED: dict[tuple[str, str, str], str] = {}
+
+
+def export_port_profiles(ports: Iterable[tuple[str, str, str, str, float]]) -> None:
+    """Set the per-port profile gauges to exactly ``ports`` = (switch, interface, priority,
+    profile, probability): a port's series change only where its profile did, and ports no
+    longer seen are removed (a 1,000-switch fabric has 128,000 of them)."""
+    seen: dict[tuple[str, str, str], str] = {}
+    for switch, interface, priority, profile, probability in ports:
+        labels = (switch, interface, priority)
+        seen[labels] = profile
+        before = _PORT_PROFILES_EXPORTED.get(labels)
+        if before != profile:
+            if before is not None:
+                PORT_PROFILE.remove(*labels, before)
+            PORT_PROFILE.labels(*labels, profile).set(1)
+        PORT_PROFILE_PROBABILITY.labels(*labels).set(probability)
+    for labels, profile in _PORT_PROFILES_EXPORTED.items():
+        if labels not in seen:
+            PORT_PROFILE.remove(*labels, profile)
+            PORT_PROFILE_PROBABILITY.remove(*labels)
+    _PORT_PROFILES_EXPORTED.clear()
+    _PORT_PROFILES_EXPORTED.update(seen)
+
+
 TUNER_KPI = Gauge(
     "waterline_tuner_kpi",
     "A KPI of a switch x priority before and after the tuner's last change.",

@@ -68,43 +68,29 @@ class PortWindow:
         return self.speed_gbps * 1e9 / 8
 
 
-def _mean(a: np.ndarray) -> float:
-    a = a[np.isfinite(a)]
-    return float(a.mean()) if a.size else 0.0
-
-
-def _max(a: np.ndarray) -> float:
-    a = a[np.isfinite(a)]
-    return float(a.max()) if a.size else 0.0
-
-
-def _cv(a: np.ndarray) -> float:
-    a = a[np.isfinite(a)]
-    if a.size < 2:
-        return 0.0
-    m = float(a.mean())
-    return float(a.std() / m) if m > 0 else 0.0
-
-
-def _quantile(a: np.ndarray, q: float) -> float:
-    a = a[np.isfinite(a)]
-    return float(np.quantile(a, q)) if a.size else 0.0
-
-
 def window_kpis(w: PortWindow) -> dict[str, float]:
     """What telemetry alone says about a port (the daemon's before/after verdict): utilisation,
     ECN-mark ratio, PFC pause frames per second both ways, drops per second, queue depth."""
-    tx = _mean(w.tx_bytes_per_s)
-    packets = _mean(w.tx_packets_per_s)
+    return {k: float(v[0]) for k, v in window_kpis_batch(stack_windows([w])).items()}
+
+
+def window_kpis_batch(batch: WindowBatch) -> dict[str, np.ndarray]:
+    """:func:`window_kpis` of every window of a batch (one array per KPI)."""
+    f = batch.fields
+    tx = _nanmean(f["tx_bytes_per_s"])
+    packets = _nanmean(f["tx_packets_per_s"])
+    line = batch.speed_gbps * 1e9 / 8
     return {
-        "utilisation": min(1.0, tx / w.line_rate_bytes_per_s) if w.speed_gbps else 0.0,
-        "ecn_mark_ratio": _mean(w.ecn_marked_packets_per_s) / packets if packets > 0 else 0.0,
-        "rx_pause_per_s": _mean(w.rx_pause_frames_per_s),
-        "tx_pause_per_s": _mean(w.tx_pause_frames_per_s),
-        "drops_per_s": _mean(w.drop_packets_per_s),
-        "queue_mean_bytes": _mean(w.occupancy_bytes),
-        "queue_p99_bytes": _quantile(w.occupancy_bytes, 0.99),
-        "watermark_bytes": _max(w.watermark_bytes),
+        "utilisation": np.where(line > 0, np.minimum(1.0, tx / np.where(line > 0, line, 1.0)),
+                                0.0),
+        "ecn_mark_ratio": np.where(packets > 0, _nanmean(f["ecn_marked_packets_per_s"])
+                                   / np.where(packets > 0, packets, 1.0), 0.0),
+        "rx_pause_per_s": _nanmean(f["rx_pause_frames_per_s"]),
+        "tx_pause_per_s": _nanmean(f["tx_pause_frames_per_s"]),
+        "drops_per_s": _nanmean(f["drop_packets_per_s"]),
+        "queue_mean_bytes": _nanmean(f["occupancy_bytes"]),
+        "queue_p99_bytes": _nanquantile(f["occupancy_bytes"], 0.99),
+        "watermark_bytes": _nanmax(f["watermark_bytes"]),
     }
 
 

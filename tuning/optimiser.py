@@ -1051,16 +1051,35 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
     desc = None if rq.descriptors is None else tuple(
         (p, tuple(np.round(np.asarray(v, dtype=float), 6))) for p, v in
         sorted(rq.descriptors.items()))
-    probe = None if rq.probe is None else json.dumps(rq.probe, sort_keys=True,
-                                                     default=jsonable)
+    probe = None if rq.probe is None else _probe_key(rq.probe)
     avoid = tuple(tuple(round(float(v), 6) for v in a) for a in rq.avoid)
     # a diagnostic under way reads the window itself
-    window = tuple((k, tuple(np.round(np.asarray(f, dtype=float).reshape(-1), 6))) for k, f in
-                   (("", rq.features), *rq.ports)) if (
+    window = (tuple(k for k, _f in rq.ports), np.round(np.vstack(
+        [np.asarray(f, dtype=float).reshape(-1) for _k, f in (("", rq.features), *rq.ports)]),
+        6).tobytes()) if (
         rq.probe and rq.probe.get("diagnostic") and not rq.probe.get("checked")) else None
     return (rq.profile, desc, window, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
             c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
             rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe, avoid)
+
+
+# a diagnostic's recorded windows: compared as arrays, not as text
+_WINDOW_RECORDS = ("features", "step_features", "port_features", "port_step_features")
+
+
+def _probe_key(probe: dict[str, Any]) -> tuple[Any, ...]:
+    """A probe record as part of a request's key: its windows as bytes of their values."""
+    rest = json.dumps({k: v for k, v in probe.items() if k not in _WINDOW_RECORDS},
+                      sort_keys=True, default=jsonable)
+    windows: list[tuple[Any, ...]] = []
+    for name in _WINDOW_RECORDS:
+        got = probe.get(name)
+        if isinstance(got, dict):
+            windows.append((name, tuple(sorted(got)), np.asarray(
+                [got[k] for k in sorted(got)], dtype=float).tobytes()))
+        elif got is not None:
+            windows.append((name, np.asarray(got, dtype=float).tobytes()))
+    return rest, tuple(windows)
 
 
 def _ctx_of(f: np.ndarray, speed_gbps: int | None, buffer_bytes: int | None,

@@ -80,11 +80,12 @@ class TrafficTracker:
         forgotten."""
         p = np.atleast_2d(np.asarray(probabilities, dtype=float))
         out = p.copy()
-        for i, key in enumerate(keys):
-            old = self.ports.get(key)
-            if old is not None and len(old) == p.shape[1]:
-                out[i] = PORT_MEMORY * np.asarray(old) + (1.0 - PORT_MEMORY) * p[i]
-        self.ports = {k: [float(x) for x in row] for k, row in zip(keys, out, strict=True)}
+        seen = [i for i, key in enumerate(keys)
+                if len(self.ports.get(key) or ()) == p.shape[1]]
+        if seen:
+            old = np.array([self.ports[keys[i]] for i in seen], dtype=float)
+            out[seen] = PORT_MEMORY * old + (1.0 - PORT_MEMORY) * p[seen]
+        self.ports = dict(zip(keys, out.tolist(), strict=True))
         return out
 
     def note_origin(self, waterlines: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tuning.features import PortWindow, window_kpis
+from tuning.features import PortWindow, stack_windows, window_kpis_batch
 
 
 @dataclass
@@ -48,7 +48,14 @@ def mean_kpis(windows: Sequence[PortWindow]) -> dict[str, float]:
     """The ports' telemetry KPIs (``window_kpis``), averaged over the ports."""
     if not windows:
         return {}
-    kpis = [window_kpis(w) for w in windows]
+    return {k: float(np.mean(v)) for k, v in window_kpis_batch(stack_windows(list(windows)))
+            .items()}
+
+
+def average_kpis(kpis: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Per-port KPIs (``window_kpis``), averaged over the ports."""
+    if not kpis:
+        return {}
     return {k: float(np.mean([x[k] for x in kpis])) for k in kpis[0]}
 
 
