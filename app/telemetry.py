@@ -245,6 +245,9 @@ WINDOW_COLUMNS: tuple[str, ...] = (
 )
 
 
+FETCH_ROWS = 100_000  # samples converted to arrays at a time by load_window_rows
+
+
 @dataclass(frozen=True)
 class WindowRows:
     """Every (switch, interface, priority) window of a time range, stacked: ``keys[i]`` is
@@ -279,16 +282,19 @@ def load_window_rows(
            f"FROM {SAMPLES.fullname} WHERE ts_ms >= {mark} AND ts_ms < {mark} "
            f"AND priority IN ({', '.join(str(p) for p in wanted)}) "
            "ORDER BY switch_id, interface_id, priority, ts_ms")
+    width = 4 + len(WINDOW_COLUMNS)
+    chunks = []  # in chunks: a Python object per value only for one chunk at a time
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql, (int(start_ms), int(end_ms)))
-        rows = cursor.fetchall()
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            # None (a counter the NOS does not report) becomes NaN; ids and times are exact
+            chunks.append(np.array(rows, dtype=float).reshape(len(rows), width))
     finally:
         cursor.close()
-    if not rows:
+    if not chunks:
         return _no_windows()
-    # None (a counter the NOS does not report) becomes NaN; ids and times are exact in a float
-    values = np.array(rows, dtype=float).reshape(len(rows), 4 + len(WINDOW_COLUMNS))
+    values = np.concatenate(chunks)
     if switch_ids is not None:
         values = values[np.isin(values[:, 0], np.asarray(list(switch_ids), dtype=float))]
         if not len(values):

@@ -17,15 +17,18 @@ as in ``bench_tuner.py``. SQLite in a temporary file by default; ``--pg`` uses P
 database, in a schema of its own that is dropped afterwards).
 
 Prints the wall seconds of the first cycle (every port profile and track new) and of the
-second (the same rows updated, proposals already pending), each split into its steps.
+second (the same rows updated, proposals already pending), each split into its steps, and
+the process' resident memory before the cycle and at its peak during it.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -128,6 +131,31 @@ def populate(engine: Engine, n_switches: int, ports: int) -> float:
     return time.perf_counter() - t
 
 
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRss:
+    """The largest resident set size while the block runs (sampled every 20 ms), in bytes."""
+
+    def __enter__(self) -> PeakRss:
+        self.before = self.peak = rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+
 def timed(daemon: TunerDaemon, spent: dict[str, float]) -> None:
     """Wrap the daemon's steps to add their wall seconds to ``spent``."""
     for name in ("_judge_trials", "_load_ports", "_classify", "_track"):
@@ -163,9 +191,10 @@ def run(label: str, engine: Engine, n_switches: int, ports: int) -> None:
         _ = daemon.models  # loaded and recorded before the timing
         spent: dict[str, float] = defaultdict(float)
         timed(daemon, spent)
-        t = time.perf_counter()
-        report = daemon.cycle()
-        total = time.perf_counter() - t
+        with PeakRss() as rss:
+            t = time.perf_counter()
+            report = daemon.cycle()
+            total = time.perf_counter() - t
         assert not report.errors, report.errors
         with Session(engine) as session:
             proposals = session.scalar(select(func.count()).select_from(Proposal))
@@ -174,7 +203,8 @@ def run(label: str, engine: Engine, n_switches: int, ports: int) -> None:
               f"classify + record profiles {spent['_classify'] - spent['_track'] - load:.2f} s, "
               f"track {spent['_track']:.2f} s, propose + store "
               f"{total - spent['_classify'] - spent['_judge_trials']:.2f} s; "
-              f"{report.classified:,} ports, {proposals:,} proposals stored")
+              f"{report.classified:,} ports, {proposals:,} proposals stored; resident memory "
+              f"{rss.before / 2**20:,.0f} MiB before, peak {rss.peak / 2**20:,.0f} MiB")
 
 
 def main() -> None:

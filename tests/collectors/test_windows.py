@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from app import telemetry
 from app.telemetry import WINDOW_COLUMNS, load_window_rows, load_windows
 from collectors.ingest import Ingestor
 from tests.collectors.helpers import interface_ids, load_fabric
@@ -29,7 +30,8 @@ def sample(switch_id: int, iface_id: int, priority: int, k: int, **over: Any) ->
     return row
 
 
-def test_every_port_window_comes_back_stacked_in_time_order(db: Database) -> None:
+def test_every_port_window_comes_back_stacked_in_time_order(db: Database,
+                                                           monkeypatch: Any) -> None:
     switches = load_fabric(db, pods=1, tors_per_pod=2, leaves_per_pod=1, spines=1)
     tor1, tor2 = switches["tor-p1-1"].id, switches["tor-p1-2"].id
     a = interface_ids(db, "tor-p1-1")["Ethernet0"]
@@ -62,6 +64,13 @@ def test_every_port_window_comes_back_stacked_in_time_order(db: Database) -> Non
     assert old[keys[1]]["tx_pause_frames_per_s"].tolist() == [0.0, 0.5, 1.0]
     assert all(len(old[keys[0]][c]) == 5 for c in (*WINDOW_COLUMNS, "ts_ms"))
     assert math.isnan(old[keys[1]]["watermark_bytes"][0])
+    # read in chunks of 2 samples (groups split across chunks): the same arrays
+    monkeypatch.setattr(telemetry, "FETCH_ROWS", 2)
+    with db.session() as s:
+        small = load_window_rows(s, start_ms=T0, end_ms=T0 + 50_000, priorities=[3, 4])
+    assert small.keys == got.keys and small.counts.tolist() == got.counts.tolist()
+    for name in WINDOW_COLUMNS:
+        assert np.array_equal(small.fields[name], got.fields[name], equal_nan=True), name
 
 
 def test_an_empty_range_reads_as_no_windows(db: Database) -> None:
