@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, case, insert, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from app import metrics
@@ -40,6 +40,7 @@ from app.db.models import (
     TunerState,
     TunerTrial,
 )
+from app.db.session import upsert_insert
 from app.drivers.models import QosConfig, Waterlines
 from app.telemetry import load_window_rows, load_windows
 from tuning import mixed
@@ -441,36 +442,21 @@ class TunerDaemon:
 
     @staticmethod
     def _record_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
-        """Each port's verdict (``port_profiles``, bulk statements: a fabric has 128,000
-        ports) and its gauges."""
+        """Each port's verdict (``port_profiles``: one upsert for all ports, a fabric has
+        128,000; ``since_ms`` moves only with the profile) and its gauges."""
         table = cast(Table, PortProfile.__table__)
-        previous = {(a, b, c): p for a, b, c, p in session.execute(select(
-            table.c.switch_id, table.c.interface_id, table.c.priority, table.c.profile))}
-        fresh, moved, same = [], [], []
-        for port in ports:
-            key = (port.switch_id, port.interface_id, port.priority)
-            before = previous.get(key)
-            if before is None:
-                fresh.append({"switch_id": key[0], "interface_id": key[1], "priority": key[2],
-                              "profile": port.profile, "probability": port.probability,
-                              "since_ms": now_ms, "updated_ms": now_ms})
-            else:
-                row: dict[str, Any] = {"b_sid": key[0], "b_iid": key[1], "b_prio": key[2],
-                                       "probability": port.probability}
-                if before != port.profile:
-                    row["profile"] = port.profile
-                    moved.append(row)
-                else:
-                    same.append(row)
-        if fresh:
-            session.execute(insert(table), fresh)
-        where = (table.c.switch_id == bindparam("b_sid"),
-                 table.c.interface_id == bindparam("b_iid"), table.c.priority == bindparam("b_prio"))
-        if moved:
-            session.execute(update(table).where(*where).values(since_ms=now_ms, updated_ms=now_ms),
-                            moved)
-        if same:
-            session.execute(update(table).where(*where).values(updated_ms=now_ms), same)
+        upsert = upsert_insert(session.get_bind().dialect.name, table)
+        statement = upsert.on_conflict_do_update(
+            index_elements=[table.c.switch_id, table.c.interface_id, table.c.priority],
+            set_={"profile": upsert.excluded.profile,
+                  "probability": upsert.excluded.probability,
+                  "updated_ms": upsert.excluded.updated_ms,
+                  "since_ms": case((table.c.profile == upsert.excluded.profile,
+                                    table.c.since_ms), else_=upsert.excluded.since_ms)})
+        session.execute(statement, [
+            {"switch_id": p.switch_id, "interface_id": p.interface_id, "priority": p.priority,
+             "profile": p.profile, "probability": p.probability, "since_ms": now_ms,
+             "updated_ms": now_ms} for p in ports])
         names = dict(session.execute(select(Switch.id, Switch.name)).tuples().all())
         metrics.export_port_profiles(
             (names.get(p.switch_id, "?"), p.interface, str(p.priority), p.profile,

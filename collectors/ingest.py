@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, delete, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
@@ -31,6 +30,7 @@ from app.db.models import (
     TelemetryRollup1m,
     TelemetrySample,
 )
+from app.db.session import upsert_insert
 from collectors.normalise import SAMPLE_COLUMNS, SampleBatch
 
 log = logging.getLogger("waterline.ingest")
@@ -278,8 +278,7 @@ def _rollup_select(source: Table, bucket_ms: int, start_ms: int, end_ms: int) ->
 def _upsert_rollup(conn: Connection, target: Table, query: Any) -> None:
     names = ["switch_id", "interface_id", "priority", "bucket_ms", "samples", *RATE_COLUMNS,
              "occupancy_bytes", "watermark_bytes"]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(target).from_select(names, query)
+    stmt = upsert_insert(conn.dialect.name, target).from_select(names, query)
     stmt = stmt.on_conflict_do_update(
         index_elements=["switch_id", "interface_id", "priority", "bucket_ms"],
         set_={n: stmt.excluded[n] for n in names[4:]},
@@ -294,8 +293,8 @@ def _state(conn: Connection, name: str) -> int | None:
 
 
 def _set_state(conn: Connection, name: str, value: int) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(RollupState).values(name=name, done_until_ms=value)
+    stmt = upsert_insert(conn.dialect.name, cast(Table, RollupState.__table__)).values(
+        name=name, done_until_ms=value)
     conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
                                             set_={"done_until_ms": value}))
 

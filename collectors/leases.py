@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.db.models import CollectorLease, CollectorWorker, Switch
+from app.db.session import upsert_insert
 
 LEASES = cast(Table, CollectorLease.__table__)
 WORKERS = cast(Table, CollectorWorker.__table__)
@@ -49,9 +50,7 @@ class LeaseManager:
         return self.lease_ms / 3000
 
     def _insert(self, conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-        if conn.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        return upsert_insert(conn.dialect.name, table)
 
     def claim(self, now_ms: int | None = None) -> set[int]:
         """Heartbeat, renew own leases, shed or take switches towards the fair share."""

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +17,14 @@ STATEMENT_TIMEOUT_MS = 120_000
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def upsert_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can take ``on_conflict_do_nothing`` / ``on_conflict_do_update``, for
+    the two databases Waterline runs on."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
