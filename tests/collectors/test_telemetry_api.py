@@ -124,3 +124,30 @@ def test_metrics_exports_fabric_snapshot_and_passes_promtool(api: Api,
         pytest.skip("promtool not installed")
     check = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_fabric_kpis_from_stored_telemetry(api: Api, stored: dict[str, int]) -> None:
+    """/fabric/kpis averages the stored window of the busy lossless ports, overall and per
+    classified profile; idle ports (the others here) are left out."""
+    from app.db.models import Interface, PortProfile
+
+    now = int(time.time() * 1000)
+    ids = interface_ids(api.db, "tor-p1-1")
+    with api.db.session() as s:
+        tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+        speed_gbps = s.get(Interface, ids["Ethernet4"]).speed_gbps  # type: ignore[union-attr]
+    rows = rows_for(tor.id, ids["Ethernet4"], now - 60_000, n=6)
+    for r in rows:
+        r.update(tx_bytes_per_s=0.4 * speed_gbps * 1e9 / 8, tx_packets_per_s=1e6,
+                 ecn_marked_packets_per_s=1e4, tx_pause_frames_per_s=7.0)
+    assert Ingestor(api.db.engine).write(rows).error is None
+    with api.db.session() as s:
+        s.add(PortProfile(switch_id=tor.id, interface_id=ids["Ethernet4"], priority=3,
+                          profile="incast", probability=0.8, since_ms=now, updated_ms=now))
+        s.commit()
+    body = api.get("/api/v1/fabric/kpis?window=300").json()
+    assert body["ports"] == 1
+    assert body["telemetry"]["utilisation"] == pytest.approx(0.4)
+    assert body["telemetry"]["ecn_mark_ratio"] == pytest.approx(0.01)
+    assert body["telemetry"]["tx_pause_per_s"] == pytest.approx(7.0)
+    assert [(p["profile"], p["ports"]) for p in body["by_profile"]] == [("incast", 1)]

@@ -69,31 +69,34 @@ def fabric_kpis(
     import numpy as np
 
     from app.db.models import Fabric, Interface, PortProfile, Switch
-    from app.telemetry import load_windows
-    from tuning.features import PortWindow, window_kpis
+    from app.telemetry import load_window_rows
+    from tuning.features import WindowBatch, window_kpis_batch
 
     now_ms = int(time.time() * 1000)
     fabric = session.scalars(select(Fabric)).first()
     priorities = list(fabric.lossless_priorities) if fabric else [3]
-    interfaces = {i.id: i for i in session.scalars(select(Interface))}
+    links = {i: (float(speed), float(cable)) for i, speed, cable in session.execute(
+        select(Interface.id, Interface.speed_gbps, Interface.cable_m)).tuples()}
     buffers = dict(session.execute(select(Switch.id, Switch.buffer_bytes)).tuples().all())
     profiles = {(p.switch_id, p.interface_id, p.priority): p.profile
                 for p in session.scalars(select(PortProfile))}
     per_profile: dict[str, list[dict[str, float]]] = {}
     every: list[dict[str, float]] = []
-    series = load_windows(session, start_ms=now_ms - int(window * 1000), end_ms=now_ms + 1,
-                          priorities=priorities)
-    for (sid, iid, prio), data in series.items():
-        iface = interfaces.get(iid)
-        if iface is None:
-            continue
-        kpis = window_kpis(PortWindow(speed_gbps=float(iface.speed_gbps),
-                                      buffer_bytes=buffers.get(sid, 1), cable_m=iface.cable_m,
-                                      **{k: v for k, v in data.items() if k != "ts_ms"}))
+    got = load_window_rows(session, start_ms=now_ms - int(window * 1000), end_ms=now_ms + 1,
+                           priorities=priorities)
+    rows = [k for k, key in enumerate(got.keys) if key[1] in links]
+    keys = [got.keys[k] for k in rows]
+    batch = WindowBatch(np.array([links[key[1]][0] for key in keys]),
+                        np.array([float(buffers.get(key[0], 1)) for key in keys]),
+                        np.array([links[key[1]][1] for key in keys]),
+                        {n: v[rows] for n, v in got.fields.items()})
+    table = window_kpis_batch(batch) if keys else {}
+    for j, key in enumerate(keys):
+        kpis = {k: float(v[j]) for k, v in table.items()}
         if kpis["utilisation"] <= 0.001:
             continue  # idle ports would drown the averages
         every.append(kpis)
-        per_profile.setdefault(profiles.get((sid, iid, prio), "unclassified"), []).append(kpis)
+        per_profile.setdefault(profiles.get(key, "unclassified"), []).append(kpis)
 
     def mean(rows: list[dict[str, float]]) -> dict[str, float]:
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
