@@ -71,6 +71,31 @@ def fit_tree_classifier(X: np.ndarray, y: np.ndarray, *, seed: int = 0, max_iter
     return model
 
 
+def fit_kind_classifier(X: np.ndarray, kinds: np.ndarray, *, seed: int = 0, folds: int = 5
+                        ) -> tuple[Any, np.ndarray]:
+    """A histogram gradient-boosting classifier of the kind of each row (labels), and its
+    out-of-fold class probabilities of the same rows (``folds`` stratified folds; columns in
+    the order of ``classes_``): what a model stacked on it must be fitted on, since
+    in-sample probabilities are far surer than those it gives rows it has not seen."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    def make() -> Any:
+        return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05,
+                                              max_leaf_nodes=31, min_samples_leaf=20,
+                                              l2_regularization=1e-3, early_stopping=False,
+                                              random_state=seed)
+
+    X = np.asarray(X, dtype=float)
+    labels = np.asarray(kinds)
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with single_thread():
+        oof = np.asarray(cross_val_predict(make(), X, labels, cv=cv, method="predict_proba"),
+                         dtype=float)
+        model = make().fit(X, labels)
+    return model, oof
+
+
 @dataclass
 class TrafficEstimator:
     """One profile's descriptor regressors and measurement model (module docstring)."""

@@ -630,7 +630,8 @@ def fit_diagnostic(train: list[Diagnosed], heldout: list[Diagnosed], seed: int
         np.stack([med(d.start_rows) for d in train]), np.stack([med(d.step_rows) for d in train]),
         np.stack([med(d.target_rows) for d in train]),
         {"step": np.array([v[1] - v[0] for v in lj]),
-         "target": np.array([v[2] - v[0] for v in lj])}, seed=seed + 500)
+         "target": np.array([v[2] - v[0] for v in lj])}, seed=seed + 500,
+        kinds=np.array([d.scenario.profile for d in train]))
     report: dict[str, dict[str, float]] = {}
     for profile in sorted({d.scenario.profile for d in heldout}):
         goes: list[str] = []

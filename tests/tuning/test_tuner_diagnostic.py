@@ -82,12 +82,12 @@ def test_the_path_runs_from_the_sonic_default_to_the_vendor_guide() -> None:
 @pytest.mark.parametrize("step, target, risk, go, rule_out", [
     # a gain of 33 % at a 5 % risk of >10 % worse: on
     ((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05), (0.05, 0.05), "target", "against"),
-    # the same gain at the limit of the risk (15 %): on, incast ruled out ...
-    ((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05), (0.15, 0.15), "target", "against"),
+    # the same gain at the limit of the risk (12 %): on, incast ruled out ...
+    ((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05), (0.12, 0.12), "target", "against"),
     # ... just over it: undecided -- on to the guide, whose own window decides, nothing
     # ruled out
-    ((-0.5, -0.3, -0.1), (-0.6, -0.4, 0.3), (0.16, 0.16), "target", ""),
-    ((-0.5, -0.3, -0.1), (-0.6, -0.4, 0.3), (0.16, 0.31), "start", ""),     # too risky to try
+    ((-0.5, -0.3, -0.1), (-0.6, -0.4, 0.3), (0.13, 0.13), "target", ""),
+    ((-0.5, -0.3, -0.1), (-0.6, -0.4, 0.3), (0.13, 0.26), "start", ""),     # too risky to try
     ((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), (0.9, 0.9), "start", "for"),        # surely worse: back
     # the guide too risky, the step not: the step surely helps
     ((-0.4, -0.3, -0.05), (-0.5, -0.3, 0.1), (0.05, 0.4), "step", "against"),
@@ -110,6 +110,36 @@ def test_the_check_keeps_the_guide_only_when_still_sure() -> None:
     risky = model((0, 0, 0), (0, 0, 0), (-0.3, -0.2, 0.1), risk=(0.0, 0.0, 0.3))
     v = risky.checks(F, F, F)[0]
     assert (v.go, v.rule_out) == ("start", "for") and "risk of >10 % worse 30 %" in v.reason
+
+
+def test_the_kind_of_traffic_joins_the_inputs_out_of_fold() -> None:
+    """Two kinds of traffic whose windows differ only in their marking (the column of
+    ``ecn_mark_ratio``): the guide helps one (log J -0.4) and harms the other (+0.4). The
+    fitted model carries a kind classifier per stage, its class probabilities join the
+    inputs, and the verdicts follow the kind."""
+    rng = np.random.default_rng(3)
+    n = 240
+    kinds = np.array(["hadoop", "incast"] * (n // 2))
+    ecn = np.where(kinds == "hadoop", rng.uniform(0.0, 0.1, n), rng.uniform(0.2, 0.3, n))
+    windows = []
+    for _ in range(3):
+        w = np.tile(F, (n, 1))
+        w[:, 0] = rng.uniform(0.3, 0.5, n)
+        w[:, 3] = ecn
+        windows.append(w)
+    change = np.where(kinds == "hadoop", -0.4, 0.4) + rng.normal(0.0, 0.05, n)
+    m = DiagnosticModel.fit(*windows, {"step": change / 2, "target": change}, seed=1,
+                            kinds=kinds)
+    assert m.kinds is not None and sorted(m.kinds) == [2, 3]
+    assert m.info["kinds"] == ["hadoop", "incast"]
+    row = np.array(windows[0][:2])  # a hadoop row, an incast row
+    x = m._inputs(row, row)
+    assert x.shape[1] == diagnostic.inputs(row, row).shape[1] + 2
+    assert x[0, -2] > 0.9 and x[1, -1] > 0.9  # each row's own kind
+    first = m.verdicts(row, row)
+    assert [v.go for v in first] == ["target", "start"]
+    assert first[0].predicted["target"]["harm"] <= diagnostic.HARM_LIMIT
+    assert [c.go for c in m.checks(row, row, row)] == ["target", "start"]
 
 
 class RiskOfUtilisation:
@@ -268,7 +298,7 @@ def test_an_undecided_first_stage_lets_the_guides_own_window_decide(
     profiles ruled out."""
     opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
     opt.diagnostic = model((-0.3, -0.04, 0.2), (-0.3, 0.02, 0.3), check=(0.0, 0.1, 0.3),
-                           risk=(0.3, 0.25, 0.4))
+                           risk=(0.3, 0.2, 0.4))
     start, _ctx = sonic()
     post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
     p = propose(opt, start, post)
@@ -368,11 +398,10 @@ def windows(sc: Scenario, path_sets: list[Any]) -> list[np.ndarray]:
     ("incast", {"incast_degree": 64, "load": 0.5}, 200, 7, "start"),
     ("websearch", {"load": 0.3}, 100, 7, "target"),
     ("hadoop", {"load": 0.4}, 100, 23, "target"),
-    # to the guide, but its own window leaves the risk of >10 % worse just over the limit
-    # (15 %): back to the start, where the guide is 0.59 x the start (a known miss; also the
-    # subset's hadoop-200G-s23)
-    pytest.param("hadoop", {"load": 0.4}, 200, 23, "target", marks=pytest.mark.xfail(
-        reason="known miss: the second stage's risk is just over the limit", strict=False)),
+    # went to the guide and back until the eleventh session (its own window left the risk of
+    # >10 % worse just over the limit, where the guide is 0.59 x the start); kept there since
+    # the kind of traffic joins the diagnostic's inputs
+    ("hadoop", {"load": 0.4}, 200, 23, "target"),
 ])
 def test_the_shipped_diagnostic_tells_incast_from_poisson_mixes(
         models: TunerModels, profile: str, params: dict[str, Any], speed: int, seed: int,

@@ -74,15 +74,10 @@ def _ids() -> list[str]:
 
 # Rows the shipped models (seed 0) miss the full bar on, measured; see the README's results.
 KNOWN_MISSES: dict[str, str] = {
-    "websearch-200G-s11": "the diagnostic goes to the vendor guide and back: its second stage "
-                          "is not sure the guide is no risk (trained on the windows it is "
-                          "served since the ninth session: fewer Poisson mixes reach the guide)",
-    "hadoop-200G-s23": "the same: back from the vendor guide, its own window leaving the risk "
-                       "of >10 % worse just over the 15 % limit",
-    "websearch-100G-s11": "back at the SONiC start: at the vendor guide the diagnostic's risk "
-                          "model puts the chance of >10 % worse at 40 % (small incasts at "
-                          "load 0.5 read alike), over the 15 % limit",
-    "hadoop-100G-s11": "the diagnostic goes back (risk of >10 % worse put at 84-95 %); the "
+    "websearch-200G-s11": "the diagnostic goes to the vendor guide and back: with the guide's "
+                          "own window its second stage puts the risk of >10 % worse at 19 %, "
+                          "over the 12 % limit (the guide predicted 19 % better)",
+    "hadoop-100G-s11": "the diagnostic goes back (risk of >10 % worse put at 72-85 %); the "
                        "landscape then takes one step (0.67 x the start), 7 % above the "
                        "vendor guide",
 }
