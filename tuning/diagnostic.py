@@ -48,8 +48,8 @@ join the features of the regressors and the risk models -- out-of-fold on the tr
 (``estimator.fit_kind_classifier``), so the models learn how far to trust it. Measured
 offline (2026-12-07; models fitted on 2,700 scenarios, tested on an independent draw of
 1,700 of the training values and on 600 of the held-out values): Hadoop scenarios ending
-more than 10 % above the best of the path 37.5 % -> 27 % (held-out values 41 % -> 32 %, the
-limits below for both), Websearch 15 % -> 14.5 %, incasts ending more than 10 % worse than
+more than 10 % above the best of the path 37.5 % -> 27 % (held-out values 39 % -> 32 %),
+Websearch 15 % -> 14.5 %, incasts ending more than 10 % worse than
 their start 14 -> 13 of 900 (held-out 1 -> 1 of 200), with the risk limits lowered from
 15 % / 30 % to 12 % / 25 % (at the old limits: Hadoop 26 %, incasts 15).
 
