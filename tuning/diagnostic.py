@@ -72,7 +72,13 @@ from typing import Any
 
 import numpy as np
 
-from tuning.estimator import fit_kind_classifier, fit_tree_classifier, fit_trees, single_thread
+from tuning.estimator import (
+    fit_kind_classifier,
+    fit_tree_classifier,
+    fit_trees,
+    single_thread,
+    tree_threads,
+)
 from tuning.features import FEATURE_NAMES
 from tuning.space import PortContext, clip_coords, reference_waterlines, step_bounded, to_coords
 
@@ -151,7 +157,7 @@ class DiagnosticModel:
         X = inputs(*windows)
         if not self.kinds:
             return X
-        with single_thread():
+        with tree_threads(len(X)):
             p = np.asarray(self.kinds[len(windows)].predict_proba(X), dtype=float)
         out: np.ndarray = np.hstack([X, p])
         return out
@@ -165,6 +171,14 @@ class DiagnosticModel:
             risk = np.asarray(self.harm[name].predict_proba(X), dtype=float)[:, 1]
         return [{**dict(zip(("low", "median", "high"), (float(v) for v in row), strict=True)),
                  "harm": float(r)} for row, r in zip(qs, risk, strict=True)]
+
+    def _risks(self, name: str, X: np.ndarray) -> np.ndarray:
+        """Per row: the predicted risk of the harm event alone -- all a group's ports add to
+        its prediction (``with_port_risk``), so their quantiles are not computed (a switch
+        priority's group holds up to a switch's ports)."""
+        with tree_threads(len(X)):
+            out: np.ndarray = np.asarray(self.harm[name].predict_proba(X), dtype=float)[:, 1]
+        return out
 
     def predict(self, start_features: np.ndarray, step_features: np.ndarray
                 ) -> list[dict[str, dict[str, float]]]:
@@ -180,15 +194,17 @@ class DiagnosticModel:
         """The first stage's verdict per row (module docstring): where to go from the step.
         ``ports``: per row, its ports' own windows (start, step; rows of features each, or
         empty): the risk of the harm event is the largest of the row's and its ports'
-        (``with_port_risk``)."""
+        (``with_port_risk``). A port's risk can only raise its row's, which never turns a
+        way back into a move, so the ports of rows already going back are not judged."""
         preds = self.predict(start_features, step_features)
-        own = _port_rows(ports, len(preds), 2)
+        own = _port_rows(_moving(ports, [self._verdict(p).go != "start" for p in preds]),
+                         len(preds), 2)
         if own is not None:
             rows, windows = own
-            each = self.predict(*windows)
+            X = self._inputs(*windows)
+            risks = {t: self._risks(t, X) for t in TARGETS}
             for i, p in enumerate(preds):
-                preds[i] = {t: with_port_risk(p[t], [each[j][t] for j in rows[i]])
-                            for t in TARGETS}
+                preds[i] = {t: with_port_risk(p[t], risks[t][rows[i]]) for t in TARGETS}
         return [self._verdict(p) for p in preds]
 
     def checks(self, start_features: np.ndarray, step_features: np.ndarray,
@@ -199,11 +215,11 @@ class DiagnosticModel:
         ``ports``: as for :meth:`verdicts`, with the windows at the guide too."""
         qs = self._quantiles(CHECK, self._inputs(start_features, step_features,
                                                   target_features))
-        own = _port_rows(ports, len(qs), 3)
+        own = _port_rows(_moving(ports, [sure(q) for q in qs]), len(qs), 3)
         if own is not None:
             rows, windows = own
-            each = self._quantiles(CHECK, self._inputs(*windows))
-            qs = [with_port_risk(q, [each[j] for j in rows[i]]) for i, q in enumerate(qs)]
+            risks = self._risks(CHECK, self._inputs(*windows))
+            qs = [with_port_risk(q, risks[rows[i]]) for i, q in enumerate(qs)]
         out = []
         for q in qs:
             p = {CHECK: q}
@@ -274,16 +290,24 @@ class DiagnosticModel:
             else [str(k) for k in kind_models[2].classes_]}, kind_models)
 
 
-def with_port_risk(q: dict[str, float], ports: Sequence[dict[str, float]]
+def with_port_risk(q: dict[str, float], ports: Sequence[float] | np.ndarray
                    ) -> dict[str, float]:
     """A group's prediction (from its ports' median window) with the risk of the harm event
     raised to the largest of its ports' own (one window each): the switch takes one set for
     all of them, and a move that makes one port more than 10 % worse is harm even when the
     median port gains (a Poisson-mix majority next to an incast port)."""
-    if not ports:
+    if not len(ports):
         return q
-    worst = max(float(p["harm"]) for p in ports)
+    worst = float(np.max(ports))
     return {**q, "harm": max(float(q["harm"]), worst), "port_harm": worst}
+
+
+def _moving(ports: Sequence[PortWindows] | None, moving: Sequence[bool]
+            ) -> list[PortWindows] | None:
+    """``ports`` with those of the rows not ``moving`` left out (empty)."""
+    if not ports:
+        return None
+    return [ports[i] if i < len(ports) and go else () for i, go in enumerate(moving)]
 
 
 def _port_rows(ports: Sequence[PortWindows] | None, n: int, stages: int
