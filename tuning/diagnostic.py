@@ -215,7 +215,9 @@ class DiagnosticModel:
         ``ports``: as for :meth:`verdicts`, with the windows at the guide too."""
         qs = self._quantiles(CHECK, self._inputs(start_features, step_features,
                                                   target_features))
-        own = _port_rows(_moving(ports, [sure(q) for q in qs]), len(qs), 3)
+        # the ports may change the verdict only where the row's risk is within the limit:
+        # a sure move, or the step kept (``settled``)
+        own = _port_rows(_moving(ports, [q["harm"] <= HARM_LIMIT for q in qs]), len(qs), 3)
         if own is not None:
             rows, windows = own
             risks = self._risks(CHECK, self._inputs(*windows))
