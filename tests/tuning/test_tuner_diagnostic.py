@@ -190,6 +190,25 @@ def test_a_group_is_as_risky_as_its_riskiest_port() -> None:
     assert (c.go, c.rule_out) == ("start", "for") and "on its worst port" in c.reason
 
 
+def test_the_ports_of_a_group_going_back_are_not_judged() -> None:
+    """A port's risk can only raise its group's, which never turns a way back into a move:
+    a group whose own windows say "surely worse" goes back without its ports being judged,
+    and so does the second stage of one whose own risk is over the limit."""
+    worse = replace(model((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), check=(0.1, 0.2, 0.3)),
+                    harm={t: RiskOfUtilisation() for t in ("step", "target", "check")})
+    group = util(0.5)[None, :]
+    risky = (np.stack([util(0.02), util(0.9)]), np.stack([util(0.02), util(0.9)]))
+    v = worse.verdicts(group, group, [risky])[0]
+    assert (v.go, v.rule_out) == ("start", "for")
+    assert "port_harm" not in v.predicted["target"]  # not judged
+    c = worse.checks(group, group, group, [(*risky, risky[0])])[0]
+    assert c.go == "start" and "port_harm" not in c.predicted["check"]
+    # within the limit, the ports are judged (the step may be kept there: ``settled``)
+    calm = util(0.05)[None, :]
+    c = worse.checks(calm, calm, calm, [(*risky, risky[0])])[0]
+    assert c.predicted["check"]["port_harm"] == pytest.approx(0.9)
+
+
 def sonic(speed: int = 100) -> tuple[Any, PortContext]:
     sc = Scenario.make("websearch", speed)
     return statics_of(sc)["sonic_default"], sc.ctx
