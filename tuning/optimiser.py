@@ -260,13 +260,16 @@ class WaterlineOptimiser:
         the posterior and the traffic descriptors (and the fallback rules): requests are taken
         at a resolution of ``POSTERIOR_STEP`` and ``DESCRIPTOR_STEP`` -- far finer than their
         uncertainty -- and equal ones are decided once (a fabric's many switches with alike
-        traffic and the same waterlines), the fallback rules per request. A switch's other
-        ports (``ProposalRequest.others``) are not part of that: every move is checked
-        against its own, and a model move that would slow them is decided again with them
-        in the search (``_others_costs``) -- the best set that spares them, or a hold."""
+        traffic and the same waterlines), the fallback rules per request; a diagnostic under
+        way reads its own windows, so only its search is shared (``_propose_many``). A
+        switch's other ports (``ProposalRequest.others``) are not part of that: every move
+        is checked against its own, and a model move that would slow them is decided again
+        with them in the search (``_others_costs``) -- the best set that spares them, or a
+        hold; a diagnostic's move is not (its path is not the search's)."""
         reqs = self._resolved(requests)
         base = [replace(rq, others=(), origin=None) for rq in reqs]
-        keys = [_request_key(rq) for rq in base]
+        # a diagnostic under way reads its own windows: decided on its own
+        keys = [(i,) if _reads_windows(rq) else _request_key(rq) for i, rq in enumerate(base)]
         first: dict[tuple[Any, ...], int] = {}
         for i, k in enumerate(keys):
             first.setdefault(k, i)
@@ -292,8 +295,11 @@ class WaterlineOptimiser:
             [clip_coords(to_coords(reqs[i].current, c), c) for i, c in zip(moves, ctxs,
                                                                           strict=True)],
             [out[i] for i in moves])
+        # a diagnostic's move is its path's, whatever the search finds: deciding it again
+        # would only hold it again
         redo = [i for i, p in zip(moves, checked, strict=True)
-                if p.spared_others and out[i].method == "model"]
+                if p.spared_others and out[i].method == "model"
+                and not (out[i].probe or {}).get("diagnostic")]
         for i, p in zip(moves, checked, strict=True):
             out[i] = p
         if redo:
@@ -701,15 +707,27 @@ class WaterlineOptimiser:
             else:
                 out[i] = _checked(heuristic(reqs[i].features, reqs[i].current, ctxs[i]),
                                   reqs[i], ctxs[i])
-        traffic = [t for i, t in zip(live, traffic_all, strict=True) if t.hypotheses]
-        xcur = [clip_coords(to_coords(reqs[i].current, ctxs[i]), ctxs[i]) for i in work]
+        traffic_of = [t for i, t in zip(live, traffic_all, strict=True) if t.hypotheses]
+        xcur_of = [clip_coords(to_coords(reqs[i].current, ctxs[i]), ctxs[i]) for i in work]
+        # the search depends on the traffic hypotheses, the current set, its context and the
+        # sets to avoid -- not on a probe's record, which only the decision reads: requests
+        # alike in these (a fleet's switches in one diagnostic) are searched once; a
+        # request with other ports searches with them, on its own
+        found: dict[tuple[Any, ...], int] = {}
+        rep = [found.setdefault(_search_key(reqs[i], ctxs[i], t, x) if not reqs[i].others
+                                else (k,), len(found))
+               for k, (i, t, x) in enumerate(zip(work, traffic_of, xcur_of, strict=True))]
+        first_of = {r: k for k, r in reversed(list(enumerate(rep)))}
+        searched = [work[first_of[r]] for r in range(len(found))]
+        traffic = [traffic_of[first_of[r]] for r in range(len(found))]
+        xcur = [xcur_of[first_of[r]] for r in range(len(found))]
         # the candidate sets depend on the current set, its context and the picks so far,
         # not on the traffic: a fleet's many switches at one setting share them (``memo``;
         # never written to in place)
         memo: dict[tuple[Any, ...], tuple[np.ndarray, ...]] = {}
         keys: list[tuple[Any, ...]] = [(x.tobytes(), ctxs[i])
-                                       for x, i in zip(xcur, work, strict=True)]
-        for key, x, i in zip(keys, xcur, work, strict=True):
+                                       for x, i in zip(xcur, searched, strict=True)]
+        for key, x, i in zip(keys, xcur, searched, strict=True):
             if key not in memo:
                 memo[key] = _start_sets(x, ctxs[i])
         starts = [memo[key] for key in keys]
@@ -725,7 +743,7 @@ class WaterlineOptimiser:
                                                                       strict=True)]
         for stage in (2, 3):
             extra = []
-            for k, i in enumerate(work):
+            for k, i in enumerate(searched):
                 if not hot[k]:
                     extra.append(np.zeros((0, 5)))
                     continue
@@ -742,27 +760,28 @@ class WaterlineOptimiser:
         statics = [s[2] for s in starts]
         needs = [self._needed_gain(t) for t in traffic]
         totals = [_scores(pt, t) + _pfc_cost(c, nd) + _avoid_cost(c, reqs[i].avoid)
-                  for pt, t, c, nd, i in zip(parts, traffic, cands, needs, work, strict=True)]
-        others = self._others_traffic([reqs[i] for i in work], [ctxs[i] for i in work])
-        spare = self._others_costs([reqs[i] for i in work], [ctxs[i] for i in work], others,
-                                   cands, totals, needs)
+                  for pt, t, c, nd, i in zip(parts, traffic, cands, needs, searched, strict=True)]
+        others = self._others_traffic([reqs[i] for i in searched],
+                                      [ctxs[i] for i in searched])
+        spare = self._others_costs([reqs[i] for i in searched], [ctxs[i] for i in searched],
+                                   others, cands, totals, needs)
         totals = [t + o for t, o in zip(totals, spare, strict=True)]
         bests = [_prefer_static(sc, c, st) for sc, c, st in zip(totals, cands, statics,
                                                                 strict=True)]
         # the heading (``_prefer_heading``), only where it could change the pick
         rivals = [_heading_rivals(totals[k], cands[k], statics[k], bests[k], needs[k])
-                  if hot[k] else np.zeros(len(cands[k]), dtype=bool) for k in range(len(work))]
+                  if hot[k] else np.zeros(len(cands[k]), dtype=bool) for k in range(len(searched))]
         ask = [k for k, r in enumerate(rivals) if r.any()]
         for k, h in zip(ask, self._headings([traffic[k] for k in ask], [xcur[k] for k in ask],
-                                            [ctxs[work[k]] for k in ask]), strict=True):
+                                            [ctxs[searched[k]] for k in ask]), strict=True):
             bests[k] = _prefer_heading(totals[k], cands[k], bests[k], rivals[k], h)
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
                                                                         strict=True)])
-        verdicts = self._verdicts([reqs[i] for i in work], [c[0] for c in cands])
-        for k, i in enumerate(work):
-            out[i] = self._decide(reqs[i], ctxs[i], traffic[k], cands[k], parts[k], bests[k],
-                                  outputs[k], towards[k], verdicts[k])
-        moves = [(k, i, prop) for k, i in enumerate(work) if reqs[i].others
+        verdicts = self._verdicts([reqs[i] for i in work], [cands[r][0] for r in rep])
+        for k, (i, r) in enumerate(zip(work, rep, strict=True)):
+            out[i] = self._decide(reqs[i], ctxs[i], traffic[r], cands[r], parts[r], bests[r],
+                                  outputs[r], towards[r], verdicts[k])
+        moves = [(r, i, prop) for i, r in zip(work, rep, strict=True) if reqs[i].others
                  and (prop := out[i]) is not None and prop.method in LANDSCAPE_MOVES]
         spared = self._spare_others([reqs[i] for _k, i, _p in moves],
                                     [ctxs[i] for _k, i, _p in moves],
@@ -1045,7 +1064,7 @@ def _posterior(rq: ProposalRequest) -> np.ndarray:
 
 def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
     """What a (resolved) request's model decision depends on, its other ports aside
-    (``propose_batch`` checks those per request)."""
+    (``propose_batch`` checks those per request) and its windows (``_reads_windows``)."""
     c = rq.current
     post = None if rq.posterior is None else tuple(np.round(np.asarray(rq.posterior), 6))
     desc = None if rq.descriptors is None else tuple(
@@ -1053,14 +1072,24 @@ def _request_key(rq: ProposalRequest) -> tuple[Any, ...]:
         sorted(rq.descriptors.items()))
     probe = None if rq.probe is None else _probe_key(rq.probe)
     avoid = tuple(tuple(round(float(v), 6) for v in a) for a in rq.avoid)
-    # a diagnostic under way reads the window itself
-    window = (tuple(k for k, _f in rq.ports), np.round(np.vstack(
-        [np.asarray(f, dtype=float).reshape(-1) for _k, f in (("", rq.features), *rq.ports)]),
-        6).tobytes()) if (
-        rq.probe and rq.probe.get("diagnostic") and not rq.probe.get("checked")) else None
-    return (rq.profile, desc, window, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
+    return (rq.profile, desc, int(c.kmin_bytes), int(c.kmax_bytes), round(float(c.pmax), 9),
             c.alpha, c.headroom_bytes, c.xoff_bytes, c.xon_bytes, rq.speed_gbps,
             rq.buffer_bytes, rq.cable_m, rq.mtu, post, probe, avoid)
+
+
+def _reads_windows(rq: ProposalRequest) -> bool:
+    """Whether a request's decision reads its own windows (a diagnostic under way), not only
+    what ``_request_key`` holds."""
+    return bool(rq.probe and rq.probe.get("diagnostic") and not rq.probe.get("checked"))
+
+
+def _search_key(rq: ProposalRequest, ctx: PortContext, traffic: _Traffic, xcur: np.ndarray
+                ) -> tuple[Any, ...]:
+    """What a request's search (``_propose_many``) depends on: its traffic hypotheses, the
+    current set's coordinates, their context and the sets to avoid."""
+    return (xcur.tobytes(), ctx, tuple(tuple(round(float(v), 9) for v in a) for a in rq.avoid),
+            tuple((p, w, pts.tobytes(), wts.tobytes(), traffic.theta_mean[p].tobytes())
+                  for p, w, pts, wts in traffic.hypotheses))
 
 
 # a diagnostic's recorded windows: compared as arrays, not as text
@@ -1187,8 +1216,8 @@ def _settle_pick(score: np.ndarray, parts: dict[str, np.ndarray], traffic: _Traf
     if not len(statics) or np.any(np.all(np.abs(statics - cands[0]) < 1e-6, axis=1)):
         return None
     pick: int | None = None
-    for i in range(1, len(cands)):
-        if not np.any(np.all(np.abs(statics - cands[i]) < 1e-6, axis=1)) or score[i] > 0:
+    for i in np.flatnonzero(_among(cands, statics)).tolist():
+        if i == 0 or score[i] > 0:
             continue
         weights, d = _changes(parts, traffic, i)
         if any(d[p] > 0 and weights[p] >= PROBE_RIVAL_MASS for p in d):
@@ -1196,6 +1225,15 @@ def _settle_pick(score: np.ndarray, parts: dict[str, np.ndarray], traffic: _Traf
         if pick is None or score[i] < score[pick]:
             pick = i
     return pick
+
+
+def _among(cands: np.ndarray, sets: np.ndarray) -> np.ndarray:
+    """Per candidate, whether it is one of ``sets`` (all coordinates)."""
+    if not len(sets):
+        return np.zeros(len(cands), dtype=bool)
+    out: np.ndarray = np.any(np.all(np.abs(cands[:, None, :] - sets[None, :, :]) < 1e-6,
+                                    axis=2), axis=1)
+    return out
 
 
 def _is_reference(x: np.ndarray, statics: np.ndarray) -> bool:
@@ -1351,8 +1389,8 @@ def _probe_pick(parts: dict[str, np.ndarray], traffic: _Traffic, cands: np.ndarr
     if not len(towards):
         return None
     best: tuple[int, list[str], list[str], float] | None = None
-    for i in range(1, len(cands)):
-        if not np.any(np.all(np.abs(towards - cands[i]) < 1e-6, axis=1)):
+    for i in np.flatnonzero(_among(cands, towards)).tolist():
+        if i == 0:
             continue
         weights, d = _changes(parts, traffic, i)
         helps = [p for p in d if d[p] < 0]

@@ -392,6 +392,46 @@ def test_the_diagnostic_judges_each_port_of_a_group(models: TunerModels) -> None
     assert q.probe is not None and q.probe["verdict"] == "target"
 
 
+def test_a_fleet_in_one_diagnostic_is_searched_once_and_judged_per_switch(
+        models: TunerModels) -> None:
+    """Switches alike in their traffic and waterlines, each at the step with its own ports:
+    the landscape search runs once for all of them, but every verdict reads its own
+    windows -- the switch with a risky port goes back, the calm ones on, as each would
+    alone."""
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = port_risky_model()
+    start, _ctx = sonic()
+    post = np.array([{"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}.get(p, 0.0)
+                     for p in PROFILES])
+    calm = [("Ethernet0", util(0.02)), ("Ethernet4", util(0.05)), ("Ethernet8", util(0.08))]
+    risky = [("Ethernet0", util(0.02)), ("Ethernet4", util(0.05)), ("Ethernet8", util(0.6))]
+
+    def request(current: Any, ports: list[tuple[str, np.ndarray]],
+                probe: dict[str, Any] | None = None) -> ProposalRequest:
+        return ProposalRequest("incast", util(0.05), current, 100, 32 << 20, 3.0,
+                               posterior=post, probe=probe, ports=tuple(ports))
+
+    fleet = [calm, risky, calm, calm]
+    first = opt.propose_batch([request(start, ports) for ports in fleet])
+    assert all(p.method == "probe" and p.probe is not None for p in first)
+    at_step = [request(p.waterlines, ports, {**(p.probe or {}), "age": 1})
+               for p, ports in zip(first, fleet, strict=True)]
+    searched: list[int] = []
+    inner = opt._predict_many
+
+    def counted(traffic: Any, cands: Any) -> Any:
+        searched.append(len(traffic))
+        return inner(traffic, cands)
+
+    opt._predict_many = counted  # type: ignore[method-assign]
+    batch = opt.propose_batch(at_step)
+    assert searched[0] == 1  # one search for the four switches
+    del opt._predict_many
+    assert [p.probe["verdict"] for p in batch if p.probe] == ["target", "start", "target",
+                                                              "target"]
+    assert batch == [opt.propose_batch([rq])[0] for rq in at_step]
+
+
 def test_no_diagnostic_where_the_traffic_is_not_in_doubt(models: TunerModels) -> None:
     opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
     opt.diagnostic = model((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05))
