@@ -101,6 +101,45 @@ def test_the_tracker_keeps_the_probe_across_a_restart() -> None:
     assert "cycle" not in view
 
 
+def test_a_diagnostics_port_windows_are_stored_packed() -> None:
+    """A diagnostic's per-port windows go into the stored state as float32 bytes (a
+    fraction of their size as JSON numbers) and come back as the same rows to float32
+    precision; the rest of the record as it was; a packed record that does not hold what
+    it says is left out (the diagnostic then judges the group's median window alone)."""
+    import json
+
+    from tuning.tracker import PACKED
+
+    rng = np.random.default_rng(3)
+    ports = {f"Ethernet{4 * i}": rng.normal(size=45).tolist() for i in range(64)}
+    ports["Ethernet0"][3] = float("nan")
+    tr = TrafficTracker()
+    tr.note_probe({"from": X0.tolist(), "to": X1.tolist(), "for": ["websearch"],
+                   "diagnostic": True, "features": ports["Ethernet4"],
+                   "port_features": ports, "predicted": {"step": {"median": -0.1}}})
+    state = tr.state()
+    packed = state["probe"]["port_features"]
+    assert packed["packed"] == PACKED and packed["keys"] == list(ports)
+    assert state["probe"]["features"] == ports["Ethernet4"]  # one row: as it was
+    plain = json.dumps({**state, "probe": {**state["probe"], "port_features": ports}})
+    assert len(json.dumps(state)) < 0.4 * len(plain)
+    view = TrafficTracker.from_state(json.loads(json.dumps(state))).probe_view()
+    assert view is not None and view["predicted"] == {"step": {"median": -0.1}}
+    got = view["port_features"]
+    assert list(got) == list(ports)
+    for key, row in ports.items():
+        assert np.allclose(got[key], row, rtol=1e-6, atol=1e-30, equal_nan=True)
+    assert np.isnan(got["Ethernet0"][3])
+    # stored again as it came back: the same bytes
+    assert TrafficTracker.from_state(state).state() == state
+    for bad in ({**packed, "data": "not base64!"}, {**packed, "width": 44},
+                {**packed, "keys": "Ethernet0"}):
+        broken = {**state, "probe": {**state["probe"], "port_features": bad}}
+        probe = TrafficTracker.from_state(broken).probe
+        assert probe is not None and "port_features" not in probe
+        assert probe["for"] == ["websearch"]
+
+
 def test_a_pfc_change_must_pay_for_itself() -> None:
     """Candidates that move alpha or headroom cost the needed gain in the choice of the best;
     ECN-only moves (and device rounding of the PFC coordinates) cost nothing."""
