@@ -280,8 +280,9 @@ def load_window_rows(
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = (f"SELECT switch_id, interface_id, priority, ts_ms, {', '.join(WINDOW_COLUMNS)} "
            f"FROM {SAMPLES.fullname} WHERE ts_ms >= {mark} AND ts_ms < {mark} "
-           f"AND priority IN ({', '.join(str(p) for p in wanted)}) "
-           "ORDER BY switch_id, interface_id, priority, ts_ms")
+           f"AND priority IN ({', '.join(str(p) for p in wanted)})")
+    # not ORDER BY: the database would sort all the rows before the first (1.5 s of a
+    # 1.5 M-row window on SQLite), numpy sorts the array in a fifth of that
     width = 4 + len(WINDOW_COLUMNS)
     chunks = []  # in chunks: a Python object per value only for one chunk at a time
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -299,6 +300,8 @@ def load_window_rows(
         values = values[np.isin(values[:, 0], np.asarray(list(switch_ids), dtype=float))]
         if not len(values):
             return _no_windows()
+    # by switch, interface, priority, time (the key is unique: no ties)
+    values = values[np.lexsort((values[:, 3], values[:, 2], values[:, 1], values[:, 0]))]
     ids = values[:, :3].astype(np.int64)
     new = np.ones(len(ids), dtype=bool)
     new[1:] = np.any(ids[1:] != ids[:-1], axis=1)
