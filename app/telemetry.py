@@ -22,6 +22,7 @@ from app.db.models import (
     TelemetrySample,
 )
 from app.metrics import FabricSnapshot, QueueSnapshot, SwitchSnapshot, WaterlineSnapshot
+from app.pg_copy import float8_rows
 
 SAMPLES = cast(Table, TelemetrySample.__table__)
 ROLLUPS: dict[str, Table] = {
@@ -278,24 +279,26 @@ def load_window_rows(
         return _no_windows()
     conn = session.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (f"SELECT switch_id, interface_id, priority, ts_ms, {', '.join(WINDOW_COLUMNS)} "
-           f"FROM {SAMPLES.fullname} WHERE ts_ms >= {mark} AND ts_ms < {mark} "
-           f"AND priority IN ({', '.join(str(p) for p in wanted)})")
+    where = (f"FROM {SAMPLES.fullname} WHERE ts_ms >= {mark} AND ts_ms < {mark} "
+             f"AND priority IN ({', '.join(str(p) for p in wanted)})")
     # not ORDER BY: the database would sort all the rows before the first (1.5 s of a
     # 1.5 M-row window on SQLite), numpy sorts the array in a fifth of that
-    width = 4 + len(WINDOW_COLUMNS)
-    chunks = []  # in chunks: a Python object per value only for one chunk at a time
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, (int(start_ms), int(end_ms)))
-        while rows := cursor.fetchmany(FETCH_ROWS):
-            # None (a counter the NOS does not report) becomes NaN; ids and times are exact
-            chunks.append(np.array(rows, dtype=float).reshape(len(rows), width))
-    finally:
-        cursor.close()
-    if not chunks:
+    params = (int(start_ms), int(end_ms))
+    raw = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        # every column float8 and never NULL (NaN instead): rows of one layout, copied in
+        # binary straight into arrays (``app.pg_copy``)
+        cols = ", ".join([*(f"{c}::float8" for c in ("switch_id", "interface_id", "priority",
+                                                     "ts_ms")),
+                          *(f"COALESCE({c}::float8, 'NaN'::float8)" for c in WINDOW_COLUMNS)])
+        with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+                f"COPY (SELECT {cols} {where}) TO STDOUT (FORMAT binary)", params) as copy:
+            values = float8_rows(copy, 4 + len(WINDOW_COLUMNS), FETCH_ROWS)
+    else:
+        values = _fetched_rows(raw, f"SELECT switch_id, interface_id, priority, ts_ms, "
+                               f"{', '.join(WINDOW_COLUMNS)} {where}", params)
+    if not len(values):
         return _no_windows()
-    values = np.concatenate(chunks)
     if switch_ids is not None:
         values = values[np.isin(values[:, 0], np.asarray(list(switch_ids), dtype=float))]
         if not len(values):
@@ -314,6 +317,22 @@ def load_window_rows(
     keys = [(a, b, c) for a, b, c in ids[starts].tolist()]
     return WindowRows(keys, counts, stacked[0],
                       {name: stacked[i] for i, name in enumerate(WINDOW_COLUMNS, start=1)})
+
+
+def _fetched_rows(raw: Any, sql: str, params: tuple[int, int]) -> np.ndarray:
+    """The rows of ``sql`` through a DB-API cursor, as one float array: in chunks, so that
+    a Python object per value lives only for one chunk at a time."""
+    width = 4 + len(WINDOW_COLUMNS)
+    chunks = [np.zeros((0, width))]
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            # None (a counter the NOS does not report) becomes NaN; ids and times are exact
+            chunks.append(np.array(rows, dtype=float).reshape(len(rows), width))
+    finally:
+        cursor.close()
+    return np.concatenate(chunks)
 
 
 def _no_windows() -> WindowRows:
