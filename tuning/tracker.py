@@ -160,8 +160,9 @@ class TrafficTracker:
         return PROFILES[int(np.argmax(self.scores))]
 
     def state(self) -> dict[str, Any]:
-        probe = None if self.probe is None else {k: pack_rows(v) if _is_rows(v) else v
-                                                 for k, v in self.probe.items()}
+        probe = None if self.probe is None else {
+            k: v if (rows := _rows_of(v)) is None else pack_rows(list(v), rows)
+            for k, v in self.probe.items()}
         return {"scores": [float(v) for v in self.scores],
                 "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()},
                 "cycles": self.cycles, "probe": probe, "avoid": self.avoid,
@@ -199,29 +200,26 @@ class TrafficTracker:
 PACKED = "float32-base64"  # the form of packed rows (``pack_rows``)
 
 
-def _is_rows(value: Any) -> bool:
-    """Whether ``value`` is rows of numbers by key (a probe's per-port windows): a non-empty
-    dict of equally long non-empty number sequences."""
+def _rows_of(value: Any) -> np.ndarray | None:
+    """``value`` as an array (rows x width) when it is rows of numbers by key (a probe's
+    per-port windows: a non-empty dict of equally long non-empty number sequences); else
+    None."""
     if not isinstance(value, dict) or not value:
-        return False
-    widths = set()
-    for row in value.values():
-        if isinstance(row, np.ndarray):
-            if row.ndim != 1 or row.dtype.kind not in "fiu":
-                return False
-        elif not isinstance(row, list) or not all(
-                isinstance(x, int | float) and not isinstance(x, bool) for x in row):
-            return False
-        widths.add(len(row))
-    return len(widths) == 1 and widths != {0}
+        return None
+    try:
+        rows = np.array(list(value.values()))
+    except (ValueError, TypeError):  # ragged
+        return None
+    if rows.ndim != 2 or not rows.shape[1] or rows.dtype.kind not in "fiu":
+        return None
+    return rows
 
 
-def pack_rows(rows: dict[str, Any]) -> dict[str, Any]:
-    """Rows of numbers by key as one JSON-able record: the keys, the width and the rows'
+def pack_rows(keys: list[Any], rows: np.ndarray) -> dict[str, Any]:
+    """Rows of numbers (one per key) as one JSON-able record: the keys, the width and the
     values as float32 bytes in base64 (``unpack_rows`` reverses it)."""
-    keys = [str(k) for k in rows]
-    data = np.asarray([np.asarray(r, dtype=float) for r in rows.values()], dtype="<f4")
-    return {"packed": PACKED, "keys": keys, "width": int(data.shape[1]),
+    data = np.asarray(rows, dtype="<f4").reshape(len(keys), -1)
+    return {"packed": PACKED, "keys": [str(k) for k in keys], "width": int(data.shape[1]),
             "data": base64.b64encode(data.tobytes()).decode("ascii")}
 
 
