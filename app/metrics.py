@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -263,40 +263,50 @@ TUNER_HELD_FOR_OTHERS = Counter(
 TUNER_MODE = Gauge(
     "waterline_tuner_mode", "1 for the daemon's current mode.", ["mode"]
 )
-PORT_PROFILE = Gauge(
-    "waterline_port_profile",
-    "1 for the traffic profile the classifier sees on a port (probability in the sibling metric).",
-    ["switch", "interface", "priority", "profile"],
-)
-PORT_PROFILE_PROBABILITY = Gauge(
-    "waterline_port_profile_probability",
-    "Classifier probability of the port's current profile.",
-    ["switch", "interface", "priority"],
-)
-# what export_port_profiles last set: (switch, interface, priority) -> profile
-_PORT_PROFILES_EXPORTED: dict[tuple[str, str, str], str] = {}
+class PortProfileCollector(Collector):
+    """``waterline_port_profile`` (1 for the traffic profile the classifier sees on a port)
+    and ``waterline_port_profile_probability``, from the daemon's last verdicts
+    (``export_port_profiles``), built when scraped: a 1,000-switch fabric has 128,000 ports,
+    and a labelled child gauge per port cost ~4 s to create in the daemon's first cycle
+    (prometheus_client checks the label names of each), more than the scrape's families."""
+
+    def __init__(self) -> None:
+        # (switch, interface, priority) -> (profile, probability); replaced, never mutated
+        self._ports: dict[tuple[str, str, str], tuple[str, float]] = {}
+
+    def set(self, ports: Iterable[tuple[str, str, str, str, float]]) -> None:
+        """Exactly these ports from now on: series of ports no longer seen are gone."""
+        self._ports = {(switch, interface, priority): (profile, float(probability))
+                       for switch, interface, priority, profile, probability in ports}
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        ports = self._ports
+        profile = GaugeMetricFamily(
+            "waterline_port_profile",
+            "1 for the traffic profile the classifier sees on a port (probability in the "
+            "sibling metric).", labels=["switch", "interface", "priority", "profile"])
+        probability = GaugeMetricFamily(
+            "waterline_port_profile_probability",
+            "Classifier probability of the port's current profile.",
+            labels=["switch", "interface", "priority"])
+        for (switch, interface, priority), (name, p) in ports.items():
+            profile.add_metric([switch, interface, priority, name], 1.0)
+            probability.add_metric([switch, interface, priority], p)
+        yield profile
+        yield probability
+
+
+PORT_PROFILES = PortProfileCollector()
+REGISTRY.register(PORT_PROFILES)
 
 
 def export_port_profiles(ports: Iterable[tuple[str, str, str, str, float]]) -> None:
-    """Set the per-port profile gauges to exactly ``ports`` = (switch, interface, priority,
-    profile, probability): a port's series change only where its profile did, and ports no
-    longer seen are removed (a 1,000-switch fabric has 128,000 of them)."""
-    seen: dict[tuple[str, str, str], str] = {}
-    for switch, interface, priority, profile, probability in ports:
-        labels = (switch, interface, priority)
-        seen[labels] = profile
-        before = _PORT_PROFILES_EXPORTED.get(labels)
-        if before != profile:
-            if before is not None:
-                PORT_PROFILE.remove(*labels, before)
-            PORT_PROFILE.labels(*labels, profile).set(1)
-        PORT_PROFILE_PROBABILITY.labels(*labels).set(probability)
-    for labels, profile in _PORT_PROFILES_EXPORTED.items():
-        if labels not in seen:
-            PORT_PROFILE.remove(*labels, profile)
-            PORT_PROFILE_PROBABILITY.remove(*labels)
-    _PORT_PROFILES_EXPORTED.clear()
-    _PORT_PROFILES_EXPORTED.update(seen)
+    """Set the per-port profile series to exactly ``ports`` = (switch, interface, priority,
+    profile, probability): ports no longer seen are removed."""
+    PORT_PROFILES.set(ports)
 
 
 TUNER_KPI = Gauge(

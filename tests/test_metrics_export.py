@@ -3,18 +3,19 @@ for its current profile, moved when the profile changes, removed when the port i
 
 from __future__ import annotations
 
+from prometheus_client import REGISTRY
+
 from app import metrics
 
 
 def series() -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
-    def read(gauge: object) -> dict[tuple[str, ...], float]:
-        out = {}
-        for family in gauge.collect():  # type: ignore[attr-defined]
-            for s in family.samples:
-                out[tuple(s.labels[k] for k in sorted(s.labels))] = s.value
-        return out
-
-    return read(metrics.PORT_PROFILE), read(metrics.PORT_PROFILE_PROBABILITY)
+    out: dict[str, dict[tuple[str, ...], float]] = {
+        "waterline_port_profile": {}, "waterline_port_profile_probability": {}}
+    for family in REGISTRY.collect():  # as /metrics sees them
+        for s in family.samples:
+            if s.name in out:
+                out[s.name][tuple(s.labels[k] for k in sorted(s.labels))] = s.value
+    return out["waterline_port_profile"], out["waterline_port_profile_probability"]
 
 
 def test_port_profile_gauges_follow_the_verdicts() -> None:

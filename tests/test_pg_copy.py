@@ -4,6 +4,7 @@ tests/collectors/test_windows.py."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import numpy as np
@@ -27,7 +28,7 @@ def stream(rows: list[list[float]], extension: bytes = b"") -> bytes:
 
 def blocks(data: bytes, cuts: list[int]) -> list[bytes]:
     edges = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
 FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
@@ -52,7 +53,7 @@ def test_rows_come_back_exactly_however_the_stream_is_cut(
        cut=st.integers(1, 10**6))
 def test_a_stream_cut_short_is_refused(rows: list[list[float]], cut: int) -> None:
     data = stream(rows)
-    with pytest.raises(ValueError, match="cut short|layout"):
+    with pytest.raises(ValueError, match=r"cut short|layout"):
         float8_rows([data[:cut % len(data)]], 3)
 
 
