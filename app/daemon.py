@@ -22,7 +22,22 @@ from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import cast as cast_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from app import metrics
@@ -218,6 +233,40 @@ class _Job:
     cable_m: float
     others: list[tuple[np.ndarray, np.ndarray, list[int]]]
     request: ProposalRequest
+
+
+def _upsert_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
+    """The ports' verdicts into ``port_profiles``; a port's ``since_ms`` moves only when its
+    profile does. PostgreSQL takes every port in one statement whose rows come from one
+    array parameter per column (128,000 ports through the driver's executemany: ~3 s), the
+    others an executemany."""
+    if not ports:
+        return
+    table = cast(Table, PortProfile.__table__)
+    dialect = session.get_bind().dialect.name
+    upsert = upsert_insert(dialect, table)
+    columns = ("switch_id", "interface_id", "priority", "profile", "probability", "since_ms",
+               "updated_ms")
+    rows = [(p.switch_id, p.interface_id, p.priority, p.profile, p.probability, now_ms, now_ms)
+            for p in ports]
+    if dialect == "postgresql":
+        types = (Integer, Integer, SmallInteger, String, Float, BigInteger, BigInteger)
+        new = func.unnest(*(cast_(bindparam(c), ARRAY(t)) for c, t in zip(
+            columns, types, strict=True))).table_valued(*columns).render_derived("new")
+        upsert = upsert.from_select(list(columns), select(*(new.c[c] for c in columns)))
+    statement = upsert.on_conflict_do_update(
+        index_elements=[table.c.switch_id, table.c.interface_id, table.c.priority],
+        set_={"profile": upsert.excluded.profile,
+              "probability": upsert.excluded.probability,
+              "updated_ms": upsert.excluded.updated_ms,
+              "since_ms": case((table.c.profile == upsert.excluded.profile,
+                                table.c.since_ms), else_=upsert.excluded.since_ms)})
+    if dialect == "postgresql":
+        session.execute(statement, {c: list(v) for c, v in zip(columns, zip(*rows,
+                                                                             strict=True),
+                                                                strict=True)})
+    else:
+        session.execute(statement, [dict(zip(columns, r, strict=True)) for r in rows])
 
 
 class TunerDaemon:
@@ -444,19 +493,7 @@ class TunerDaemon:
     def _record_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
         """Each port's verdict (``port_profiles``: one upsert for all ports, a fabric has
         128,000; ``since_ms`` moves only with the profile) and its gauges."""
-        table = cast(Table, PortProfile.__table__)
-        upsert = upsert_insert(session.get_bind().dialect.name, table)
-        statement = upsert.on_conflict_do_update(
-            index_elements=[table.c.switch_id, table.c.interface_id, table.c.priority],
-            set_={"profile": upsert.excluded.profile,
-                  "probability": upsert.excluded.probability,
-                  "updated_ms": upsert.excluded.updated_ms,
-                  "since_ms": case((table.c.profile == upsert.excluded.profile,
-                                    table.c.since_ms), else_=upsert.excluded.since_ms)})
-        session.execute(statement, [
-            {"switch_id": p.switch_id, "interface_id": p.interface_id, "priority": p.priority,
-             "profile": p.profile, "probability": p.probability, "since_ms": now_ms,
-             "updated_ms": now_ms} for p in ports])
+        _upsert_profiles(session, ports, now_ms)
         names = dict(session.execute(select(Switch.id, Switch.name)).tuples().all())
         metrics.export_port_profiles(
             (names.get(p.switch_id, "?"), p.interface, str(p.priority), p.profile,
