@@ -713,14 +713,18 @@ class WaterlineOptimiser:
         # sets to avoid -- not on a probe's record, which only the decision reads: requests
         # alike in these (a fleet's switches in one diagnostic) are searched once; a
         # request with other ports searches with them, on its own
-        found: dict[tuple[Any, ...], int] = {}
-        rep = [found.setdefault(_search_key(reqs[i], ctxs[i], t, x) if not reqs[i].others
-                                else (k,), len(found))
-               for k, (i, t, x) in enumerate(zip(work, traffic_of, xcur_of, strict=True))]
-        first_of = {r: k for k, r in reversed(list(enumerate(rep)))}
-        searched = [work[first_of[r]] for r in range(len(found))]
-        traffic = [traffic_of[first_of[r]] for r in range(len(found))]
-        xcur = [xcur_of[first_of[r]] for r in range(len(found))]
+        found: dict[tuple[Any, ...], int] = {}  # search key -> its search's index
+        rep: list[int] = []  # per request of ``work``: the index of its search
+        firsts: list[int] = []  # per search: the first request of ``work`` it is for
+        for k, (i, t, x) in enumerate(zip(work, traffic_of, xcur_of, strict=True)):
+            key = (k,) if reqs[i].others else _search_key(reqs[i], ctxs[i], t, x)
+            if key not in found:
+                found[key] = len(firsts)
+                firsts.append(k)
+            rep.append(found[key])
+        searched = [work[k] for k in firsts]
+        traffic = [traffic_of[k] for k in firsts]
+        xcur = [xcur_of[k] for k in firsts]
         # the candidate sets depend on the current set, its context and the picks so far,
         # not on the traffic: a fleet's many switches at one setting share them (``memo``;
         # never written to in place)
@@ -777,7 +781,7 @@ class WaterlineOptimiser:
             bests[k] = _prefer_heading(totals[k], cands[k], bests[k], rivals[k], h)
         outputs = self._outputs_many(traffic, [c[[0, b]] for c, b in zip(cands, bests,
                                                                         strict=True)])
-        verdicts = self._verdicts([reqs[i] for i in work], [cands[r][0] for r in rep])
+        verdicts = self._verdicts([reqs[i] for i in work], xcur_of)
         for k, (i, r) in enumerate(zip(work, rep, strict=True)):
             out[i] = self._decide(reqs[i], ctxs[i], traffic[r], cands[r], parts[r], bests[r],
                                   outputs[r], towards[r], verdicts[k])
