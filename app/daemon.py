@@ -249,24 +249,23 @@ def _upsert_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
                "updated_ms")
     rows = [(p.switch_id, p.interface_id, p.priority, p.profile, p.probability, now_ms, now_ms)
             for p in ports]
+    params: dict[str, list[Any]] | list[dict[str, Any]]
     if dialect == "postgresql":
         types = (Integer, Integer, SmallInteger, String, Float, BigInteger, BigInteger)
         new = func.unnest(*(cast_(bindparam(c), ARRAY(t)) for c, t in zip(
             columns, types, strict=True))).table_valued(*columns).render_derived("new")
         upsert = upsert.from_select(list(columns), select(*(new.c[c] for c in columns)))
-    statement = upsert.on_conflict_do_update(
+        params = {c: list(values) for c, values in zip(columns, zip(*rows, strict=True),
+                                                        strict=True)}
+    else:
+        params = [dict(zip(columns, r, strict=True)) for r in rows]
+    session.execute(upsert.on_conflict_do_update(
         index_elements=[table.c.switch_id, table.c.interface_id, table.c.priority],
         set_={"profile": upsert.excluded.profile,
               "probability": upsert.excluded.probability,
               "updated_ms": upsert.excluded.updated_ms,
               "since_ms": case((table.c.profile == upsert.excluded.profile,
-                                table.c.since_ms), else_=upsert.excluded.since_ms)})
-    if dialect == "postgresql":
-        session.execute(statement, {c: list(v) for c, v in zip(columns, zip(*rows,
-                                                                             strict=True),
-                                                                strict=True)})
-    else:
-        session.execute(statement, [dict(zip(columns, r, strict=True)) for r in rows])
+                                table.c.since_ms), else_=upsert.excluded.since_ms)}), params)
 
 
 class TunerDaemon:

@@ -201,8 +201,8 @@ PACKED = "float32-base64"  # the form of packed rows (``pack_rows``)
 
 
 def _rows_of(value: Any) -> np.ndarray | None:
-    """``value`` as an array (rows x width) when it is rows of numbers by key (a probe's
-    per-port windows: a non-empty dict of equally long non-empty number sequences); else
+    """``value`` as an array (rows x width) when it is rows of floats by key (a probe's
+    per-port windows: a non-empty dict of equally long non-empty float sequences); else
     None."""
     if not isinstance(value, dict) or not value:
         return None
@@ -210,7 +210,7 @@ def _rows_of(value: Any) -> np.ndarray | None:
         rows = np.array(list(value.values()))
     except (ValueError, TypeError):  # ragged
         return None
-    if rows.ndim != 2 or not rows.shape[1] or rows.dtype.kind not in "fiu":
+    if rows.ndim != 2 or not rows.shape[1] or rows.dtype.kind != "f":  # not ints: exact
         return None
     return rows
 

@@ -118,7 +118,7 @@ def test_a_diagnostics_port_windows_are_stored_packed() -> None:
                    "diagnostic": True, "features": ports["Ethernet4"],
                    "port_features": ports, "predicted": {"step": {"median": -0.1}},
                    "labels": {"a": ["x", "y"], "b": ["z", "w"]}, "flags": {"a": [True]},
-                   "ragged": {"a": [1.0], "b": [1.0, 2.0]}})
+                   "ragged": {"a": [1.0], "b": [1.0, 2.0]}, "counts": {"a": [2**30 + 1]}})
     state = tr.state()
     packed = state["probe"]["port_features"]
     assert packed["packed"] == PACKED and packed["keys"] == list(ports)
@@ -127,7 +127,7 @@ def test_a_diagnostics_port_windows_are_stored_packed() -> None:
     assert len(json.dumps(state)) < 0.4 * len(plain)
     view = TrafficTracker.from_state(json.loads(json.dumps(state))).probe_view()
     assert view is not None and view["predicted"] == {"step": {"median": -0.1}}
-    for other in ("labels", "flags", "ragged"):  # not rows of numbers: as they were
+    for other in ("labels", "flags", "ragged", "counts"):  # not rows of floats: as they were
         assert view[other] == tr.probe[other]
     got = view["port_features"]
     assert list(got) == list(ports)
