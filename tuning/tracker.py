@@ -30,16 +30,17 @@
 Pure state, JSON-able (:meth:`TrafficTracker.state`): the daemon stores it per (switch,
 priority), so a restart resumes with the evidence it had. A probe's per-port windows (a
 diagnostic records each port's features at every setting of its path: up to a switch's
-ports x ~45 values) are stored packed, as float32 bytes in base64 (``pack_rows``): as JSON
-numbers they were 3 s of a 1,000-switch cycle to decode and encode again (measured
-2026-12-07), and float32's seven digits are far finer than the telemetry they come from.
+ports x ~45 values) and the ports' readings are stored packed, as float32 bytes in base64
+(``pack_rows``): as JSON numbers the windows alone were 3 s of a 1,000-switch cycle to
+decode and encode again (measured 2026-12-07), and float32's seven digits are far finer
+than the telemetry they come from.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -163,10 +164,12 @@ class TrafficTracker:
         probe = None if self.probe is None else {
             k: v if (rows := _rows_of(v)) is None else pack_rows(list(v), rows)
             for k, v in self.probe.items()}
+        ports = pack_rows(list(self.ports), np.array(list(self.ports.values()))) \
+            if self.ports else {}
         return {"scores": [float(v) for v in self.scores],
                 "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()},
                 "cycles": self.cycles, "probe": probe, "avoid": self.avoid,
-                "origin": self.origin, "ports": self.ports}
+                "origin": self.origin, "ports": ports}
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> TrafficTracker:
@@ -180,10 +183,16 @@ class TrafficTracker:
         avoid = state.get("avoid")
         origin = state.get("origin")
         ports = state.get("ports")
-        ports_ok = {str(k): v for k, v in ports.items()
-                    if isinstance(v, list) and len(v) == len(PROFILES)
-                    and all(isinstance(x, int | float) for x in v)
-                    } if isinstance(ports, dict) else {}
+        if _is_packed(ports):  # as ``state`` writes them
+            rows = unpack_rows(ports)
+            ports_ok = {k: v for k, v in zip(rows, np.array(list(rows.values())).tolist(),
+                                             strict=True)
+                        if len(v) == len(PROFILES)} if rows else {}
+        else:  # one list per port, as before the readings were packed
+            ports_ok = {str(k): v for k, v in ports.items()
+                        if isinstance(v, list) and len(v) == len(PROFILES)
+                        and all(isinstance(x, int | float) for x in v)
+                        } if isinstance(ports, dict) else {}
         avoid_ok = [{k: v for k, v in a.items() if k != "from" or (
                         isinstance(v, list) and len(v) == 5)}
                     for a in avoid if isinstance(a, dict) and isinstance(a.get("x"), list)
@@ -223,7 +232,7 @@ def pack_rows(keys: list[Any], rows: np.ndarray) -> dict[str, Any]:
             "data": base64.b64encode(data.tobytes()).decode("ascii")}
 
 
-def _is_packed(value: Any) -> bool:
+def _is_packed(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and value.get("packed") == PACKED
 
 

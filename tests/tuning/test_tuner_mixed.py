@@ -160,3 +160,13 @@ def test_port_readings_are_smoothed_over_cycles_and_kept_across_a_restart() -> N
     assert set(again.ports) == {"7"}  # a port that went idle is forgotten
     assert TrafficTracker.from_state({"ports": {"1": [0.5, 0.5]}}).ports == {}
     assert TrafficTracker.from_state({"ports": {"1": ["x"] * len(PROFILES)}}).ports == {}
+    # stored packed (float32); a state written before the readings were packed still reads
+    stored = again.state()["ports"]
+    assert stored["keys"] == ["7"] and isinstance(stored["data"], str)
+    assert np.allclose(TrafficTracker.from_state(again.state()).ports["7"], second[0],
+                       rtol=1e-6)
+    old = TrafficTracker.from_state({"ports": {"7": list(INCAST_PORT)}})
+    assert old.ports == {"7": list(INCAST_PORT)}
+    assert TrafficTracker.from_state({"ports": {**stored, "data": "??"}}).ports == {}
+    narrow = {**stored, "width": 1, "keys": ["7"] * len(PROFILES)}  # one value per port
+    assert TrafficTracker.from_state({"ports": narrow}).ports == {}
