@@ -77,6 +77,7 @@ from tuning.estimator import (
     fit_tree_classifier,
     fit_trees,
     single_thread,
+    tree_proba,
     tree_threads,
 )
 from tuning.features import FEATURE_NAMES
@@ -158,7 +159,7 @@ class DiagnosticModel:
         if not self.kinds:
             return X
         with tree_threads(len(X)):
-            p = np.asarray(self.kinds[len(windows)].predict_proba(X), dtype=float)
+            p = tree_proba(self.kinds[len(windows)], X)
         out: np.ndarray = np.hstack([X, p])
         return out
 
@@ -168,7 +169,7 @@ class DiagnosticModel:
         with single_thread():
             qs = np.sort(np.stack([np.asarray(r.predict(X), dtype=float)
                                    for r in self.regressors[name]], axis=1), axis=1)
-            risk = np.asarray(self.harm[name].predict_proba(X), dtype=float)[:, 1]
+            risk = tree_proba(self.harm[name], X)[:, 1]
         return [{**dict(zip(("low", "median", "high"), (float(v) for v in row), strict=True)),
                  "harm": float(r)} for row, r in zip(qs, risk, strict=True)]
 
@@ -177,7 +178,7 @@ class DiagnosticModel:
         its prediction (``with_port_risk``), so their quantiles are not computed (a switch
         priority's group holds up to a switch's ports)."""
         with tree_threads(len(X)):
-            out: np.ndarray = np.asarray(self.harm[name].predict_proba(X), dtype=float)[:, 1]
+            out: np.ndarray = tree_proba(self.harm[name], X)[:, 1]
         return out
 
     def predict(self, start_features: np.ndarray, step_features: np.ndarray
