@@ -87,7 +87,11 @@ def test_the_path_runs_from_the_sonic_default_to_the_vendor_guide() -> None:
     # ... just over it: undecided -- on to the guide, whose own window decides, nothing
     # ruled out
     ((-0.5, -0.3, -0.1), (-0.6, -0.4, 0.3), (0.13, 0.13), "target", ""),
-    ((-0.5, -0.3, -0.1), (-0.6, -0.4, 0.3), (0.13, 0.26), "start", ""),     # too risky to try
+    # the guide too risky to try on its own, but the step a likely gain (median -0.3) at a
+    # risk that may be tried: on to the guide, its own window decides, nothing ruled out
+    ((-0.5, -0.3, -0.1), (-0.6, -0.4, 0.3), (0.13, 0.26), "target", ""),
+    ((-0.5, -0.3, -0.1), (-0.6, -0.4, 0.3), (0.26, 0.26), "start", ""),     # too risky to try
+    ((-0.5, -0.04, 0.1), (-0.6, -0.4, 0.3), (0.13, 0.26), "start", ""),    # step gain too small
     ((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), (0.9, 0.9), "start", "for"),        # surely worse: back
     # the guide too risky, the step not: the step surely helps
     ((-0.4, -0.3, -0.05), (-0.5, -0.3, 0.1), (0.05, 0.4), "step", "against"),
