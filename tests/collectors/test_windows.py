@@ -4,9 +4,13 @@ cycle): grouping, time order, missing values and the range, on SQLite and Postgr
 from __future__ import annotations
 
 import math
+import sqlite3
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app import telemetry
 from app.telemetry import WINDOW_COLUMNS, load_window_rows, load_windows
@@ -79,3 +83,31 @@ def test_an_empty_range_reads_as_no_windows(db: Database) -> None:
         got = load_window_rows(s, start_ms=T0, end_ms=T0 + 1, priorities=[3])
         assert got.keys == [] and load_windows(s, start_ms=T0, end_ms=T0 + 1,
                                                priorities=[3]) == {}
+
+
+_VALUE = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
+                   st.integers(-(2**53), 2**53))
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 2**31), st.integers(0, 7),
+                          st.integers(0, 2**42),
+                          st.lists(_VALUE, min_size=len(WINDOW_COLUMNS),
+                                   max_size=len(WINDOW_COLUMNS))),
+                max_size=30),
+       chunk=st.integers(1, 7))
+def test_sqlite_rows_read_back_exactly_with_nan_for_null(rows: list[Any], chunk: int) -> None:
+    """Whatever numbers SQLite holds come back as the same float64 values (ids and times
+    exact), NULL as NaN, across any chunking of the cursor."""
+    conn = sqlite3.connect(":memory:")
+    cols = ["switch_id", "interface_id", "priority", "ts_ms", *WINDOW_COLUMNS]
+    conn.execute(f"CREATE TABLE s ({', '.join(cols)})")
+    flat = [(a, b, c, d, *vals) for a, b, c, d, vals in rows]
+    conn.executemany(f"INSERT INTO s VALUES ({', '.join('?' * len(cols))})", flat)
+    sql = f"SELECT {', '.join(cols)} FROM s WHERE ts_ms >= ? AND ts_ms < ?"
+    with patch.object(telemetry, "FETCH_ROWS", chunk):
+        got = telemetry._fetched_rows(conn, sql, (0, 2**43))
+    want = np.array([[np.nan if v is None else float(v) for v in row] for row in flat],
+                    dtype=float).reshape(len(flat), len(cols))
+    assert got.shape == want.shape
+    assert np.array_equal(got, want, equal_nan=True)
