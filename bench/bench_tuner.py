@@ -123,6 +123,8 @@ def bench_cycle(n_switches: int, ports: int) -> None:
         for g, (tracker, prop) in enumerate(zip(trackers, props, strict=True)):
             if prop.probe is not None:
                 tracker.note_probe(prop.probe)
+            # stored and read back, as the daemon keeps its tracks in the database
+            trackers[g] = tracker = TrafficTracker.from_state(tracker.state())
             tracker.update(p3[g][groups[g]])
         reqs = [replace(rq, current=prop.waterlines, posterior=tracker.posterior,
                         probe=tracker.probe_view())

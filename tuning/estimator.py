@@ -14,6 +14,7 @@ Per profile (fitted by ``tuning.training`` on virtual-fabric windows whose traff
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,9 @@ def tree_proba(model: Any, X: np.ndarray) -> np.ndarray:
     if X.ndim != 2 or X.shape[1] != model.n_features_in_:
         raise ValueError(f"tree_proba: {X.shape} rows for a model of {model.n_features_in_} "
                          "features")
-    binned = model._bin_mapper.transform(X)
+    mapper = copy.copy(model._bin_mapper)  # binned on the threads allowed now, not at fit
+    mapper.n_threads = None
+    binned = mapper.transform(X)
     raw = np.zeros((len(X), model.n_trees_per_iteration_),
                    dtype=model._baseline_prediction.dtype, order="F")
     raw += model._baseline_prediction
