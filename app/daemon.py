@@ -684,6 +684,7 @@ class TunerDaemon:
             confidence=float(proposal.confidence),
             explanation={
                 "method": proposal.method, "reason": proposal.reason,
+                "way_back": proposal.way_back,
                 "features": {k: float(np.mean([kp[k] for kp in kpis])) for k in kpis[0]},
                 "feature_vector": [float(x) for x in group.features],
                 "ports": len(members), "speed_gbps": job.speed_gbps, "cable_m": job.cable_m,
@@ -879,6 +880,10 @@ class TunerDaemon:
                 log.warning("objective estimate failed: %s", exc)
         if not windows:
             return "no telemetry after the change", after, None
+        if all((p.explanation or {}).get("way_back") for p in proposals):
+            # back to the set before a probe: judged before it, not against the probe's
+            # window (``tuning.optimiser.way_back``)
+            return "", after, outcome
         # a change past every static reference must buy its longer queue in throughput
         deeper = any(deeper_than_references(Waterline(**p.current), Waterline(**p.proposed),
                                             float(p.explanation["speed_gbps"]))

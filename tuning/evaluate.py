@@ -231,7 +231,8 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
         if prop.probe is not None:  # a probe, or the verdict of the last one
             tracker.note_probe(prop.probe)
         if change:
-            verify = (mean_kpis(wins), current)
+            # a way back to the set before a probe is not verified (``optimiser.way_back``)
+            verify = None if prop.way_back else (mean_kpis(wins), current)
             current = prop.waterlines
             rig.set_thresholds("tuned", to_thresholds(current))
             run.applied.append(current)

@@ -167,6 +167,10 @@ class Proposal:
     # predicted change of its objective in % from the current set, "from_origin_pct": ...}
     others: tuple[dict[str, dict[str, float]], ...] = ()
     spared_others: bool = False  # a move was held because it would slow an other port down
+    # the change takes the switch back to where a probe or the diagnostic left from (its
+    # record's "home", else "from"): a set in place, and verified, before the experiment,
+    # which the caller does not verify against the experiment's window (``way_back``)
+    way_back: bool = False
 
 
 @dataclass(frozen=True)
@@ -845,6 +849,8 @@ class WaterlineOptimiser:
                                  outcome, verdict)
         if outcome is not None and prop.probe is None:
             prop = replace(prop, probe=outcome[1])
+        if way_back(prop, cands[0], ctx):
+            prop = replace(prop, way_back=True)
         return prop
 
     def _decide_core(self, rq: ProposalRequest, ctx: PortContext, traffic: _Traffic,
@@ -1251,6 +1257,23 @@ def _reference_name(x: np.ndarray, ctx: PortContext) -> str:
     names = list(reference_waterlines(ctx.speed_gbps))
     hit = np.flatnonzero(np.all(np.abs(refs[:, :3] - x[:3]) < 1e-6, axis=1))
     return names[int(hit[0])] if len(hit) else "setting"
+
+
+def way_back(prop: Proposal, xcur: np.ndarray, ctx: PortContext) -> bool:
+    """Whether ``prop`` moves the switch from ``xcur`` (coordinates) back to where the
+    probe or diagnostic of its record left from ("home" when the record has one, else
+    "from"). Such a change restores a set whose windows were judged before the experiment:
+    verifying it against the experiment's window would compare it with the set the tuner
+    has just disproved, and a "regression" there (a deep set's longer queue next to the
+    probe's shallow one) would roll the switch back onto that set."""
+    rec = prop.probe
+    if not rec or prop.method == "hold":
+        return False
+    home = rec.get("home", rec.get("from"))
+    if home is None or len(home) != len(xcur):
+        return False
+    x = clip_coords(to_coords(prop.waterlines, ctx), ctx)
+    return _near(x, home) and not _near(xcur, home)
 
 
 def _near(x: np.ndarray, y: Any) -> bool:

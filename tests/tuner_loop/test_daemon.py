@@ -199,7 +199,8 @@ def test_auto_improves_the_fabric_and_keeps_the_change(loop_factory: Any) -> Non
     assert end < 0.8 * start, (start, end, [(p.priority, p.proposed) for p in proposals])
 
 
-def _force(loop: Loop, change: dict[str, Any], speed_gbps: int = 100) -> tuple[int, int]:
+def _force(loop: Loop, change: dict[str, Any], speed_gbps: int = 100, **explained: Any
+           ) -> tuple[int, int]:
     """A deliberate proposal for tor-p1-1 priority 3 (``change`` over its current
     waterlines), applied through the daemon's own path as an auto cycle takes it: measure,
     apply, open a trial. (switch id, trial id)."""
@@ -211,7 +212,7 @@ def _force(loop: Loop, change: dict[str, Any], speed_gbps: int = 100) -> tuple[i
                        probability=1.0, current=current, proposed={**current, **change},
                        predicted={}, confidence=1.0,
                        explanation={"reason": "forced by the test", "speed_gbps": speed_gbps,
-                                    "cable_m": 3.0})
+                                    "cable_m": 3.0, **explained})
         s.add(row)
         s.commit()
         proposal_id, tor_id = row.id, tor.id
@@ -260,6 +261,32 @@ def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> N
         avoid = TrafficTracker.from_state(track.state).avoid_view()
     assert loop.state.config["tor-p1-1"].waterlines[3] == before.waterlines[3]
     assert len(avoid) == 1 and avoid[0][2] == pytest.approx(0.0)  # log2(Pmax 1.0)
+
+
+def test_a_way_back_from_a_probe_is_kept_without_verification(loop_factory: Any) -> None:
+    """A change the optimiser marks as a way back (to the set in place before a probe:
+    ``tuning.optimiser.way_back``) is not verified against the window before it -- the
+    probe's -- so even telemetry that would roll any other change back (the starving set of
+    the test above) keeps it: the daemon trusts the mark, which the optimiser gives only to
+    a return to a set judged before the probe."""
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    _tor_id, trial_id = _force(loop, {"kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0},
+                               way_back=True)
+    for _ in range(3):
+        loop.cycle()
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial_id)
+        assert trial is not None
+        assert trial.status == "kept", (trial.status, trial.reason)
+        # the window after it was read (and would have failed the rule)
+        after = trial.kpis_after or {}
+        assert after["utilisation"] < 0.9 * trial.kpis_before["utilisation"]
+        # (the auto cycles after it may tune the switch on from there, as from any set)
+        assert not [t for t in s.scalars(select(TunerTrial)) if t.status == "rolled_back"]
 
 
 def test_a_deep_change_that_buys_no_throughput_is_rolled_back(loop_factory: Any) -> None:

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 
+from tuning import evaluate
 from tuning.evaluate import (
     HOLDOFF_CYCLES,
     EvalSettings,
@@ -17,9 +20,16 @@ from tuning.evaluate import (
 )
 from tuning.guard import Waterline
 from tuning.models import default_models
-from tuning.optimiser import Proposal, WaterlineOptimiser
+from tuning.optimiser import Proposal, WaterlineOptimiser, way_back
 from tuning.simulation import Scenario
-from tuning.space import complete, deeper_than_references, reference_waterlines, same_waterlines
+from tuning.space import (
+    clip_coords,
+    complete,
+    deeper_than_references,
+    reference_waterlines,
+    same_waterlines,
+    to_coords,
+)
 from tuning.verify import Tolerance, regression
 
 BUSY = {"utilisation": 0.90, "rx_pause_per_s": 0.0, "tx_pause_per_s": 0.0, "drops_per_s": 0.0}
@@ -165,3 +175,85 @@ def test_a_deep_change_that_buys_no_throughput_is_rolled_back() -> None:
     assert "deeper than every static reference" in run.records[1].reason
     assert "tx_pause" not in run.records[1].reason
     assert same_waterlines(run.final, start_waterlines(sc))
+
+
+def _coords(w: Waterline, sc: Scenario) -> list[float]:
+    return [float(v) for v in clip_coords(to_coords(complete(w, sc.ctx), sc.ctx), sc.ctx)]
+
+
+def test_way_back_is_a_return_to_where_the_experiment_left_from() -> None:
+    sc = Scenario.make("incast", 200, {"incast_degree": 86, "load": 0.7}, seed=1)
+    deep = complete(Waterline(3_200_000, 8_388_608, 0.05), sc.ctx)
+    probed = complete(Waterline(200_000, 1_000_000, 0.2), sc.ctx)
+    x_deep, x_probed = np.array(_coords(deep, sc)), np.array(_coords(probed, sc))
+    rec = {"from": list(x_deep), "to": list(x_probed), "for": ["hadoop"], "against": ["incast"]}
+    back = Proposal(deep, "model", 1.0, 0.0, 0.0, {}, {}, "back", {**rec, "ruled_out": ["hadoop"]})
+    assert way_back(back, x_probed, sc.ctx)
+    # the probe itself, a hold, a move elsewhere, no record: not a way back
+    assert not way_back(replace(back, waterlines=probed, method="probe", probe=rec), x_deep,
+                        sc.ctx)
+    assert not way_back(replace(back, method="hold"), x_probed, sc.ctx)
+    elsewhere = complete(Waterline(1 << 20, 2 << 20, 0.05), sc.ctx)
+    assert not way_back(replace(back, waterlines=elsewhere), x_probed, sc.ctx)
+    assert not way_back(replace(back, probe=None), x_probed, sc.ctx)
+    # the diagnostic's record: its "home" wins over its "from"
+    home = {**rec, "home": list(x_probed), "returning": True}
+    assert way_back(replace(back, waterlines=probed, probe=home), x_deep, sc.ctx)
+    assert not way_back(replace(back, probe=home), x_probed, sc.ctx)
+
+
+class _Scripted:
+    """The real optimiser, each proposal replaced by ``script[call]`` (from the real one),
+    or a hold where the script has none."""
+
+    def __init__(self, inner: WaterlineOptimiser,
+                 script: dict[int, Callable[[Proposal], Proposal]]) -> None:
+        self.inner, self.script, self.calls = inner, script, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def propose(self, *args: Any, **kwargs: Any) -> Proposal:
+        self.calls += 1
+        p = self.inner.propose(*args, **kwargs)
+        make = self.script.get(self.calls)
+        if make is None:
+            return replace(p, waterlines=args[2], method="hold", probe=None, way_back=False)
+        return make(p)
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_the_evaluation_loop_does_not_verify_a_way_back(monkeypatch: pytest.MonkeyPatch,
+                                                        marked: bool) -> None:
+    """A probe to a shallow set, then the way back to the start: the loop verifies the probe
+    against the start's window, but not the way back against the probe's (here every
+    verification but the probe's reports a regression). Unmarked, the same return is rolled
+    back onto the probe -- what left an incast at 200G 1.46 x worse than its start."""
+    sc = Scenario.make("allreduce", 100, {"flows": 8}, seed=3)
+    start = complete(start_waterlines(sc), sc.ctx)
+    shallow = complete(Waterline(7_000, 500_000, 0.3), sc.ctx)
+    rec = {"from": _coords(start, sc), "to": _coords(shallow, sc), "for": ["websearch"],
+           "against": ["allreduce"]}
+    verified: list[Waterline] = []
+
+    def regressed(_verify: Any, _wins: Any, current: Waterline, _sc: Scenario) -> str:
+        verified.append(current)
+        return "" if same_waterlines(current, shallow) else "forced regression"
+
+    monkeypatch.setattr(evaluate, "_regressed", regressed)
+    script: dict[int, Callable[[Proposal], Proposal]] = {
+        1: lambda p: replace(p, waterlines=shallow, method="probe", probe=rec),
+        2: lambda p: replace(p, waterlines=start, method="model", way_back=marked,
+                             probe={**rec, "ruled_out": ["websearch"]})}
+    models = default_models()
+    opt = _Scripted(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()), script)
+    run = closed_loop(sc, models.classifier, opt,  # type: ignore[arg-type]
+                      settings=EvalSettings(), cycles=4)
+    methods = [r.method for r in run.records]
+    if marked:
+        assert methods == ["probe", "model", "hold", "hold"]
+        assert len(verified) == 1 and same_waterlines(run.final, start)
+    else:
+        assert methods[:3] == ["probe", "model", "rollback"]
+        assert "forced regression" in run.records[2].reason
+        assert same_waterlines(run.final, shallow)
