@@ -16,7 +16,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -233,6 +233,32 @@ class _Job:
     cable_m: float
     others: list[tuple[np.ndarray, np.ndarray, list[int]]]
     request: ProposalRequest
+    # the switch's most demanding port, busy or not (the fastest, the longest cable): one set
+    # applies to all of them, and the change service guards it against that port
+    worst_speed_gbps: int = 0
+    worst_cable_m: float = 0.0
+
+
+def _for_every_port(w: Waterline, job: _Job) -> Waterline:
+    """``w`` with its PFC headroom raised, when it falls short, to the formula of the switch's
+    most demanding port (``_Job.worst_speed_gbps``): the optimiser plans for the ports that
+    carry the traffic (their speed sets the ECN thresholds), but the switch applies one set
+    to every port of the priority -- an idle 400G uplink on 40 m of cable needs more headroom
+    than the 100G access ports the set was planned for, and the change service refuses a set
+    any port's formula refuses."""
+    if w.headroom_bytes is None or job.worst_speed_gbps <= 0:
+        return w
+    ctx = PortContext(max(job.speed_gbps, job.worst_speed_gbps), job.switch.buffer_bytes,
+                      max(job.cable_m, job.worst_cable_m))
+    if not ctx.supported():
+        return w
+    if not check_waterlines(w, speed_gbps=ctx.speed_gbps, buffer_bytes=ctx.buffer_bytes,
+                            cable_m=ctx.cable_m):
+        return w
+    need = ctx.headroom()
+    head = max(int(w.headroom_bytes), need.size_bytes)
+    return replace(w, headroom_bytes=head, xon_bytes=need.xon_bytes,
+                   xoff_bytes=head - need.xon_bytes)
 
 
 def _upsert_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
@@ -569,6 +595,10 @@ class TunerDaemon:
         groups = self._tracks
         with self.factory() as session:
             switches = {s.id: s for s in session.scalars(select(Switch))}
+            worst = {sid: (int(speed or 0), float(cable or 0.0)) for sid, speed, cable in
+                     session.execute(select(Interface.switch_id, func.max(Interface.speed_gbps),
+                                            func.max(Interface.cable_m))
+                                     .group_by(Interface.switch_id))}
             busy = self._busy_switches(session)
             held = self._held_off(session, now_ms)
             jobs: list[_Job] = []
@@ -581,7 +611,9 @@ class TunerDaemon:
                 if current is None or sid in busy or (sid, prio) in held:
                     continue
                 try:
-                    jobs.append(self._job(switch, prio, group, profile, current))
+                    job = self._job(switch, prio, group, profile, current)
+                    job.worst_speed_gbps, job.worst_cable_m = worst.get(sid, (0, 0.0))
+                    jobs.append(job)
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
             proposals = self._proposals(jobs, report)
@@ -661,11 +693,13 @@ class TunerDaemon:
             log.debug("tuner: %s priority %s: %s", switch.name, prio, proposal.reason)
         if proposal.probe is not None:  # remembered (stored with the tracker)
             group.tracker.note_probe(proposal.probe)
-        proposed = device_precision(proposal.waterlines)
+        proposed = device_precision(_for_every_port(proposal.waterlines, job))
         if proposal.method == "hold" or _dump(proposed) == _dump(job.current):
             return None
-        refusals = check_waterlines(proposed, speed_gbps=job.speed_gbps,
-                                    buffer_bytes=switch.buffer_bytes, cable_m=job.cable_m)
+        speed, cable = max(job.speed_gbps, job.worst_speed_gbps), max(job.cable_m,
+                                                                       job.worst_cable_m)
+        refusals = check_waterlines(proposed, speed_gbps=speed,
+                                    buffer_bytes=switch.buffer_bytes, cable_m=cable)
         if refusals:
             report.errors.append(f"{switch.name}/{prio}: guard refused {refusals[0]}")
             return None

@@ -7,15 +7,16 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
 
 from app.changes.service import ChangeService
-from app.daemon import CycleReport, DaemonOptions, TunerDaemon
+from app.daemon import CycleReport, DaemonOptions, TunerDaemon, _for_every_port, _Job
 from app.db.models import PortProfile, ProfileTrack, Proposal, Switch, TunerTrial
 from app.drivers import mock
 from app.inventory import dump_yaml, import_inventory, parse_inventory
@@ -24,6 +25,7 @@ from fabricsim.topology import FabricParams, generate_fabric
 from tests.conftest import Database
 from tuning import mixed
 from tuning.features import PROFILES
+from tuning.guard import Waterline, check_waterlines
 from tuning.tracker import TrafficTracker
 
 pytestmark = pytest.mark.slow
@@ -462,3 +464,29 @@ def test_a_request_the_optimiser_chokes_on_costs_only_its_own_proposal(
         names = dict(s.execute(select(Switch.id, Switch.name)).tuples().all())
         stored = {f"{names[p.switch_id]}/{p.priority}" for p in s.scalars(select(Proposal))}
     assert failed not in stored and len(stored) >= 2, (failed, stored)
+
+
+def test_a_proposal_covers_the_headroom_of_the_switchs_most_demanding_port() -> None:
+    """The optimiser plans for the 100G, 3 m ports that carry the traffic; the switch also
+    has an idle 400G uplink on 40 m of cable, and one set applies to every port of the
+    priority. The stored proposal's headroom is raised to that port's formula (218,112 B:
+    xoff 199,680 + xon 18,432), its ECN thresholds untouched -- before, the change service
+    refused it ("below the headroom formula for 400G, 40 m") and the proposal was lost."""
+    switch = cast(Any, SimpleNamespace(buffer_bytes=44_040_192))
+    job = _Job(switch, 4, cast(Any, None), "allreduce", Waterline(1 << 20, 2 << 20, 0.05), 100,
+               3.0, [], cast(Any, None), worst_speed_gbps=400, worst_cable_m=40.0)
+    planned = Waterline(400_000, 1_600_000, 0.2, xoff_bytes=153_600, xon_bytes=18_432,
+                        headroom_bytes=172_032, alpha=0.125)
+    assert check_waterlines(planned, speed_gbps=400, buffer_bytes=44_040_192, cable_m=40.0)
+    got = _for_every_port(planned, job)
+    assert (got.headroom_bytes, got.xoff_bytes, got.xon_bytes) == (218_112, 199_680, 18_432)
+    assert (got.kmin_bytes, got.kmax_bytes, got.pmax, got.alpha) == (400_000, 1_600_000, 0.2,
+                                                                     0.125)
+    assert not check_waterlines(got, speed_gbps=400, buffer_bytes=44_040_192, cable_m=40.0)
+    assert _for_every_port(got, job) is got  # enough already: unchanged
+    # more headroom than the formula asks is kept
+    deep = replace(got, headroom_bytes=300_000, xoff_bytes=300_000 - 18_432)
+    assert _for_every_port(deep, job) is deep
+    # a switch whose traffic ports are its most demanding ones: nothing to raise
+    same = replace(job, worst_speed_gbps=100, worst_cable_m=3.0)
+    assert _for_every_port(planned, same) is planned
