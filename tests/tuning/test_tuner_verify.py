@@ -110,11 +110,14 @@ def test_deeper_than_references(speed_gbps: int) -> None:
         deepest, kmin_bytes=int(deepest.kmin_bytes * 1.1)), speed_gbps)
 
 
-class _ForcedFirst:
-    """The real optimiser, except that its first proposal is ``bad``."""
+class _Scripted:
+    """The real optimiser, each proposal replaced by ``script[call]`` (made from the real
+    one) where the script has one; otherwise the real proposal, or a hold (``hold_rest``)."""
 
-    def __init__(self, inner: WaterlineOptimiser, bad: Waterline) -> None:
-        self.inner, self.bad, self.calls = inner, bad, 0
+    def __init__(self, inner: WaterlineOptimiser,
+                 script: dict[int, Callable[[Proposal], Proposal]], *,
+                 hold_rest: bool = False) -> None:
+        self.inner, self.script, self.hold_rest, self.calls = inner, script, hold_rest, 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -122,8 +125,11 @@ class _ForcedFirst:
     def propose(self, *args: Any, **kwargs: Any) -> Proposal:
         self.calls += 1
         p = self.inner.propose(*args, **kwargs)
-        if self.calls == 1:
-            return replace(p, waterlines=self.bad, method="model", reason="forced")
+        make = self.script.get(self.calls)
+        if make is not None:
+            return make(p)
+        if self.hold_rest:
+            return replace(p, waterlines=args[2], method="hold", probe=None, way_back=False)
         return p
 
 
@@ -135,7 +141,9 @@ def _forced_run(cycles: int, sc: Scenario | None = None, bad: Waterline | None =
     sc = sc or Scenario.make("allreduce", 100, {"flows": 8}, seed=3)
     bad = complete(bad or Waterline(kmin_bytes=4_000_000, kmax_bytes=8_000_000, pmax=0.01,
                                     alpha=1 / 64), sc.ctx)
-    opt = _ForcedFirst(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()), bad)
+    forced = bad
+    opt = _Scripted(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()),
+                    {1: lambda p: replace(p, waterlines=forced, method="model", reason="forced")})
     run = closed_loop(sc, models.classifier, opt,  # type: ignore[arg-type]
                       settings=EvalSettings(), cycles=cycles)
     return sc, bad, run
@@ -202,26 +210,6 @@ def test_way_back_is_a_return_to_where_the_experiment_left_from() -> None:
     assert not way_back(replace(back, probe=home), x_probed, sc.ctx)
 
 
-class _Scripted:
-    """The real optimiser, each proposal replaced by ``script[call]`` (from the real one),
-    or a hold where the script has none."""
-
-    def __init__(self, inner: WaterlineOptimiser,
-                 script: dict[int, Callable[[Proposal], Proposal]]) -> None:
-        self.inner, self.script, self.calls = inner, script, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def propose(self, *args: Any, **kwargs: Any) -> Proposal:
-        self.calls += 1
-        p = self.inner.propose(*args, **kwargs)
-        make = self.script.get(self.calls)
-        if make is None:
-            return replace(p, waterlines=args[2], method="hold", probe=None, way_back=False)
-        return make(p)
-
-
 @pytest.mark.parametrize("marked", [True, False])
 def test_the_evaluation_loop_does_not_verify_a_way_back(monkeypatch: pytest.MonkeyPatch,
                                                         marked: bool) -> None:
@@ -246,7 +234,8 @@ def test_the_evaluation_loop_does_not_verify_a_way_back(monkeypatch: pytest.Monk
         2: lambda p: replace(p, waterlines=start, method="model", way_back=marked,
                              probe={**rec, "ruled_out": ["websearch"]})}
     models = default_models()
-    opt = _Scripted(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()), script)
+    opt = _Scripted(WaterlineOptimiser.from_bytes(models.optimiser.to_bytes()), script,
+                    hold_rest=True)
     run = closed_loop(sc, models.classifier, opt,  # type: ignore[arg-type]
                       settings=EvalSettings(), cycles=4)
     methods = [r.method for r in run.records]
