@@ -235,8 +235,8 @@ class _Job:
     request: ProposalRequest
     # the switch's most demanding port, busy or not (the fastest, the longest cable): one set
     # applies to all of them, and the change service guards it against that port
-    worst_speed_gbps: int = 0
-    worst_cable_m: float = 0.0
+    worst_speed_gbps: int
+    worst_cable_m: float
 
 
 def _for_every_port(w: Waterline, job: _Job) -> Waterline:
@@ -246,10 +246,9 @@ def _for_every_port(w: Waterline, job: _Job) -> Waterline:
     to every port of the priority -- an idle 400G uplink on 40 m of cable needs more headroom
     than the 100G access ports the set was planned for, and the change service refuses a set
     any port's formula refuses."""
-    if w.headroom_bytes is None or job.worst_speed_gbps <= 0:
+    if w.headroom_bytes is None:
         return w
-    ctx = PortContext(max(job.speed_gbps, job.worst_speed_gbps), job.switch.buffer_bytes,
-                      max(job.cable_m, job.worst_cable_m))
+    ctx = PortContext(job.worst_speed_gbps, job.switch.buffer_bytes, job.worst_cable_m)
     if not ctx.supported():
         return w
     if not check_waterlines(w, speed_gbps=ctx.speed_gbps, buffer_bytes=ctx.buffer_bytes,
@@ -611,9 +610,8 @@ class TunerDaemon:
                 if current is None or sid in busy or (sid, prio) in held:
                     continue
                 try:
-                    job = self._job(switch, prio, group, profile, current)
-                    job.worst_speed_gbps, job.worst_cable_m = worst.get(sid, (0, 0.0))
-                    jobs.append(job)
+                    jobs.append(self._job(switch, prio, group, profile, current,
+                                          worst.get(sid, (0, 0.0))))
                 except Exception as exc:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
             proposals = self._proposals(jobs, report)
@@ -642,8 +640,9 @@ class TunerDaemon:
         return created
 
     def _job(self, switch: Switch, prio: int, group: _Group, profile: str,
-             current: Waterline) -> _Job:
-        """What the optimiser is asked for one switch and priority."""
+             current: Waterline, worst: tuple[int, float]) -> _Job:
+        """What the optimiser is asked for one switch and priority (``worst``: the speed and
+        the cable length of the switch's most demanding port)."""
         members = group.busy
         speed = max(m.speed_gbps for m in members)
         cable = max(m.cable_m for m in members)
@@ -661,7 +660,8 @@ class TunerDaemon:
             origin=self._origin(group.tracker, current),
             ports=tuple((m.interface, m.features) for m in group.ports)
             if len(group.ports) > 1 else ())
-        return _Job(switch, prio, group, profile, current, speed, cable, others, request)
+        return _Job(switch, prio, group, profile, current, speed, cable, others, request,
+                    max(speed, worst[0]), max(cable, worst[1]))
 
     def _proposals(self, jobs: list[_Job], report: CycleReport) -> list[OptimiserProposal | None]:
         """The optimiser's answers, in one batch; when the batch fails, one by one, so one
@@ -696,10 +696,8 @@ class TunerDaemon:
         proposed = device_precision(_for_every_port(proposal.waterlines, job))
         if proposal.method == "hold" or _dump(proposed) == _dump(job.current):
             return None
-        speed, cable = max(job.speed_gbps, job.worst_speed_gbps), max(job.cable_m,
-                                                                       job.worst_cable_m)
-        refusals = check_waterlines(proposed, speed_gbps=speed,
-                                    buffer_bytes=switch.buffer_bytes, cable_m=cable)
+        refusals = check_waterlines(proposed, speed_gbps=job.worst_speed_gbps,
+                                    buffer_bytes=switch.buffer_bytes, cable_m=job.worst_cable_m)
         if refusals:
             report.errors.append(f"{switch.name}/{prio}: guard refused {refusals[0]}")
             return None
