@@ -52,6 +52,7 @@ from app.db.models import (
     ProfileTrack,
     Proposal,
     Switch,
+    SwitchLock,
     TunerState,
     TunerTrial,
 )
@@ -744,8 +745,10 @@ class TunerDaemon:
 
     @staticmethod
     def _busy_switches(session: Session) -> set[int]:
-        """Switches with a tuner change still applying or under verification."""
-        busy: set[int] = set()
+        """Switches with a tuner change still applying or under verification, or locked by
+        any change in flight (a rollback this cycle started, an operator's change): a
+        proposal for them could not be applied before the lock goes."""
+        busy: set[int] = set(session.scalars(select(SwitchLock.switch_id)))
         for trial in session.scalars(select(TunerTrial).where(
                 TunerTrial.status.in_(("applying", "verifying")))):
             busy.update(int(s) for s in trial.switch_ids)

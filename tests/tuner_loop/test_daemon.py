@@ -13,11 +13,19 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.changes.service import ChangeService
 from app.daemon import CycleReport, DaemonOptions, TunerDaemon, _for_every_port, _Job
-from app.db.models import PortProfile, ProfileTrack, Proposal, Switch, TunerTrial
+from app.db.models import (
+    ChangeSet,
+    PortProfile,
+    ProfileTrack,
+    Proposal,
+    Switch,
+    SwitchLock,
+    TunerTrial,
+)
 from app.drivers import mock
 from app.inventory import dump_yaml, import_inventory, parse_inventory
 from collectors.poller import Poller
@@ -490,3 +498,31 @@ def test_a_proposal_covers_the_headroom_of_the_switchs_most_demanding_port() -> 
     # a switch whose traffic ports are its most demanding ones: nothing to raise
     same = replace(job, worst_speed_gbps=100, worst_cable_m=3.0)
     assert _for_every_port(planned, same) is planned
+
+
+def test_no_proposal_for_a_switch_another_change_holds(loop_factory: Any) -> None:
+    """While a change holds a switch's lock (an operator's change, or a tuner rollback the
+    same cycle started), the daemon proposes nothing for it -- the proposal could not be
+    applied until the lock goes ("switch ... is locked by change ..."); once released, it
+    does."""
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="propose")
+    with loop.db.session() as s:
+        tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+        change = ChangeSet(created_by="operator", status="applying", targets={}, intent={})
+        s.add(change)
+        s.flush()
+        s.add(SwitchLock(switch_id=tor.id, change_id=change.id))
+        s.commit()
+        tor_id = tor.id
+    for _ in range(2):
+        loop.cycle()
+    with loop.db.session() as s:
+        assert not s.scalars(select(Proposal).where(Proposal.switch_id == tor_id)).all()
+        s.execute(delete(SwitchLock))
+        s.commit()
+    loop.cycle()
+    with loop.db.session() as s:
+        assert s.scalars(select(Proposal).where(Proposal.switch_id == tor_id)).all()
