@@ -313,6 +313,9 @@ class TunerDaemon:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._tracks: dict[tuple[int, int], _Group] = {}
+        # switches whose tuner change this cycle started rolling back: no proposal for them
+        # until the next cycle, whether or not the rollback has released its lock yet
+        self._rolled_back_now: set[int] = set()
 
     # --- models ---------------------------------------------------------------------------
 
@@ -424,9 +427,13 @@ class TunerDaemon:
             return report
         now_ms = int(self.clock() * 1000)
         report.frozen = frozen(windows, datetime.fromtimestamp(now_ms / 1000, UTC))
+        self._rolled_back_now.clear()
         try:
+            # the waterlines in force during the window, read before this cycle's rollbacks
+            # start rewriting them: the window's features are relative to these
+            in_force = self._observed_waterlines()
             self._judge_trials(now_ms, report)
-            self._classify(now_ms, report)
+            self._classify(now_ms, report, in_force)
             proposal_ids: list[int] = []
             try:
                 if mode in ("propose", "auto") and not report.frozen:
@@ -454,15 +461,21 @@ class TunerDaemon:
 
     # --- classify -------------------------------------------------------------------------
 
-    def _current_waterlines(self, switch: Switch) -> dict[int, Waterline]:
-        if not switch.observed_qos:
-            return {}
-        config = QosConfig.model_validate(switch.observed_qos)
-        return {p: waterline_of(w) for p, w in config.waterlines.items()}
+    @staticmethod
+    def _current_waterlines(switch: Switch) -> dict[int, Waterline]:
+        return _waterlines_of(switch.observed_qos)
 
-    def _load_ports(self, session: Session, now_ms: int) -> list[_Port]:
-        """Every lossless port with enough polls in the last window, with its features and
-        KPIs (one query, one vectorised pass for the whole fabric)."""
+    def _observed_waterlines(self) -> dict[int, dict[int, Waterline]]:
+        """Every enabled switch's waterlines as last observed, per priority."""
+        with self.factory() as session:
+            return {sid: _waterlines_of(qos) for sid, qos in session.execute(
+                select(Switch.id, Switch.observed_qos).where(Switch.enabled.is_(True)))}
+
+    def _load_ports(self, session: Session, now_ms: int,
+                    in_force: dict[int, dict[int, Waterline]]) -> list[_Port]:
+        """Every lossless port with enough polls in the last window, with its features (under
+        the waterlines ``in_force``) and KPIs (one query, one vectorised pass for the whole
+        fabric)."""
         fabric = session.scalars(select(Fabric)).first()
         priorities = list(fabric.lossless_priorities) if fabric else [3]
         switches = {s.id: s for s in session.scalars(
@@ -473,8 +486,8 @@ class TunerDaemon:
         interfaces = {r.id: r for r in session.execute(
             select(Interface.id, Interface.name, Interface.speed_gbps, Interface.cable_m)
             .where(Interface.switch_id.in_(list(switches))))}
-        waterlines = {(sid, prio): waterline_matrix([w])[0] for sid, s in switches.items()
-                      for prio, w in self._current_waterlines(s).items()}
+        waterlines = {(sid, prio): waterline_matrix([w])[0] for sid in switches
+                      for prio, w in in_force.get(sid, {}).items()}
         polls = np.sum(np.isfinite(got.fields["tx_bytes_per_s"]), axis=1)
         rows, found = [], []
         for k, (sid, iid, prio) in enumerate(got.keys):
@@ -496,10 +509,11 @@ class TunerDaemon:
                       feats[j], kpis, j)
                 for j, (sid, iface, prio) in enumerate(found)]
 
-    def _classify(self, now_ms: int, report: CycleReport) -> list[_Port]:
+    def _classify(self, now_ms: int, report: CycleReport,
+                  in_force: dict[int, dict[int, Waterline]]) -> list[_Port]:
         self._tracks = {}
         with self.factory() as session:
-            ports = self._load_ports(session, now_ms)
+            ports = self._load_ports(session, now_ms, in_force)
             report.ports = len(ports)
             if not ports:
                 return []
@@ -599,7 +613,7 @@ class TunerDaemon:
                      session.execute(select(Interface.switch_id, func.max(Interface.speed_gbps),
                                             func.max(Interface.cable_m))
                                      .group_by(Interface.switch_id))}
-            busy = self._busy_switches(session)
+            busy = self._busy_switches(session) | self._rolled_back_now
             held = self._held_off(session, now_ms)
             jobs: list[_Job] = []
             for (sid, prio), group in sorted(groups.items()):
@@ -608,7 +622,7 @@ class TunerDaemon:
                     continue
                 switch = switches[sid]
                 current = self._current_waterlines(switch).get(prio)
-                if current is None or sid in busy or (sid, prio) in held:
+                if current is None or sid in busy or (sid, prio, profile) in held:
                     continue
                 try:
                     jobs.append(self._job(switch, prio, group, profile, current,
@@ -754,26 +768,41 @@ class TunerDaemon:
             busy.update(int(s) for s in trial.switch_ids)
         return busy
 
-    def _held_off(self, session: Session, now_ms: int) -> set[tuple[int, int]]:
-        """(switch, priority) pairs whose tuner change was rolled back within ``holdoff_s``."""
+    def _held_off(self, session: Session, now_ms: int) -> set[tuple[int, int, str]]:
+        """(switch, priority, profile) whose tuner change for that traffic profile was rolled
+        back within ``holdoff_s``: the same traffic is not tuned again there for a while;
+        traffic that has since changed profile is tuned afresh."""
         since = now_ms - int(self.options.holdoff_s * 1000)
-        held: set[tuple[int, int]] = set()
+        held: set[tuple[int, int, str]] = set()
         for trial in session.scalars(select(TunerTrial).where(
                 TunerTrial.status == "rolled_back", TunerTrial.verify_after_ms >= since)):
-            held.update((int(s), int(trial.priority)) for s in trial.switch_ids)
+            held.update((int(s), int(trial.priority), trial.profile) for s in trial.switch_ids)
         return held
 
     # --- apply and verify -----------------------------------------------------------------
 
     def _apply(self, proposal_ids: list[int], now_ms: int, report: CycleReport) -> None:
-        """Group identical proposals into one change each (canary first), record a trial."""
+        """Group identical proposals into one change each (canary first), record a trial.
+
+        One change per switch a cycle: a proposal for a switch an earlier group of this cycle
+        already changes (another priority) stays pending, so that each trial is judged on its
+        own change and no apply meets the lock of another."""
         with self.factory() as session:
-            rows = session.scalars(select(Proposal).where(Proposal.id.in_(proposal_ids))).all()
+            rows = session.scalars(select(Proposal).where(Proposal.id.in_(proposal_ids))
+                                   .order_by(Proposal.id)).all()
             groups: dict[tuple[Any, ...], list[Proposal]] = defaultdict(list)
             for p in rows:
                 groups[(p.priority, p.profile, tuple(sorted(p.proposed.items())))].append(p)
-        for (priority, profile, _), members in list(groups.items())[
-                : self.options.max_changes_per_cycle]:
+        changed: set[int] = set()
+        applied = 0
+        for (priority, profile, _), group in groups.items():
+            members = [p for p in group if p.switch_id not in changed]
+            if not members:
+                continue
+            if applied >= self.options.max_changes_per_cycle:
+                break
+            applied += 1
+            changed.update(p.switch_id for p in members)
             ids = [p.id for p in members]
             try:
                 change_id = self.apply_proposals(ids, actor="tuner", source="daemon")
@@ -854,6 +883,7 @@ class TunerDaemon:
                     report.kept += 1
             session.commit()
             to_roll = [(t.id, t.change_id, t.reason) for t in trials if t.status == "rolling_back"]
+            switch_ids = {t.id: list(t.switch_ids) for t in trials}
             kept = [t for t in trials if t.status == "kept" and (t.kpis_after or {}).get("outcome")]
             kept_outcomes = [(t.profile, t.kpis_after["outcome"]) for t in kept if t.kpis_after]
         for profile, outcome in kept_outcomes:
@@ -863,6 +893,7 @@ class TunerDaemon:
                 report.errors.append(f"optimiser update: {exc}")
         for trial_id, change_id, reason in to_roll:
             try:
+                self._rolled_back_now.update(int(s) for s in switch_ids[trial_id])
                 self.changes.start_rollback(change_id, "tuner")
                 status = "rolled_back"
             except ChangeError as exc:
@@ -924,6 +955,13 @@ class TunerDaemon:
                                             float(p.explanation["speed_gbps"]))
                      for p in proposals if (p.explanation or {}).get("speed_gbps"))
         return regression(before, after, tol, deeper=deeper), after, outcome
+
+
+def _waterlines_of(observed_qos: dict[str, Any] | None) -> dict[int, Waterline]:
+    if not observed_qos:
+        return {}
+    config = QosConfig.model_validate(observed_qos)
+    return {p: waterline_of(w) for p, w in config.waterlines.items()}
 
 
 def _remember_rollback(session: Session, trial: TunerTrial) -> None:

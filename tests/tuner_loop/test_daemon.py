@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import numpy as np
 import pytest
 from sqlalchemy import delete, select
 
@@ -229,7 +230,7 @@ def _force(loop: Loop, change: dict[str, Any], speed_gbps: int = 100, **explaine
     loop.daemon.set_mode("auto", "test")
     now_ms = int(loop.now * 1000)
     report = CycleReport(mode="auto")
-    loop.daemon._classify(now_ms, report)
+    loop.daemon._classify(now_ms, report, loop.daemon._observed_waterlines())
     loop.daemon._apply([proposal_id], now_ms, report)
     assert not report.errors, report.errors
     for run in list(loop.changes._runs):
@@ -526,3 +527,128 @@ def test_no_proposal_for_a_switch_another_change_holds(loop_factory: Any) -> Non
     loop.cycle()
     with loop.db.session() as s:
         assert s.scalars(select(Proposal).where(Proposal.switch_id == tor_id)).all()
+
+
+def _pending(loop: Loop, tor_id: int, priority: int, change: dict[str, Any]) -> int:
+    """A pending proposal for ``tor_id`` at ``priority``: ``change`` over its waterlines."""
+    current = loop.state.config["tor-p1-1"].waterlines[priority].model_dump()
+    with loop.db.session() as s:
+        row = Proposal(switch_id=tor_id, priority=priority, interfaces=TOR_PORTS,
+                       profile="allreduce", probability=1.0, current=current,
+                       proposed={**current, **change}, predicted={}, confidence=1.0,
+                       explanation={"reason": "forced by the test", "speed_gbps": 100,
+                                    "cable_m": 3.0})
+        s.add(row)
+        s.commit()
+        return row.id
+
+
+def test_one_change_per_switch_a_cycle(loop_factory: Any) -> None:
+    """Proposals for two priorities of one switch in the same cycle: the first becomes a
+    change and a trial, the second stays pending (no apply meets the first's lock, and each
+    trial is judged on its own change); another switch's proposal goes ahead."""
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-*"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    with loop.db.session() as s:
+        ids = dict(s.execute(select(Switch.name, Switch.id)).tuples().all())
+    first = _pending(loop, ids["tor-p1-1"], 3, {"kmin_bytes": 60_000})
+    second = _pending(loop, ids["tor-p1-1"], 4, {"kmin_bytes": 70_000})
+    other = _pending(loop, ids["tor-p1-2"], 4, {"kmin_bytes": 70_000})
+    loop.daemon.set_mode("auto", "test")
+    now_ms = int(loop.now * 1000)
+    report = CycleReport(mode="auto")
+    loop.daemon._classify(now_ms, report, loop.daemon._observed_waterlines())
+    loop.daemon._apply([first, second, other], now_ms, report)
+    for run in list(loop.changes._runs):
+        loop.changes.wait(run, 60)
+    assert not report.errors and report.applied == 2, report
+    with loop.db.session() as s:
+        status = {p.id: p.status for p in s.scalars(select(Proposal))}
+        trials = s.scalars(select(TunerTrial)).all()
+    assert status == {first: "applied", second: "pending", other: "applied"}
+    assert sorted((t.switch_ids[0], t.priority) for t in trials) == sorted(
+        [(ids["tor-p1-1"], 3), (ids["tor-p1-2"], 4)])
+    assert loop.state.config["tor-p1-1"].waterlines[4].kmin_bytes != 70_000
+    assert loop.state.config["tor-p1-2"].waterlines[4].kmin_bytes == 70_000
+
+
+def test_no_proposal_in_the_cycle_that_rolls_a_switch_back(loop_factory: Any) -> None:
+    """The cycle that starts a switch's rollback proposes nothing for that switch, at any
+    priority, whether or not the rollback has released its lock by then: the same inputs
+    give the same proposals, however fast the switch answers."""
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    tor_id, trial_id = _force(loop, {"kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0})
+    for _ in range(3):
+        with loop.db.session() as s:
+            before = {p.id for p in s.scalars(select(Proposal))}
+        report = loop.cycle()
+        if report.rolled_back:
+            break
+    assert report.rolled_back == 1, report
+    assert loop.daemon._rolled_back_now == {tor_id}
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial_id)
+        assert trial is not None and trial.status == "rolled_back"
+        made = [(p.switch_id, p.priority) for p in s.scalars(select(Proposal))
+                if p.id not in before]
+    assert all(sid != tor_id for sid, _prio in made), made
+    # the next cycle may tune it again (its other priority; priority 3's allreduce is held off)
+    loop.cycle()
+    assert loop.daemon._rolled_back_now == set()
+
+
+def test_a_rollback_holds_off_the_same_traffic_only(loop_factory: Any) -> None:
+    """After a rollback, the switch priority's traffic profile is held off for ``holdoff_s``;
+    a different profile there (the traffic changed) is not."""
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    tor_id, trial_id = _force(loop, {"kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0})
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial_id)
+        assert trial is not None
+        trial.status = "rolled_back"
+        s.commit()
+        now_ms = int(loop.now * 1000)
+        held = loop.daemon._held_off(s, now_ms)
+        assert held == {(tor_id, 3, "allreduce")}
+        later = now_ms + int(loop.daemon.options.holdoff_s * 1000) + 70_000
+        assert loop.daemon._held_off(s, later) == set()
+
+
+def test_a_window_is_read_under_the_waterlines_it_ran_with(loop_factory: Any) -> None:
+    """A port's features are computed under the waterlines observed at the cycle's start,
+    not under those a rollback started in the same cycle writes meanwhile."""
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    loop.polls(6)
+    now_ms = int(loop.now * 1000)
+    in_force = loop.daemon._observed_waterlines()
+    first = loop.daemon._classify(now_ms, CycleReport(mode="observe"), in_force)
+    with loop.db.session() as s:  # what a rollback does to the observed set
+        tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+        qos = dict(tor.observed_qos or {})
+        qos["waterlines"] = {p: {**w, "kmin_bytes": 5_000, "kmax_bytes": 9_000}
+                             for p, w in qos["waterlines"].items()}
+        tor.observed_qos = qos
+        s.commit()
+    again = loop.daemon._classify(now_ms, CycleReport(mode="observe"), in_force)
+    moved = loop.daemon._classify(now_ms, CycleReport(mode="observe"),
+                                  loop.daemon._observed_waterlines())
+    assert len(first) == len(again) == len(moved) > 0
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a.features, b.features)
+    assert any(not np.array_equal(a.features, c.features)
+               for a, c in zip(first, moved, strict=True) if c.switch_id == tor.id)
