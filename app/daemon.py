@@ -66,6 +66,7 @@ from tuning.features import (
     WindowBatch,
     features_matrix,
     port_features,
+    stack_windows,
     waterline_matrix,
     window_kpis_batch,
 )
@@ -74,7 +75,7 @@ from tuning.optimiser import Proposal as OptimiserProposal
 from tuning.optimiser import ProposalRequest
 from tuning.space import PortContext, clip_coords, deeper_than_references, to_coords
 from tuning.tracker import TrafficTracker
-from tuning.verify import Tolerance, average_kpis, mean_kpis, regression
+from tuning.verify import Tolerance, average_kpis, port_regression, regression
 
 log = logging.getLogger("waterline.daemon")
 
@@ -813,10 +814,17 @@ class TunerDaemon:
                      for pt in (self._tracks[(p.switch_id, priority)].busy
                                 if (p.switch_id, priority) in self._tracks else [])]
             with self.factory() as session:
+                names = dict(session.execute(select(Switch.id, Switch.name).where(
+                    Switch.id.in_({p.switch_id for p in members}))).tuples().all())
+                before: dict[str, Any] = average_kpis([pt.kpis for pt in ports])
+                # each port's own, for the per-port rule (``tuning.verify.port_regression``)
+                before["ports_utilisation"] = {
+                    f"{names.get(pt.switch_id, pt.switch_id)}/{pt.interface}":
+                        pt.kpis["utilisation"] for pt in ports}
                 session.add(TunerTrial(
                     change_id=change_id, proposal_ids=ids, profile=profile, priority=priority,
                     switch_ids=sorted({p.switch_id for p in members}),
-                    kpis_before=average_kpis([pt.kpis for pt in ports]), applied_ms=now_ms,
+                    kpis_before=before, applied_ms=now_ms,
                     verify_after_ms=now_ms + int(self.options.verify_s * 1000),
                     status="applying"))
                 session.commit()
@@ -910,7 +918,7 @@ class TunerDaemon:
             log.warning("tuner change %s rolled back: %s", change_id, reason)
 
     def _verdict(self, session: Session, trial: TunerTrial, now_ms: int
-                 ) -> tuple[str, dict[str, float], dict[str, Any] | None]:
+                 ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
         """Compare the trial's ports before and after; a reason string means regression."""
         start = trial.applied_ms + int(self.options.settle_s * 1000)
         switches = {s.id: s for s in session.scalars(select(Switch).where(
@@ -921,18 +929,25 @@ class TunerDaemon:
         series = load_windows(session, start_ms=start, end_ms=now_ms + 1,
                               priorities=[trial.priority], switch_ids=trial.switch_ids)
         windows: list[PortWindow] = []
+        names: list[str] = []
         features: list[np.ndarray] = []
         for (sid, iid, _prio), data in series.items():
             iface = next((i for i in switches[sid].interfaces if i.id == iid), None)
             if iface is None or (sid, iface.name) not in wanted:
                 continue
+            names.append(f"{switches[sid].name}/{iface.name}")
             window = PortWindow(speed_gbps=float(iface.speed_gbps),
                                 buffer_bytes=switches[sid].buffer_bytes, cable_m=iface.cable_m,
                                 **{k: v for k, v in data.items() if k != "ts_ms"})
             windows.append(window)
             proposed = proposals[0].proposed
             features.append(port_features(window, Waterline(**proposed)))
-        after = mean_kpis(windows)
+        after: dict[str, Any] = {}
+        if windows:
+            per_port = window_kpis_batch(stack_windows(windows))
+            after = {k: float(np.mean(v)) for k, v in per_port.items()}  # ``mean_kpis``
+            after["ports_utilisation"] = dict(zip(names, per_port["utilisation"].tolist(),
+                                                  strict=True))
         before = trial.kpis_before
         tol = self.options.tolerance
         outcome = None
@@ -954,7 +969,9 @@ class TunerDaemon:
         deeper = any(deeper_than_references(Waterline(**p.current), Waterline(**p.proposed),
                                             float(p.explanation["speed_gbps"]))
                      for p in proposals if (p.explanation or {}).get("speed_gbps"))
-        return regression(before, after, tol, deeper=deeper), after, outcome
+        verdict = regression(before, after, tol, deeper=deeper) or port_regression(
+            before.get("ports_utilisation") or {}, after.get("ports_utilisation") or {}, tol)
+        return verdict, after, outcome
 
 
 def _waterlines_of(observed_qos: dict[str, Any] | None) -> dict[int, Waterline]:

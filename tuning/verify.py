@@ -5,7 +5,11 @@ verification window with the window before the change, and rolls the change back
 
 - drops that were not there before (or 50 % more of them),
 - PFC pause frames (either way) up by more than ``pause_increase`` and ``pause_floor_per_s``,
-- utilisation down by more than ``utilisation_drop`` (relative, on a busy port),
+- utilisation down by more than ``utilisation_drop`` (relative, on a busy port): over the
+  changed ports on average, and on any one of them by more than ``port_utilisation_floor``
+  of line rate too (``port_regression``: one set serves every port of a switch priority,
+  often carrying different traffic, and an average over ports that gained can hide one
+  that lost),
 - for a change that took the ECN ramp deeper than every static reference
   (``space.deeper_than_references``): the mean queue up by more than ``deep_queue_growth``
   (relative) and ``deep_queue_floor_bytes`` with utilisation up by less than
@@ -23,7 +27,7 @@ windows, so it scores the loop the daemon runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +46,10 @@ class Tolerance:
     deep_queue_growth: float = 1.0  # relative: the mean queue more than doubled ...
     deep_queue_floor_bytes: float = 65536.0  # ... by more than this ...
     deep_utilisation_gain: float = 0.02  # ... and utilisation rose less than this (relative)
+    # one port's utilisation drop must also exceed this, in fraction of line rate (the
+    # window-to-window noise of one port's utilisation on the virtual fabric: <= 3.6 %
+    # relative, 1-2 % of line rate)
+    port_utilisation_floor: float = 0.02
 
 
 def mean_kpis(windows: Sequence[PortWindow]) -> dict[str, float]:
@@ -79,4 +87,18 @@ def regression(before: dict[str, float], after: dict[str, float], tol: Tolerance
         return (f"thresholds deeper than every static reference: the mean queue rose from "
                 f"{qb / 1e3:.0f} KB to {qa / 1e3:.0f} KB with utilisation "
                 f"{ub:.3f} -> {ua:.3f} (needs +{100 * tol.deep_utilisation_gain:.0f} %)")
+    return ""
+
+
+def port_regression(before: Mapping[str, float], after: Mapping[str, float],
+                    tol: Tolerance) -> str:
+    """The first port (``before`` / ``after``: utilisation per port name) whose utilisation
+    fell by more than ``utilisation_drop`` relative and ``port_utilisation_floor`` absolute
+    ("" when none did); a port missing from either window is not judged."""
+    for port in sorted(before):
+        ub, ua = float(before[port]), after.get(port)
+        if ua is None or not (ub > 0.05) or not np.isfinite(ua):
+            continue
+        if ua < ub * (1 - tol.utilisation_drop) and ub - ua > tol.port_utilisation_floor:
+            return f"utilisation of {port} fell from {ub:.3f} to {float(ua):.3f}"
     return ""

@@ -36,6 +36,7 @@ from tuning import mixed
 from tuning.features import PROFILES
 from tuning.guard import Waterline, check_waterlines
 from tuning.tracker import TrafficTracker
+from tuning.verify import Tolerance, regression
 
 pytestmark = pytest.mark.slow
 
@@ -652,3 +653,30 @@ def test_a_window_is_read_under_the_waterlines_it_ran_with(loop_factory: Any) ->
         assert np.array_equal(a.features, b.features)
     assert any(not np.array_equal(a.features, c.features)
                for a, c in zip(first, moved, strict=True) if c.switch_id == tor.id)
+
+
+def test_a_port_that_lost_throughput_rolls_the_change_back(loop_factory: Any) -> None:
+    """The verdict also judges each changed port on its own utilisation: a harmless change
+    whose record says one port ran at 1.5 x what it runs at now is rolled back, naming the
+    port, while the ports' mean alone would keep it."""
+    scenario = {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    current = loop.state.config["tor-p1-1"].waterlines[3]
+    _tor_id, trial_id = _force(loop, {"kmin_bytes": current.kmin_bytes + 1_000})
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial_id)
+        assert trial is not None
+        ports = dict(trial.kpis_before["ports_utilisation"])
+        # the busy ports of the switch priority (the forced proposal names four of them)
+        assert {f"tor-p1-1/{i}" for i in TOR_PORTS} <= set(ports)
+        ports["tor-p1-1/Ethernet4"] *= 1.5
+        trial.kpis_before = {**trial.kpis_before, "ports_utilisation": ports}
+        s.commit()
+    trial = _rolled_back(loop, trial_id)
+    assert trial.reason.startswith("utilisation of tor-p1-1/Ethernet4 fell from"), trial.reason
+    after = trial.kpis_after or {}
+    assert sorted(after["ports_utilisation"]) == sorted(f"tor-p1-1/{i}" for i in TOR_PORTS)
+    assert regression(trial.kpis_before, after, Tolerance()) == ""

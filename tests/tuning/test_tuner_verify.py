@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tuning import evaluate
 from tuning.evaluate import (
@@ -30,7 +32,7 @@ from tuning.space import (
     same_waterlines,
     to_coords,
 )
-from tuning.verify import Tolerance, regression
+from tuning.verify import Tolerance, port_regression, regression
 
 BUSY = {"utilisation": 0.90, "rx_pause_per_s": 0.0, "tx_pause_per_s": 0.0, "drops_per_s": 0.0}
 
@@ -55,6 +57,52 @@ def test_pauses_that_were_there_must_grow_by_a_quarter() -> None:
     # an idle port's utilisation falling is no regression
     idle = {**BUSY, "utilisation": 0.04}
     assert regression(idle, {**idle, "utilisation": 0.0}, Tolerance()) == ""
+
+
+def test_one_port_that_lost_throughput_is_a_regression_the_mean_hides() -> None:
+    """Three ports gain, one loses 20 %: the mean rises, the per-port rule names the port."""
+    before = {"tor-1/Ethernet0": 0.60, "tor-1/Ethernet4": 0.30, "tor-1/Ethernet8": 0.30,
+              "tor-1/Ethernet12": 0.30}
+    after = {"tor-1/Ethernet0": 0.48, "tor-1/Ethernet4": 0.36, "tor-1/Ethernet8": 0.36,
+             "tor-1/Ethernet12": 0.36}
+    assert np.mean(list(after.values())) > np.mean(list(before.values()))
+    assert regression({**BUSY, "utilisation": 0.375}, {**BUSY, "utilisation": 0.39},
+                      Tolerance()) == ""
+    assert port_regression(before, after, Tolerance()) == (
+        "utilisation of tor-1/Ethernet0 fell from 0.600 to 0.480")
+
+
+@pytest.mark.parametrize("ub, ua, why", [
+    (0.60, 0.53, "utilisation of sw/Ethernet0 fell from 0.600 to 0.530"),  # -11.7 %
+    (0.60, 0.55, ""),                  # within 10 %
+    (0.15, 0.131, ""),                 # -12.7 %, but 1.9 % of line rate: noise
+    (0.15, 0.12, "utilisation of sw/Ethernet0 fell from 0.150 to 0.120"),
+    (0.04, 0.0, ""),                   # an idle port
+    (0.60, float("nan"), ""),          # no reading after: not judged
+])
+def test_port_regression_rule(ub: float, ua: float, why: str) -> None:
+    assert port_regression({"sw/Ethernet0": ub}, {"sw/Ethernet0": ua}, Tolerance()) == why
+    # a port missing from either window is not judged
+    assert port_regression({"sw/Ethernet0": ub}, {}, Tolerance()) == ""
+    assert port_regression({}, {"sw/Ethernet0": ua}, Tolerance()) == ""
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=12),
+                       st.floats(0.0, 1.0), max_size=16),
+       st.floats(0.0, 0.0999))
+def test_a_port_within_the_tolerance_is_never_a_regression(
+        before: dict[str, float], loss: float) -> None:
+    """No port losing less than 10 % of its utilisation (or gaining) is ever named; the port
+    named, when one is, lost more than 10 % and more than the floor."""
+    tol = Tolerance()
+    assert port_regression(before, {k: v * (1 - loss) for k, v in before.items()}, tol) == ""
+    assert port_regression(before, {k: v * 1.5 for k, v in before.items()}, tol) == ""
+    why = port_regression(before, {k: v * 0.5 for k, v in before.items()}, tol)
+    busy = [k for k, v in before.items() if v > 0.05 and 0.5 * v > tol.port_utilisation_floor]
+    assert (why != "") == bool(busy)
+    if why:
+        assert why.startswith(f"utilisation of {sorted(busy)[0]} fell")
 
 
 DEEP_BEFORE = {**BUSY, "utilisation": 0.863, "queue_mean_bytes": 389_000.0}
