@@ -66,7 +66,6 @@ from tuning.features import (
     WindowBatch,
     features_matrix,
     port_features,
-    stack_windows,
     waterline_matrix,
     window_kpis_batch,
 )
@@ -75,7 +74,7 @@ from tuning.optimiser import Proposal as OptimiserProposal
 from tuning.optimiser import ProposalRequest
 from tuning.space import PortContext, clip_coords, deeper_than_references, to_coords
 from tuning.tracker import TrafficTracker
-from tuning.verify import Tolerance, average_kpis, port_regression, regression
+from tuning.verify import Tolerance, average_kpis, kpis_of, verdict
 
 log = logging.getLogger("waterline.daemon")
 
@@ -882,10 +881,10 @@ class TunerDaemon:
                     continue
                 if now_ms < trial.verify_after_ms:
                     continue
-                verdict, after, outcome = self._verdict(session, trial, now_ms)
+                why, after, outcome = self._verdict(session, trial, now_ms)
                 trial.kpis_after = {**after, "outcome": outcome}
-                if verdict:
-                    trial.status, trial.reason = "rolling_back", verdict
+                if why:
+                    trial.status, trial.reason = "rolling_back", why
                 else:
                     trial.status = "kept"
                     report.kept += 1
@@ -942,12 +941,7 @@ class TunerDaemon:
             windows.append(window)
             proposed = proposals[0].proposed
             features.append(port_features(window, Waterline(**proposed)))
-        after: dict[str, Any] = {}
-        if windows:
-            per_port = window_kpis_batch(stack_windows(windows))
-            after = {k: float(np.mean(v)) for k, v in per_port.items()}  # ``mean_kpis``
-            after["ports_utilisation"] = dict(zip(names, per_port["utilisation"].tolist(),
-                                                  strict=True))
+        after = kpis_of(windows, names)
         before = trial.kpis_before
         tol = self.options.tolerance
         outcome = None
@@ -969,9 +963,7 @@ class TunerDaemon:
         deeper = any(deeper_than_references(Waterline(**p.current), Waterline(**p.proposed),
                                             float(p.explanation["speed_gbps"]))
                      for p in proposals if (p.explanation or {}).get("speed_gbps"))
-        verdict = regression(before, after, tol, deeper=deeper) or port_regression(
-            before.get("ports_utilisation") or {}, after.get("ports_utilisation") or {}, tol)
-        return verdict, after, outcome
+        return verdict(before, after, tol, deeper=deeper), after, outcome
 
 
 def _waterlines_of(observed_qos: dict[str, Any] | None) -> dict[int, Waterline]:

@@ -74,7 +74,7 @@ from tuning.space import (
     to_coords,
 )
 from tuning.tracker import TrafficTracker
-from tuning.verify import Tolerance, mean_kpis, regression
+from tuning.verify import Tolerance, kpis_of, verdict
 
 DEFAULT_PROFILES: tuple[str, ...] = ("allreduce", "incast", "websearch", "hadoop")
 TOLERANCE = Tolerance()  # the daemon's default verification tolerance
@@ -189,7 +189,7 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
     run = TunedRun([current])
     tracker = TrafficTracker()
     pending: tuple[str, Waterline] | None = None
-    verify: tuple[dict[str, float], Waterline] | None = None  # KPIs before, the set before
+    verify: tuple[dict[str, Any], Waterline] | None = None  # KPIs before, the set before
     held_until = 0
     last = cycles or settings.max_cycles
     for cycle in range(1, last + 1):
@@ -232,7 +232,7 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
             tracker.note_probe(prop.probe)
         if change:
             # a way back to the set before a probe is not verified (``optimiser.way_back``)
-            verify = None if prop.way_back else (mean_kpis(wins), current)
+            verify = None if prop.way_back else (_kpis(wins), current)
             current = prop.waterlines
             rig.set_thresholds("tuned", to_thresholds(current))
             run.applied.append(current)
@@ -250,12 +250,17 @@ def closed_loop(sc: Scenario, classifier: Any, optimiser: WaterlineOptimiser, *,
     return run
 
 
-def _regressed(verify: tuple[dict[str, float], Waterline], wins: Sequence[PortWindow],
+def _regressed(verify: tuple[dict[str, Any], Waterline], wins: Sequence[PortWindow],
                current: Waterline, sc: Scenario) -> str:
     """The daemon's verdict (``tuning.verify``) on the window ``wins`` after the change from
     ``verify`` = (KPIs before, the set before) to ``current``: why it regressed, or ""."""
-    return regression(verify[0], mean_kpis(wins), TOLERANCE,
-                      deeper=deeper_than_references(verify[1], current, sc.speed_gbps))
+    return verdict(verify[0], _kpis(wins), TOLERANCE,
+                   deeper=deeper_than_references(verify[1], current, sc.speed_gbps))
+
+
+def _kpis(wins: Sequence[PortWindow]) -> dict[str, Any]:
+    """The windows' KPIs for a verdict (``tuning.verify.kpis_of``), the ports by number."""
+    return kpis_of(wins, [f"port {i}" for i in range(len(wins))])
 
 
 def _roll_back(rig: Rig, run: TunedRun, tracker: TrafficTracker, sc: Scenario,

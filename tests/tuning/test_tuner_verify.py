@@ -32,7 +32,7 @@ from tuning.space import (
     same_waterlines,
     to_coords,
 )
-from tuning.verify import Tolerance, port_regression, regression
+from tuning.verify import Tolerance, port_regression, regression, verdict
 
 BUSY = {"utilisation": 0.90, "rx_pause_per_s": 0.0, "tx_pause_per_s": 0.0, "drops_per_s": 0.0}
 
@@ -70,6 +70,14 @@ def test_one_port_that_lost_throughput_is_a_regression_the_mean_hides() -> None:
                       Tolerance()) == ""
     assert port_regression(before, after, Tolerance()) == (
         "utilisation of tor-1/Ethernet0 fell from 0.600 to 0.480")
+    # ``verdict``: the mean rules first, then each port
+    mean_before = {**BUSY, "utilisation": 0.375, "ports_utilisation": before}
+    mean_after = {**BUSY, "utilisation": 0.39, "ports_utilisation": after}
+    assert verdict(mean_before, mean_after, Tolerance()) == (
+        "utilisation of tor-1/Ethernet0 fell from 0.600 to 0.480")
+    assert verdict(mean_before, {**mean_after, "tx_pause_per_s": 40.0}, Tolerance()) == (
+        "tx_pause_per_s rose from 0.0 to 40.0")
+    assert verdict(BUSY, {**BUSY, "utilisation": 0.85}, Tolerance()) == ""  # no port readings
 
 
 @pytest.mark.parametrize("ub, ua, why", [
