@@ -760,8 +760,9 @@ class TunerDaemon:
     @staticmethod
     def _busy_switches(session: Session) -> set[int]:
         """Switches with a tuner change still applying or under verification, or locked by
-        any change in flight (a rollback this cycle started, an operator's change): a
-        proposal for them could not be applied before the lock goes."""
+        any change in flight (an operator's change, a rollback still running): a proposal
+        for them could not be applied before the lock goes. (A switch whose rollback this
+        cycle started is busy this cycle whatever its lock: ``_rolled_back_now``.)"""
         busy: set[int] = set(session.scalars(select(SwitchLock.switch_id)))
         for trial in session.scalars(select(TunerTrial).where(
                 TunerTrial.status.in_(("applying", "verifying")))):
