@@ -622,7 +622,8 @@ class TunerDaemon:
                     continue
                 switch = switches[sid]
                 current = self._current_waterlines(switch).get(prio)
-                if current is None or sid in busy or (sid, prio, profile) in held:
+                if current is None or sid in busy or \
+                        (sid, prio, mixed.family_of(profile)) in held:
                     continue
                 try:
                     jobs.append(self._job(switch, prio, group, profile, current,
@@ -769,15 +770,19 @@ class TunerDaemon:
             busy.update(int(s) for s in trial.switch_ids)
         return busy
 
-    def _held_off(self, session: Session, now_ms: int) -> set[tuple[int, int, str]]:
-        """(switch, priority, profile) whose tuner change for that traffic profile was rolled
-        back within ``holdoff_s``: the same traffic is not tuned again there for a while;
-        traffic that has since changed profile is tuned afresh."""
+    def _held_off(self, session: Session, now_ms: int
+                  ) -> set[tuple[int, int, tuple[str, ...]]]:
+        """(switch, priority, profile family) whose tuner change for traffic of that family
+        was rolled back within ``holdoff_s``: the same traffic is not tuned again there for a
+        while; traffic that has since changed family (allreduce turned incast) is tuned
+        afresh. By family (``tuning.mixed.FAMILIES``), not profile: the classifier confuses
+        incast and the Poisson mixes, and a reading flipping among them is no new traffic."""
         since = now_ms - int(self.options.holdoff_s * 1000)
-        held: set[tuple[int, int, str]] = set()
+        held: set[tuple[int, int, tuple[str, ...]]] = set()
         for trial in session.scalars(select(TunerTrial).where(
                 TunerTrial.status == "rolled_back", TunerTrial.verify_after_ms >= since)):
-            held.update((int(s), int(trial.priority), trial.profile) for s in trial.switch_ids)
+            held.update((int(s), int(trial.priority), mixed.family_of(trial.profile))
+                        for s in trial.switch_ids)
         return held
 
     # --- apply and verify -----------------------------------------------------------------

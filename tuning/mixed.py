@@ -63,11 +63,14 @@ def dominant(proba: np.ndarray) -> int:
     return int(np.argmax(mass))
 
 
+def family_of(profile: str) -> tuple[str, ...]:
+    """The profiles of ``profile``'s family (``FAMILIES``; a profile of none is its own)."""
+    return next((f for f in FAMILIES if profile in f), (profile,))
+
+
 def family(k: int) -> np.ndarray:
     """The profiles (indices) of profile ``k``'s family (``FAMILIES``)."""
-    name = PROFILES[k]
-    members = next((f for f in FAMILIES if name in f), (name,))
-    return np.array([PROFILES.index(m) for m in members])
+    return np.array([PROFILES.index(m) for m in family_of(PROFILES[k])])
 
 
 def split(proba: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:

@@ -606,8 +606,8 @@ def test_no_proposal_in_the_cycle_that_rolls_a_switch_back(loop_factory: Any) ->
 
 
 def test_a_rollback_holds_off_the_same_traffic_only(loop_factory: Any) -> None:
-    """After a rollback, the switch priority's traffic profile is held off for ``holdoff_s``;
-    a different profile there (the traffic changed) is not."""
+    """After a rollback, the switch priority's traffic family is held off for ``holdoff_s``;
+    another family there (the traffic changed: allreduce turned incast) is not."""
     scenario = {"default": {"profile": "idle"}, "schedule": [
         {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
          "params": {"flows": 8}}]}
@@ -621,7 +621,11 @@ def test_a_rollback_holds_off_the_same_traffic_only(loop_factory: Any) -> None:
         s.commit()
         now_ms = int(loop.now * 1000)
         held = loop.daemon._held_off(s, now_ms)
-        assert held == {(tor_id, 3, "allreduce")}
+        assert held == {(tor_id, 3, ("allreduce",))}
+        trial.profile = "hadoop"  # a Poisson mix: held for incast and websearch readings too
+        s.commit()
+        assert loop.daemon._held_off(s, now_ms) == {
+            (tor_id, 3, ("incast", "websearch", "hadoop"))}
         later = now_ms + int(loop.daemon.options.holdoff_s * 1000) + 70_000
         assert loop.daemon._held_off(s, later) == set()
 
