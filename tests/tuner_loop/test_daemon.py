@@ -126,6 +126,13 @@ def loop_factory(sqlite_db: Database) -> Iterator[Any]:
 TOR_PORTS = [f"Ethernet{4 * i}" for i in range(4)]
 
 
+def allreduce_on_tor1() -> dict[str, Any]:
+    """The scenario most tests run: allreduce of 8 flows on tor-p1-1, the rest idle."""
+    return {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": 8}}]}
+
+
 def test_observe_classifies_ports_like_the_ground_truth(loop_factory: Any) -> None:
     scenario = {"default": {"profile": "idle"}, "schedule": [
         {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
@@ -164,9 +171,7 @@ def test_observe_classifies_ports_like_the_ground_truth(loop_factory: Any) -> No
 def test_profile_evidence_is_stored_and_survives_a_restart(loop_factory: Any) -> None:
     """The daemon tracks each switch's profile posterior over cycles in the database; a new
     daemon (a restart) carries on from the stored evidence instead of starting over."""
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario, mode="observe")
     loop.cycle()
 
@@ -194,9 +199,7 @@ def test_profile_evidence_is_stored_and_survives_a_restart(loop_factory: Any) ->
 def test_auto_improves_the_fabric_and_keeps_the_change(loop_factory: Any) -> None:
     # allreduce: the profile the shipped models tune best (websearch/hadoop under SONiC's
     # thresholds are confused with incast and mostly held: see the README's results)
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario)
     loop.polls(1)
     start = loop.objective("tor-p1-1", TOR_PORTS)
@@ -211,23 +214,29 @@ def test_auto_improves_the_fabric_and_keeps_the_change(loop_factory: Any) -> Non
     assert end < 0.8 * start, (start, end, [(p.priority, p.proposed) for p in proposals])
 
 
+def _pending(loop: Loop, tor_id: int, priority: int, change: dict[str, Any],
+             speed_gbps: int = 100, **explained: Any) -> int:
+    """A pending proposal for ``tor_id`` at ``priority`` (its interfaces TOR_PORTS):
+    ``change`` over tor-p1-1's waterlines there."""
+    current = loop.state.config["tor-p1-1"].waterlines[priority].model_dump()
+    with loop.db.session() as s:
+        row = Proposal(switch_id=tor_id, priority=priority, interfaces=TOR_PORTS,
+                       profile="allreduce", probability=1.0, current=current,
+                       proposed={**current, **change}, predicted={}, confidence=1.0,
+                       explanation={"reason": "forced by the test", "speed_gbps": speed_gbps,
+                                    "cable_m": 3.0, **explained})
+        s.add(row)
+        s.commit()
+        return row.id
+
 def _force(loop: Loop, change: dict[str, Any], speed_gbps: int = 100, **explained: Any
            ) -> tuple[int, int]:
     """A deliberate proposal for tor-p1-1 priority 3 (``change`` over its current
     waterlines), applied through the daemon's own path as an auto cycle takes it: measure,
     apply, open a trial. (switch id, trial id)."""
-    before = loop.state.config["tor-p1-1"]
     with loop.db.session() as s:
-        tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
-        current = before.waterlines[3].model_dump()
-        row = Proposal(switch_id=tor.id, priority=3, interfaces=TOR_PORTS, profile="allreduce",
-                       probability=1.0, current=current, proposed={**current, **change},
-                       predicted={}, confidence=1.0,
-                       explanation={"reason": "forced by the test", "speed_gbps": speed_gbps,
-                                    "cable_m": 3.0, **explained})
-        s.add(row)
-        s.commit()
-        proposal_id, tor_id = row.id, tor.id
+        tor_id = s.scalars(select(Switch.id).where(Switch.name == "tor-p1-1")).one()
+    proposal_id = _pending(loop, tor_id, 3, change, speed_gbps, **explained)
     loop.daemon.set_mode("auto", "test")
     now_ms = int(loop.now * 1000)
     report = CycleReport(mode="auto")
@@ -255,9 +264,7 @@ def _rolled_back(loop: Loop, trial_id: int, cycles: int = 3) -> TunerTrial:
 
 
 def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> None:
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario, mode="observe")
     loop.cycle()
     before = loop.state.config["tor-p1-1"]
@@ -281,9 +288,7 @@ def test_a_way_back_from_a_probe_is_kept_without_verification(loop_factory: Any)
     probe's -- so even telemetry that would roll any other change back (the starving set of
     the test above) keeps it: the daemon trusts the mark, which the optimiser gives only to
     a return to a set judged before the probe."""
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario, mode="observe")
     loop.cycle()
     _tor_id, trial_id = _force(loop, {"kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0},
@@ -323,9 +328,7 @@ def test_a_deep_change_that_buys_no_throughput_is_rolled_back(loop_factory: Any)
 
 
 def test_profile_change_is_detected_and_retuned_within_three_cycles(loop_factory: Any) -> None:
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario)
     for _ in range(3):
         loop.cycle()
@@ -507,9 +510,7 @@ def test_no_proposal_for_a_switch_another_change_holds(loop_factory: Any) -> Non
     same cycle started), the daemon proposes nothing for it -- the proposal could not be
     applied until the lock goes ("switch ... is locked by change ..."); once released, it
     does."""
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario, mode="propose")
     with loop.db.session() as s:
         tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
@@ -528,20 +529,6 @@ def test_no_proposal_for_a_switch_another_change_holds(loop_factory: Any) -> Non
     loop.cycle()
     with loop.db.session() as s:
         assert s.scalars(select(Proposal).where(Proposal.switch_id == tor_id)).all()
-
-
-def _pending(loop: Loop, tor_id: int, priority: int, change: dict[str, Any]) -> int:
-    """A pending proposal for ``tor_id`` at ``priority``: ``change`` over its waterlines."""
-    current = loop.state.config["tor-p1-1"].waterlines[priority].model_dump()
-    with loop.db.session() as s:
-        row = Proposal(switch_id=tor_id, priority=priority, interfaces=TOR_PORTS,
-                       profile="allreduce", probability=1.0, current=current,
-                       proposed={**current, **change}, predicted={}, confidence=1.0,
-                       explanation={"reason": "forced by the test", "speed_gbps": 100,
-                                    "cable_m": 3.0})
-        s.add(row)
-        s.commit()
-        return row.id
 
 
 def test_one_change_per_switch_a_cycle(loop_factory: Any) -> None:
@@ -580,9 +567,7 @@ def test_no_proposal_in_the_cycle_that_rolls_a_switch_back(loop_factory: Any) ->
     """The cycle that starts a switch's rollback proposes nothing for that switch, at any
     priority, whether or not the rollback has released its lock by then: the same inputs
     give the same proposals, however fast the switch answers."""
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario, mode="observe")
     loop.cycle()
     tor_id, trial_id = _force(loop, {"kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0})
@@ -608,9 +593,7 @@ def test_no_proposal_in_the_cycle_that_rolls_a_switch_back(loop_factory: Any) ->
 def test_a_rollback_holds_off_the_same_traffic_only(loop_factory: Any) -> None:
     """After a rollback, the switch priority's traffic family is held off for ``holdoff_s``;
     another family there (the traffic changed: allreduce turned incast) is not."""
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario, mode="observe")
     loop.cycle()
     tor_id, trial_id = _force(loop, {"kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0})
@@ -633,9 +616,7 @@ def test_a_rollback_holds_off_the_same_traffic_only(loop_factory: Any) -> None:
 def test_a_window_is_read_under_the_waterlines_it_ran_with(loop_factory: Any) -> None:
     """A port's features are computed under the waterlines observed at the cycle's start,
     not under those a rollback started in the same cycle writes meanwhile."""
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario, mode="observe")
     loop.cycle()
     loop.polls(6)
@@ -663,9 +644,7 @@ def test_a_port_that_lost_throughput_rolls_the_change_back(loop_factory: Any) ->
     """The verdict also judges each changed port on its own utilisation: a harmless change
     whose record says one port ran at 1.5 x what it runs at now is rolled back, naming the
     port, while the ports' mean alone would keep it."""
-    scenario = {"default": {"profile": "idle"}, "schedule": [
-        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
-         "params": {"flows": 8}}]}
+    scenario = allreduce_on_tor1()
     loop = loop_factory(scenario, mode="observe")
     loop.cycle()
     current = loop.state.config["tor-p1-1"].waterlines[3]
