@@ -553,9 +553,14 @@ class TunerDaemon:
             select(table.c.switch_id, table.c.priority, table.c.state))}
         out: dict[tuple[int, int], _Group] = {}
         trackers: dict[tuple[int, int], TrafficTracker] = {}
+        fates = self._proposal_fates(session, stored)
         for key, members in by_key.items():
             busy = [p for p in members if p.profile != "idle"] or members
             tracker = TrafficTracker.from_state(stored.get(key))
+            if tracker.pending_proposal is not None:
+                fate = fates.get(tracker.pending_proposal)
+                if fate is not None:
+                    tracker.settle_probe(fate)
             prior = tracker.posterior if tracker.cycles else None
             readings = tracker.smooth_ports([str(p.interface_id) for p in busy],
                                             np.vstack([p.proba for p in busy]))
@@ -577,6 +582,31 @@ class TunerDaemon:
             for k, est in zip(keys, estimates, strict=True):
                 out[k].descriptors = trackers[k].add_descriptors(est)
         return out
+
+    @staticmethod
+    def _proposal_fates(session: Session, stored: dict[tuple[int, int], Any]
+                        ) -> dict[int, bool]:
+        """For the proposals the stored trackers' probe records await: True when its change
+        reached the switch (applied, even if since rolled back: the step was taken), False
+        when it never will (superseded, rejected, still pending a cycle later, or its change
+        failed or was rejected); proposals whose change is not settled yet are left out."""
+        ids = {int(st["pending"]["proposal_id"]) for st in stored.values()
+               if isinstance(st, dict) and isinstance(st.get("pending"), dict)
+               and isinstance(st["pending"].get("proposal_id"), int)}
+        if not ids:
+            return {}
+        fates = dict.fromkeys(ids, False)  # a proposal since deleted never reaches a switch
+        for pid, status, change_status in session.execute(
+                select(Proposal.id, Proposal.status, ChangeSet.status)
+                .outerjoin(ChangeSet, ChangeSet.id == Proposal.change_id)
+                .where(Proposal.id.in_(ids))):
+            if status != "applied" or change_status in (None, "failed", "rejected", "dry_run"):
+                fates[pid] = False
+            elif change_status in ("planned", "approved"):
+                del fates[pid]  # not started yet
+            else:
+                fates[pid] = True
+        return fates
 
     def _store_tracks(self, now_ms: int) -> None:
         """Every tracker of this cycle as it stands after the proposals (their origin and
@@ -632,11 +662,14 @@ class TunerDaemon:
                     report.errors.append(f"{switch.name}/{prio}: {type(exc).__name__}: {exc}")
             proposals = self._proposals(jobs, report)
             rows: list[Proposal] = []
+            records: list[tuple[TrafficTracker, dict[str, Any], Proposal]] = []
             for job, proposal in zip(jobs, proposals, strict=True):
                 if proposal is not None:
                     row = self._record(job, proposal, report)
                     if row is not None:
                         rows.append(row)
+                        if proposal.probe is not None:
+                            records.append((job.group.tracker, proposal.probe, row))
             # a new proposal supersedes the pending one of its switch and priority
             table = cast(Table, Proposal.__table__)
             superseded = [{"b_sid": r.switch_id, "b_prio": r.priority} for r in rows]
@@ -648,6 +681,8 @@ class TunerDaemon:
                     .values(status="superseded"), superseded)
             session.add_all(rows)
             session.flush()
+            for tracker, record, row in records:  # stands once the change is applied
+                tracker.note_probe(record, proposal_id=row.id)
             for row in rows:
                 metrics.TUNER_PROPOSALS.labels(row.profile).inc()
             session.commit()
@@ -699,22 +734,23 @@ class TunerDaemon:
 
     def _record(self, job: _Job, proposal: OptimiserProposal, report: CycleReport
                 ) -> Proposal | None:
-        """The proposal to store for one job (None: nothing to propose); a probe or a
-        probe's verdict goes to the switch's tracker."""
+        """The proposal to store for one job (None: nothing to propose). A probe or a
+        probe's verdict goes to the switch's tracker: here when it needs no change, else
+        once the proposal is stored (:meth:`_propose`), awaiting its change."""
         switch, prio, group, members = job.switch, job.priority, job.group, job.group.busy
         sid = switch.id
         if proposal.spared_others:
             report.held_for_others += 1
             metrics.TUNER_HELD_FOR_OTHERS.inc()
             log.debug("tuner: %s priority %s: %s", switch.name, prio, proposal.reason)
-        if proposal.probe is not None:  # remembered (stored with the tracker)
-            group.tracker.note_probe(proposal.probe)
         proposed = device_precision(_for_every_port(proposal.waterlines, job))
         if proposal.method == "hold" or _dump(proposed) == _dump(job.current):
+            if proposal.probe is not None:  # in effect now: nothing to apply
+                group.tracker.note_probe(proposal.probe)
             return None
         refusals = check_waterlines(proposed, speed_gbps=job.worst_speed_gbps,
                                     buffer_bytes=switch.buffer_bytes, cable_m=job.worst_cable_m)
-        if refusals:
+        if refusals:  # a probe's record is not noted: its step will not be taken
             report.errors.append(f"{switch.name}/{prio}: guard refused {refusals[0]}")
             return None
         posterior = group.posterior

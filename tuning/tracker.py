@@ -25,7 +25,11 @@
   ports were fine with (``tuning.mixed``).
 - The last identification probe (``WaterlineOptimiser``'s probe step) and the cycle it was
   proposed in: the next decision checks what the probe told, and a setting is not probed from
-  twice in a row.
+  twice in a row. A record that comes with a change still to be applied (a stored proposal)
+  stands only once that change has reached the switch (``settle_probe``): a proposal that
+  stays pending, is superseded or rejected, or whose change fails, leaves the record before
+  it in place -- else the optimiser would wait, for ever, for the window of a step that was
+  never taken (the deep-to-shallow diagnostic then never ran on that switch priority).
 
 Pure state, JSON-able (:meth:`TrafficTracker.state`): the daemon stores it per (switch,
 priority), so a restart resumes with the evidence it had. A probe's per-port windows (a
@@ -63,7 +67,8 @@ class TrafficTracker:
                  cycles: int = 0, probe: dict[str, Any] | None = None,
                  avoid: list[dict[str, Any]] | None = None,
                  origin: dict[str, Any] | None = None,
-                 ports: dict[str, list[float]] | None = None) -> None:
+                 ports: dict[str, list[float]] | None = None,
+                 pending: dict[str, Any] | None = None) -> None:
         self.scores = np.zeros(len(PROFILES)) if scores is None else np.asarray(
             scores, dtype=float).reshape(len(PROFILES))
         self.descriptors: dict[str, np.ndarray] = {
@@ -80,6 +85,9 @@ class TrafficTracker:
         # per busy port (the caller's key): its smoothed classifier reading
         self.ports: dict[str, list[float]] = {
             k: [float(x) for x in v] for k, v in (ports or {}).items()}
+        # the probe record above came with this stored proposal, not applied yet:
+        # {"proposal_id": its id, "prior": the record it replaced} (``settle_probe``)
+        self.pending: dict[str, Any] | None = dict(pending) if pending else None
 
     def smooth_ports(self, keys: list[str], probabilities: np.ndarray) -> np.ndarray:
         """Fold this cycle's readings of the busy ports (``keys``, one row each) into their
@@ -117,9 +125,29 @@ class TrafficTracker:
                      for a in self.avoid
                      if self.cycles - int(a.get("cycle", self.cycles)) < AVOID_CYCLES)
 
-    def note_probe(self, probe: dict[str, Any]) -> None:
-        """Remember an identification probe proposed this cycle (``Proposal.probe``)."""
+    def note_probe(self, probe: dict[str, Any], *, proposal_id: int | None = None) -> None:
+        """Remember an identification probe proposed this cycle (``Proposal.probe``), or the
+        verdict on the last one. ``proposal_id``: the record comes with that stored proposal,
+        whose change is still to be applied; the record it replaces is kept until
+        :meth:`settle_probe` knows whether the change reached the switch."""
+        if proposal_id is not None:
+            self.pending = {"proposal_id": int(proposal_id), "prior": self.probe}
         self.probe = {**probe, "cycle": self.cycles}
+
+    @property
+    def pending_proposal(self) -> int | None:
+        """The stored proposal the probe record awaits (None: the record stands)."""
+        return None if self.pending is None else int(self.pending["proposal_id"])
+
+    def settle_probe(self, applied: bool) -> None:
+        """The fate of the proposal the probe record came with: ``applied`` (its change
+        reached the switch), the record stands; else the record before it is restored."""
+        if self.pending is None:
+            return
+        if not applied:
+            prior = self.pending.get("prior")
+            self.probe = dict(prior) if isinstance(prior, dict) else None
+        self.pending = None
 
     def probe_view(self) -> dict[str, Any] | None:
         """The last probe with its age in cycles, for ``ProposalRequest.probe``."""
@@ -161,15 +189,16 @@ class TrafficTracker:
         return PROFILES[int(np.argmax(self.scores))]
 
     def state(self) -> dict[str, Any]:
-        probe = None if self.probe is None else {
-            k: v if (rows := _rows_of(v)) is None else pack_rows(list(v), rows)
-            for k, v in self.probe.items()}
         ports = pack_rows(list(self.ports), np.array(list(self.ports.values()))) \
             if self.ports else {}
-        return {"scores": [float(v) for v in self.scores],
-                "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()},
-                "cycles": self.cycles, "probe": probe, "avoid": self.avoid,
-                "origin": self.origin, "ports": ports}
+        out = {"scores": [float(v) for v in self.scores],
+               "descriptors": {p: [float(x) for x in v] for p, v in self.descriptors.items()},
+               "cycles": self.cycles, "probe": _packed_probe(self.probe), "avoid": self.avoid,
+               "origin": self.origin, "ports": ports}
+        if self.pending is not None:
+            out["pending"] = {"proposal_id": int(self.pending["proposal_id"]),
+                              "prior": _packed_probe(self.pending.get("prior"))}
+        return out
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> TrafficTracker:
@@ -197,13 +226,31 @@ class TrafficTracker:
                         isinstance(v, list) and len(v) == 5)}
                     for a in avoid if isinstance(a, dict) and isinstance(a.get("x"), list)
                     and len(a["x"]) == 5] if isinstance(avoid, list) else []
-        if isinstance(probe, dict):  # packed rows unpacked; unreadable ones left out
-            probe = {k: unpack_rows(v) if _is_packed(v) else v for k, v in probe.items()}
-            probe = {k: v for k, v in probe.items() if v is not None}
+        pending = state.get("pending")
+        pending_ok = {"proposal_id": pending["proposal_id"],
+                      "prior": _unpacked_probe(pending.get("prior"))} \
+            if isinstance(pending, dict) and isinstance(pending.get("proposal_id"), int) \
+            else None
         return cls(scores, desc if isinstance(desc, dict) else None,
                    cycles if isinstance(cycles, int) else 0,
-                   probe if isinstance(probe, dict) else None, avoid_ok,
-                   origin if isinstance(origin, dict) else None, ports_ok)
+                   _unpacked_probe(probe), avoid_ok,
+                   origin if isinstance(origin, dict) else None, ports_ok, pending_ok)
+
+
+def _packed_probe(probe: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A probe record as stored: its per-port windows packed (``pack_rows``)."""
+    if probe is None:
+        return None
+    return {k: v if (rows := _rows_of(v)) is None else pack_rows(list(v), rows)
+            for k, v in probe.items()}
+
+
+def _unpacked_probe(probe: Any) -> dict[str, Any] | None:
+    """A stored probe record, its packed rows unpacked (unreadable ones left out)."""
+    if not isinstance(probe, dict):
+        return None
+    out = {k: unpack_rows(v) if _is_packed(v) else v for k, v in probe.items()}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 PACKED = "float32-base64"  # the form of packed rows (``pack_rows``)

@@ -663,3 +663,63 @@ def test_a_port_that_lost_throughput_rolls_the_change_back(loop_factory: Any) ->
     after = trial.kpis_after or {}
     assert sorted(after["ports_utilisation"]) == sorted(f"tor-p1-1/{i}" for i in TOR_PORTS)
     assert regression(trial.kpis_before, after, Tolerance()) == ""
+
+
+def _diagnostic_pending(loop: Loop) -> tuple[int, int]:
+    """One cycle in ``propose`` on the mixed-family scenario: the diagnostic's step for
+    tor-p1-1 priority 3, pending (its id), and the switch's id."""
+    loop.cycle()
+    with loop.db.session() as s:
+        tor = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+        rows = s.scalars(select(Proposal).where(Proposal.switch_id == tor.id)).all()
+        step = [p for p in rows if p.explanation["method"] == "probe"
+                and "diagnostic:" in p.explanation["reason"]]
+        assert len(step) == 1 and step[0].status == "pending", [
+            (p.priority, p.explanation["reason"]) for p in rows]
+        track = s.get(ProfileTrack, (tor.id, step[0].priority))
+        assert track is not None
+        tracker = TrafficTracker.from_state(track.state)
+        assert tracker.pending_proposal == step[0].id
+        assert tracker.probe is not None and tracker.probe.get("diagnostic")
+        return step[0].id, tor.id
+
+
+def test_a_diagnostic_step_never_applied_is_not_waited_for(loop_factory: Any) -> None:
+    """The deep-to-shallow diagnostic proposes its step; nobody applies it (``propose``
+    mode, or a second priority's proposal waiting behind the first's change). The next
+    cycle supersedes it, and the switch priority's record is what it was before: not a
+    step the diagnostic would wait for, for ever, never judging nor running again."""
+    loop = loop_factory({"default": {"profile": "idle"}, "schedule": MIXED_FAMILY},
+                        mode="propose")
+    step_id, tor_id = _diagnostic_pending(loop)
+    loop.cycle()
+    with loop.db.session() as s:
+        step = s.get(Proposal, step_id)
+        assert step is not None and step.status == "superseded"
+        track = s.get(ProfileTrack, (tor_id, step.priority))
+        assert track is not None
+        tracker = TrafficTracker.from_state(track.state)
+    # restored to the record before the step (none), or a fresh record awaiting a fresh
+    # proposal -- not the step's record standing as if the step had been taken
+    assert tracker.probe is None or tracker.pending_proposal not in (None, step_id), \
+        tracker.probe
+
+
+def test_an_approved_diagnostic_step_is_judged(loop_factory: Any) -> None:
+    """The same step approved by an operator before the next cycle: its record stands and
+    the next window brings the diagnostic's verdict (the record judged)."""
+    loop = loop_factory({"default": {"profile": "idle"}, "schedule": MIXED_FAMILY},
+                        mode="propose")
+    step_id, tor_id = _diagnostic_pending(loop)
+    loop.daemon.apply_proposals([step_id], actor="operator", source="api")
+    for run in list(loop.changes._runs):
+        loop.changes.wait(run, 60)
+    loop.cycle()
+    with loop.db.session() as s:
+        step = s.get(Proposal, step_id)
+        assert step is not None and step.status == "applied"
+        track = s.get(ProfileTrack, (tor_id, step.priority))
+        assert track is not None
+        tracker = TrafficTracker.from_state(track.state)
+    assert tracker.probe is not None and tracker.probe.get("diagnostic")
+    assert tracker.probe.get("verdict") in ("start", "step", "target"), tracker.probe

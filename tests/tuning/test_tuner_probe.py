@@ -101,6 +101,43 @@ def test_the_tracker_keeps_the_probe_across_a_restart() -> None:
     assert "cycle" not in view
 
 
+def test_a_probe_record_stands_only_once_its_change_is_applied() -> None:
+    """A record that comes with a stored proposal awaits it: applied, the record stands;
+    never applied (superseded, rejected, failed), the record before it is back, with its own
+    age -- across a restart too, its per-port windows packed."""
+    one = np.tile(np.eye(len(PROFILES))[1], (4, 1))
+    earlier = {"from": X2.tolist(), "to": X0.tolist(), "for": ["hadoop"],
+               "ruled_out": ["hadoop"], "diagnostic": True,
+               "port_features": {"Ethernet0": [0.5, 1.5], "Ethernet4": [2.5, 3.5]}}
+    step = {"from": X0.tolist(), "to": X1.tolist(), "for": ["websearch"], "diagnostic": True}
+    for applied in (True, False):
+        tr = TrafficTracker()
+        tr.update(one)
+        tr.note_probe(earlier)  # needed no change: stands at once
+        assert tr.pending_proposal is None
+        tr.update(one)
+        tr.note_probe(step, proposal_id=17)
+        assert tr.pending_proposal == 17 and tr.probe is not None and tr.probe["to"] == step["to"]
+        again = TrafficTracker.from_state(tr.state())  # a restart in between
+        again.update(one)
+        assert again.pending_proposal == 17
+        again.settle_probe(applied)
+        assert again.pending_proposal is None and "pending" not in again.state()
+        view = again.probe_view()
+        assert view is not None
+        if applied:
+            assert view["to"] == step["to"] and view["age"] == 1
+        else:
+            assert view["to"] == earlier["to"] and view["age"] == 2
+            assert view["port_features"]["Ethernet4"].tolist() == [2.5, 3.5]
+    fresh = TrafficTracker()
+    fresh.note_probe(step, proposal_id=3)
+    fresh.settle_probe(False)
+    assert fresh.probe is None and fresh.probe_view() is None
+    fresh.settle_probe(True)  # nothing awaited: no change
+    assert fresh.probe is None
+
+
 def test_a_diagnostics_port_windows_are_stored_packed() -> None:
     """A diagnostic's per-port windows go into the stored state as float32 bytes (a
     fraction of their size as JSON numbers) and come back as the same rows to float32
