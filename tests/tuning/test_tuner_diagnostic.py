@@ -17,9 +17,11 @@ from tuning.features import PROFILES
 from tuning.models import TunerModels, default_models
 from tuning.optimiser import (
     PROBE_COOLDOWN,
+    PROBE_OVERRIDE,
     ProposalRequest,
     WaterlineOptimiser,
-    _with_rejected_guide,
+    _avoided,
+    _with_diagnostic_avoid,
     ruled_out,
 )
 from tuning.simulation import Scenario, measure, to_thresholds
@@ -308,9 +310,9 @@ def test_when_only_the_step_is_sure_the_guide_is_tried_and_the_step_kept_otherwi
     # the rejected guide is avoided for the verdict's cycles, then not any more
     assert r.probe["rejected"]
     rq = ProposalRequest("hadoop", F, step, 100, 32 << 20, 3.0, probe={**r.probe, "age": 3})
-    assert _with_rejected_guide(rq).avoid == (tuple(q.probe["guide"]),)
+    assert _with_diagnostic_avoid(rq).avoid == (tuple(q.probe["guide"]),)
     old = replace(rq, probe={**r.probe, "age": PROBE_COOLDOWN})
-    assert _with_rejected_guide(old).avoid == ()
+    assert _with_diagnostic_avoid(old).avoid == ()
 
 
 def test_an_undecided_first_stage_lets_the_guides_own_window_decide(
@@ -434,6 +436,88 @@ def test_a_fleet_in_one_diagnostic_is_searched_once_and_judged_per_switch(
     assert [p.probe["verdict"] for p in batch if p.probe] == ["target", "start", "target",
                                                               "target"]
     assert batch == [opt.propose_batch([rq])[0] for rq in at_step]
+
+
+def test_a_confident_poisson_mix_reading_still_runs_the_diagnostic(
+        models: TunerModels) -> None:
+    """From the SONiC default, a switch read as a Poisson mix at 90 % -- where the profiles
+    that lose from shallower thresholds are not even among the hypotheses -- still takes
+    the diagnostic's step, not a model move: incast ports are read as Hadoop that
+    confidently (81-92 % on the demo fabric), and the experiment's harm model is what
+    tells them apart."""
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = model((-0.5, -0.3, -0.1), (-0.6, -0.4, -0.05))
+    start, _ctx = sonic()
+    p = propose(opt, start, {"hadoop": 0.9, "websearch": 0.1}, features=np.linspace(0, 1, 27))
+    assert p.method == "probe" and p.probe is not None and p.probe["diagnostic"], p.reason
+    assert (p.waterlines.kmin_bytes, p.waterlines.kmax_bytes, p.waterlines.pmax) == (
+        65536, 500_000, 0.2)
+    assert "hadoop" in p.probe["for"] and "incast" not in p.probe["for"]
+
+
+def test_after_the_diagnostic_went_back_no_ramp_shallower_than_its_step(
+        models: TunerModels) -> None:
+    """The first stage sent the tuner back to the SONiC default (shallower thresholds
+    surely worse here): for the verdict's cycles the step counts as a failed shallowing --
+    no ramp as shallow as it or shallower is proposed, whatever the landscape and however
+    likely the ruled-out mixes read (up to ``PROBE_OVERRIDE``) -- deeper ones and the start
+    stay open; then the diagnostic may run again. The same after the second stage sent it
+    back to the start; not after it kept the step."""
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = model((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), risk=(0.9, 0.9, 0.9))
+    start, ctx = sonic()
+    post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
+    p = propose(opt, start, post)
+    r = propose(opt, p.waterlines, post, probe={**(p.probe or {}), "age": 1})
+    assert r.probe is not None and r.probe["verdict"] == "start"
+    assert (r.waterlines.kmin_bytes, r.waterlines.kmax_bytes) == (1 << 20, 2 << 20)
+    rq = ProposalRequest("hadoop", F, r.waterlines, 100, 32 << 20, 3.0,
+                         probe={**r.probe, "age": 2})
+    avoid = _with_diagnostic_avoid(rq).avoid
+    assert avoid == (tuple(r.probe["to"]) + tuple(r.probe["from"]),)
+    x0 = np.asarray(r.probe["from"])
+
+    def coords(kmin: int, kmax: int, pmax: float) -> np.ndarray:
+        w = replace(r.waterlines, kmin_bytes=kmin, kmax_bytes=kmax, pmax=pmax)
+        return clip_coords(to_coords(w, ctx), ctx)
+
+    shallow = [coords(65536, 500_000, 0.2), coords(65536, 262_144, 0.2),
+               coords(7000, 500_000, 0.3)]
+    deep = [x0, coords(2 << 20, 4 << 20, 0.05), coords(1 << 20, 4 << 20, 0.02)]
+    hit = _avoided(np.stack(shallow + deep), avoid)
+    assert hit.tolist() == [True] * 3 + [False] * 3
+    # whatever the posterior says now (the mixes read 90 %): no shallow move
+    s = propose(opt, r.waterlines, {"hadoop": 0.9, "websearch": 0.1},
+                probe={**r.probe, "age": 2})
+    x = clip_coords(to_coords(s.waterlines, ctx), ctx)
+    assert not _avoided(x[None, :], avoid)[0], s.reason
+    # the verdict's cycles over: nothing avoided any more
+    assert _with_diagnostic_avoid(replace(rq, probe={**r.probe, "age": PROBE_COOLDOWN})
+                                  ).avoid == ()
+    # the second stage's "back to the start": the guide and the shallowing avoided
+    back = {**r.probe, "verdict": "target", "checked": True, "rejected": True,
+            "returning": False, "home": r.probe["from"], "guide": [float(v) for v in
+                                                                    coords(7000, 500_000, 0.3)]}
+    assert _with_diagnostic_avoid(replace(rq, probe={**back, "age": 2})).avoid == (
+        tuple(back["guide"]), tuple(r.probe["to"]) + tuple(r.probe["from"]))
+
+
+def test_a_ruled_out_profile_is_released_only_when_overwhelming(models: TunerModels) -> None:
+    """A diagnostic's verdict rules the Poisson mixes out; the posterior reading them 90 %
+    again does not undo it (misread incast reads so); over ``PROBE_OVERRIDE`` it does."""
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    start, _ctx = sonic()
+    probe = {"from": [0.0] * 5, "to": [1.0] * 5, "for": ["hadoop", "websearch"],
+             "ruled_out": ["hadoop", "websearch"], "diagnostic": True, "age": 3}
+    k = PROFILES.index("hadoop")
+    for reading, kept in ((0.9, False), (PROBE_OVERRIDE + 0.01, True)):
+        post = np.zeros(len(PROFILES))
+        post[k], post[PROFILES.index("incast")] = reading, 1.0 - reading
+        rq = ProposalRequest("hadoop", F, start, 100, 32 << 20, 3.0, posterior=post,
+                             probe=probe)
+        got = opt._resolved([rq])[0].posterior
+        assert got is not None
+        assert (got[k] > 0.9) == kept, (reading, got)
 
 
 def test_no_diagnostic_where_the_traffic_is_not_in_doubt(models: TunerModels) -> None:
