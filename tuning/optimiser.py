@@ -34,7 +34,8 @@ in place, from telemetry). A proposal for one (switch, priority):
    deep-to-shallow diagnostic (``tuning.diagnostic``, :meth:`_diagnostic`) takes the place
    of the model's move whenever the profiles that gain from shallower thresholds are
    plausible; once it has sent the tuner back there, no ramp as shallow as its step is
-   proposed for ``PROBE_COOLDOWN`` cycles (``_with_diagnostic_avoid``);
+   proposed for ``PROBE_COOLDOWN`` cycles (``_with_diagnostic_avoid``), twice as long for
+   each time in a row it did so before (``cooldown``);
 4. a conservative step-wise :func:`heuristic` instead when the models cannot be trusted
    (telemetry unlike anything in training: the members disagree on the current set itself),
    and for profiles without a model; ``idle`` holds.
@@ -115,6 +116,7 @@ PROBE_REJECT = 0.3  # less than this: confirmed; the helped ones less likely tha
 # have become unlikely, not merely less likely than the helped ones.
 PROBE_WINDOW = 3  # ... checked for this many cycles after the probe (verification windows)
 PROBE_COOLDOWN = 20  # cycles a verdict holds, and before a setting is probed from again
+MAX_BACKOFF = 3  # a diagnostic sent back again and again waits at most 2 ** this as long
 PROBE_OVERRIDE = 0.95  # a ruled-out profile this likely again: the traffic changed (not
 # 0.8: a switch priority of incast ports the diagnostic had just found hurt by shallow
 # thresholds read Hadoop at 0.81-0.92 at the SONiC default, and went shallow again)
@@ -1037,6 +1039,8 @@ class WaterlineOptimiser:
             return None
         record = {"from": [float(v) for v in xcur], "to": [float(v) for v in cands[i]],
                   "for": helps, "against": hurts, "diagnostic": True, **_start_windows(rq)}
+        if probe is not None and _went_back(probe) and _near(xcur, probe["from"]):
+            record["backs"] = int(probe.get("backs", 0)) + 1  # the same again: ``cooldown``
         reason = (f"{story}; diagnostic: {', '.join(helps)} would gain from shallower "
                   f"thresholds, {', '.join(hurts)} would lose: one step towards the vendor "
                   "guide, where the next window tells them apart")
@@ -1298,17 +1302,12 @@ def _with_diagnostic_avoid(rq: ProposalRequest) -> ProposalRequest:
     shallower than it): the landscape, which read the same traffic at the start, must not
     take the tuner by another shallow set to what the experiment found unsafe."""
     probe = rq.probe
-    if not probe or int(probe.get("age", PROBE_COOLDOWN)) >= PROBE_COOLDOWN:
+    if not probe or int(probe.get("age", PROBE_COOLDOWN)) >= cooldown(probe):
         return rq
     avoid = list(rq.avoid)
     if probe.get("rejected") and isinstance(probe.get("guide"), list):
         avoid.append(tuple(float(v) for v in probe["guide"]))
-    home = probe.get("home", probe.get("from"))
-    if probe.get("diagnostic") and "ruled_out" in probe and \
-            isinstance(probe.get("from"), list) and isinstance(probe.get("to"), list) and \
-            (probe.get("verdict") == "start" or (probe.get("rejected") and home is not None
-                                                 and _near(np.asarray(home, dtype=float),
-                                                           probe["from"]))):
+    if _went_back(probe) and isinstance(probe.get("to"), list):
         avoid.append(tuple(float(v) for v in [*probe["to"], *probe["from"]]))
     return rq if len(avoid) == len(rq.avoid) else replace(rq, avoid=tuple(avoid))
 
@@ -1399,9 +1398,31 @@ def _probe_outcome(probe: dict[str, Any] | None, xcur: np.ndarray, traffic: _Tra
     return None
 
 
+def cooldown(probe: dict[str, Any]) -> int:
+    """Cycles a probe's verdict holds: ``PROBE_COOLDOWN``, doubled for each diagnostic in a
+    row before it that also sent the tuner back to its start (at most ``MAX_BACKOFF``
+    doublings): each new try sends the traffic the experiment found hurt by shallower
+    thresholds to its step for two or three cycles."""
+    backs = probe.get("backs", 0)
+    n = min(backs, MAX_BACKOFF) if isinstance(backs, int) and backs > 0 else 0
+    return PROBE_COOLDOWN * (1 << n)
+
+
+def _went_back(probe: dict[str, Any] | None) -> bool:
+    """Whether a diagnostic's record ends with the tuner back at its start: the first
+    stage's verdict, or the second stage's "back to the start"."""
+    if not probe or not probe.get("diagnostic") or "ruled_out" not in probe or \
+            not isinstance(probe.get("from"), list):
+        return False
+    home = probe.get("home", probe.get("from"))
+    return probe.get("verdict") == "start" or bool(
+        probe.get("rejected") and home is not None and _near(np.asarray(home, dtype=float),
+                                                            probe["from"]))
+
+
 def ruled_out(probe: dict[str, Any] | None) -> list[str]:
-    """The profiles a recent probe's verdict ruled out (``PROBE_COOLDOWN`` cycles)."""
-    if not probe or int(probe.get("age", PROBE_COOLDOWN)) >= PROBE_COOLDOWN:
+    """The profiles a recent probe's verdict ruled out (``cooldown`` cycles)."""
+    if not probe or int(probe.get("age", PROBE_COOLDOWN)) >= cooldown(probe):
         return []
     return [str(p) for p in probe.get("ruled_out", ())]
 
@@ -1413,7 +1434,7 @@ def _may_probe(probe: dict[str, Any] | None, xcur: np.ndarray) -> bool:
         return True
     if "ruled_out" not in probe and int(probe.get("age", 0)) <= PROBE_WINDOW:
         return False  # the last probe still awaits its verdict
-    return int(probe.get("age", 0)) >= PROBE_COOLDOWN or not _near(xcur, probe.get("from", ()))
+    return int(probe.get("age", 0)) >= cooldown(probe) or not _near(xcur, probe.get("from", ()))
 
 
 def _changes(parts: dict[str, np.ndarray], traffic: _Traffic, i: int

@@ -16,12 +16,14 @@ from tuning.evaluate import statics_of
 from tuning.features import PROFILES
 from tuning.models import TunerModels, default_models
 from tuning.optimiser import (
+    MAX_BACKOFF,
     PROBE_COOLDOWN,
     PROBE_OVERRIDE,
     ProposalRequest,
     WaterlineOptimiser,
     _avoided,
     _with_diagnostic_avoid,
+    cooldown,
     ruled_out,
 )
 from tuning.simulation import Scenario, measure, to_thresholds
@@ -500,6 +502,33 @@ def test_after_the_diagnostic_went_back_no_ramp_shallower_than_its_step(
                                                                     coords(7000, 500_000, 0.3)]}
     assert _with_diagnostic_avoid(replace(rq, probe={**back, "age": 2})).avoid == (
         tuple(back["guide"]), tuple(r.probe["to"]) + tuple(r.probe["from"]))
+
+
+def test_a_diagnostic_sent_back_again_waits_twice_as_long(models: TunerModels) -> None:
+    """When the verdict's cycles are over, the diagnostic runs again from the SONiC default;
+    its new record counts the times in a row it was sent back, and each doubles the wait
+    (the ruled-out profiles, the avoided shallowing, the next try), up to 2 **
+    ``MAX_BACKOFF`` times ``PROBE_COOLDOWN``."""
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = model((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), risk=(0.9, 0.9, 0.9))
+    start, _ctx = sonic()
+    post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
+    record: dict[str, Any] | None = None
+    for backs in range(MAX_BACKOFF + 2):
+        p = propose(opt, start, post, probe=record)
+        assert p.probe is not None and p.probe["diagnostic"] and "ruled_out" not in p.probe
+        assert p.probe.get("backs", 0) == backs
+        r = propose(opt, p.waterlines, post, probe={**p.probe, "age": 1})
+        assert r.probe is not None and r.probe["verdict"] == "start"
+        wait = PROBE_COOLDOWN * 2 ** min(backs, MAX_BACKOFF)
+        assert cooldown(r.probe) == wait
+        late = {**r.probe, "age": wait - 1}
+        assert ruled_out(late) and _with_diagnostic_avoid(
+            ProposalRequest("hadoop", F, start, 100, 32 << 20, 3.0, probe=late)).avoid
+        q = propose(opt, start, post, probe=late)
+        assert q.probe is None or not q.probe.get("diagnostic") or "ruled_out" in q.probe
+        record = {**r.probe, "age": wait}
+        assert not ruled_out(record)
 
 
 def test_a_ruled_out_profile_is_released_only_when_overwhelming(models: TunerModels) -> None:
