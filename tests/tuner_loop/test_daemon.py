@@ -686,6 +686,16 @@ def _diagnostic_pending(loop: Loop) -> tuple[int, int]:
         return step[0].id, tor.id
 
 
+def _step_and_track(loop: Loop, step_id: int, tor_id: int) -> tuple[str, TrafficTracker]:
+    """The step proposal's status and its switch priority's tracker as stored."""
+    with loop.db.session() as s:
+        step = s.get(Proposal, step_id)
+        assert step is not None
+        track = s.get(ProfileTrack, (tor_id, step.priority))
+        assert track is not None
+        return step.status, TrafficTracker.from_state(track.state)
+
+
 def test_a_diagnostic_step_never_applied_is_not_waited_for(loop_factory: Any) -> None:
     """The deep-to-shallow diagnostic proposes its step; nobody applies it (``propose``
     mode, or a second priority's proposal waiting behind the first's change). The next
@@ -695,12 +705,8 @@ def test_a_diagnostic_step_never_applied_is_not_waited_for(loop_factory: Any) ->
                         mode="propose")
     step_id, tor_id = _diagnostic_pending(loop)
     loop.cycle()
-    with loop.db.session() as s:
-        step = s.get(Proposal, step_id)
-        assert step is not None and step.status == "superseded"
-        track = s.get(ProfileTrack, (tor_id, step.priority))
-        assert track is not None
-        tracker = TrafficTracker.from_state(track.state)
+    status, tracker = _step_and_track(loop, step_id, tor_id)
+    assert status == "superseded"
     # restored to the record before the step (none), or a fresh record awaiting a fresh
     # proposal -- not the step's record standing as if the step had been taken
     assert tracker.probe is None or tracker.pending_proposal not in (None, step_id), \
@@ -717,11 +723,7 @@ def test_an_approved_diagnostic_step_is_judged(loop_factory: Any) -> None:
     for run in list(loop.changes._runs):
         loop.changes.wait(run, 60)
     loop.cycle()
-    with loop.db.session() as s:
-        step = s.get(Proposal, step_id)
-        assert step is not None and step.status == "applied"
-        track = s.get(ProfileTrack, (tor_id, step.priority))
-        assert track is not None
-        tracker = TrafficTracker.from_state(track.state)
+    status, tracker = _step_and_track(loop, step_id, tor_id)
+    assert status == "applied"
     assert tracker.probe is not None and tracker.probe.get("diagnostic")
     assert tracker.probe.get("verdict") in ("start", "step", "target"), tracker.probe
