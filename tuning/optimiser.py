@@ -1294,13 +1294,14 @@ def _near(x: np.ndarray, y: Any) -> bool:
 
 
 def _with_diagnostic_avoid(rq: ProposalRequest) -> ProposalRequest:
-    """``rq`` with the vendor guide among the sets to avoid for ``PROBE_COOLDOWN`` cycles
-    after a diagnostic's second stage rejected it: the landscape, which could not tell the
-    traffic apart there, must not lead the tuner straight back. And when the diagnostic sent
-    the tuner back to its start (the first stage's verdict, or the second stage's "back to
-    the start"), its step counts as a failed shallowing for as long (``_avoided``: no ramp
-    shallower than it): the landscape, which read the same traffic at the start, must not
-    take the tuner by another shallow set to what the experiment found unsafe."""
+    """``rq`` with the vendor guide among the sets to avoid for the verdict's cycles
+    (``cooldown``) after a diagnostic's second stage rejected it: the landscape, which
+    could not tell the traffic apart there, must not lead the tuner straight back. And
+    when the diagnostic sent the tuner back to its start (the first stage's verdict, or
+    the second stage's "back to the start"), its step counts as a failed shallowing for as
+    long (``_avoided``: no ramp shallower than it): the landscape, which read the same
+    traffic at the start, must not take the tuner by another shallow set to what the
+    experiment found unsafe."""
     probe = rq.probe
     if not probe or int(probe.get("age", PROBE_COOLDOWN)) >= cooldown(probe):
         return rq
