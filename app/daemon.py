@@ -553,10 +553,12 @@ class TunerDaemon:
             select(table.c.switch_id, table.c.priority, table.c.state))}
         out: dict[tuple[int, int], _Group] = {}
         trackers: dict[tuple[int, int], TrafficTracker] = {}
-        fates = self._proposal_fates(session, stored)
+        loaded = {key: TrafficTracker.from_state(stored.get(key)) for key in by_key}
+        fates = self._proposal_fates(session, {t.pending_proposal for t in loaded.values()
+                                               if t.pending_proposal is not None})
         for key, members in by_key.items():
             busy = [p for p in members if p.profile != "idle"] or members
-            tracker = TrafficTracker.from_state(stored.get(key))
+            tracker = loaded[key]
             if tracker.pending_proposal is not None:
                 fate = fates.get(tracker.pending_proposal)
                 if fate is not None:
@@ -584,15 +586,11 @@ class TunerDaemon:
         return out
 
     @staticmethod
-    def _proposal_fates(session: Session, stored: dict[tuple[int, int], Any]
-                        ) -> dict[int, bool]:
-        """For the proposals the stored trackers' probe records await: True when its change
+    def _proposal_fates(session: Session, ids: set[int]) -> dict[int, bool]:
+        """For the proposals ``ids`` the trackers' probe records await: True when its change
         reached the switch (applied, even if since rolled back: the step was taken), False
         when it never will (superseded, rejected, still pending a cycle later, or its change
         failed or was rejected); proposals whose change is not settled yet are left out."""
-        ids = {int(st["pending"]["proposal_id"]) for st in stored.values()
-               if isinstance(st, dict) and isinstance(st.get("pending"), dict)
-               and isinstance(st["pending"].get("proposal_id"), int)}
         if not ids:
             return {}
         fates = dict.fromkeys(ids, False)  # a proposal since deleted never reaches a switch
