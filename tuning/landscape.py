@@ -34,6 +34,7 @@ KPI_KEYS: tuple[str, ...] = ("mice_fct_slowdown_p99", "mice_fct_slowdown_p50",
 # The objective's weight in the loss against each KPI output (the networks share layers; the
 # KPIs regularise, the objective decides).
 OBJECTIVE_WEIGHT = 2.0
+PREDICT_BLOCK_ROWS = 16384  # rows per forward pass (``Landscape.predict``)
 SUBSAMPLE = 0.8  # share of the training scenarios each member sees (drawn without replacement)
 
 
@@ -115,9 +116,18 @@ class Landscape:
             t = np.repeat(t, n, axis=0)
         if len(x) == 1 and n > 1:
             x = np.repeat(x, n, axis=0)
-        a = ((np.concatenate([t, x], axis=1) - self.in_mean) / self.in_scale).astype(np.float32)
-        out = np.stack([m(a) for m in self.members]).astype(float)
-        res: np.ndarray = out * self.out_scale + self.out_mean
+        res = np.empty((len(self.members), n, len(self.out_mean)))
+        # in blocks of rows: a block's activations stay in the cache, where one pass over a
+        # fleet's candidates (180,000 rows) allocated and faulted in 46 MB per layer
+        # (0.43 s -> 0.20 s for four members, measured 2026-12-07)
+        for lo in range(0, n, PREDICT_BLOCK_ROWS):
+            hi = min(n, lo + PREDICT_BLOCK_ROWS)
+            a = ((np.concatenate([t[lo:hi], x[lo:hi]], axis=1) - self.in_mean)
+                 / self.in_scale).astype(np.float32)
+            for k, m in enumerate(self.members):
+                res[k, lo:hi] = m(a)
+        res *= self.out_scale
+        res += self.out_mean
         return res
 
     @classmethod

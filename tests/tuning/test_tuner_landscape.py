@@ -85,6 +85,24 @@ def test_landscape_learns_a_known_objective_and_its_minimum() -> None:
     assert one.shape[1] == 4
 
 
+def test_landscape_predicts_many_rows_in_blocks_as_it_does_each_row() -> None:
+    """A fleet's candidates go through the networks in blocks of ``PREDICT_BLOCK_ROWS``: the
+    rows either side of a block's edge get what they get on their own."""
+    from tuning import landscape
+
+    land = Landscape.fit(descriptors.names("allreduce"), *_synthetic(10, 3), members=2, seed=1)
+    rng = np.random.default_rng(4)
+    n = landscape.PREDICT_BLOCK_ROWS + 37
+    theta = rng.normal(size=(n, 4))
+    coords = np.column_stack([rng.uniform(-6, 4, n), rng.uniform(0, 3, n),
+                              rng.uniform(-7, 0, n), np.full(n, -3.0), np.ones(n)])
+    whole = land.predict(theta, coords)
+    assert whole.shape == (2, n, len(OUTPUTS))
+    for i in (0, landscape.PREDICT_BLOCK_ROWS - 1, landscape.PREDICT_BLOCK_ROWS, n - 1):
+        alone = land.predict(theta[i], coords[i:i + 1])
+        np.testing.assert_allclose(whole[:, i], alone[:, 0], rtol=1e-5, atol=1e-5)
+
+
 def test_out_of_bag_errors_tell_level_from_shape() -> None:
     """Out of bag: each row judged by the members that never saw its scenario. A per-scenario
     offset the descriptors do not carry shows in the level's error, not in that of changes."""
