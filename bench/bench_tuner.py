@@ -12,10 +12,10 @@ the closed-loop evaluation table.
    it) -> one batched optimiser call (2,000 proposals, each sparing its other ports).
    Wall seconds of each step; the target is <= 5 s in all. From the SONiC default nearly
    every switch priority takes the deep-to-shallow diagnostic's first step, so the next two
-   cycles are timed too (the same windows read after each move): the diagnostic's verdict
-   at the step and its check at the vendor guide, each judging every port of every group
-   on its own windows as well (``diagnostic.with_port_risk``) -- the heaviest cycles a
-   fleet that starts at the default meets.
+   cycles are timed too, every step of them (the same windows read after each move): the
+   diagnostic's verdict at the step and its check at the vendor guide, each judging every
+   port of every group on its own windows as well (``diagnostic.with_port_risk``) -- the
+   heaviest cycles a fleet that starts at the default meets.
 2. Model files and their sizes; the training time recorded in the shipped models' metadata
    (``--train`` retrains with ``--quick`` to time it here).
 3. The evaluation table (tuned vs best static vs oracle, cycles, probes tuned vs hill-climb)
@@ -29,6 +29,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -59,11 +60,43 @@ def sample_windows(n_templates: int = 40) -> tuple[dict[str, np.ndarray], list[s
     return fields, labels
 
 
+def _read(models: Any, batch: WindowBatch, wl: np.ndarray, n_groups: int, ports: int
+          ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Features and classification of every port window: (features, probabilities) per
+    group x port, and the seconds of each step."""
+    t0 = time.perf_counter()
+    feats = features_matrix(batch, wl)
+    t1 = time.perf_counter()
+    proba = models.classifier.predict_proba(feats)
+    t2 = time.perf_counter()
+    return (feats.reshape(n_groups, ports, -1), proba.reshape(n_groups, ports, -1), t1 - t0,
+            t2 - t1)
+
+
+def _group(p3: np.ndarray, f3: np.ndarray
+           ) -> tuple[list[np.ndarray], list[np.ndarray], list[list[tuple[Any, Any]]]]:
+    """Per (switch, priority): the ports of its group (traffic, the ports of other traffic
+    set aside as the daemon does), their median features and the other ports' entries."""
+    idle = PROFILES.index("idle")
+    groups, meds, others = [], [], []
+    for g in range(len(p3)):
+        busy = np.argmax(p3[g], axis=1) != idle
+        sel = np.flatnonzero(busy if busy.any() else np.ones(p3.shape[1], bool))
+        keep = mixed.split(p3[g][sel])  # the ports of other traffic set aside
+        group, rest = sel[keep], sel[~keep]
+        groups.append(group)
+        meds.append(np.median(f3[g][group], axis=0))
+        others.append([(f, q) for f, q, _idx in mixed.summarise(
+            f3[g][rest], p3[g][rest], p3[g][group].mean(axis=0))] if len(rest) else [])
+    return groups, meds, others
+
+
 def bench_cycle(n_switches: int, ports: int) -> None:
     models = default_models()
     fields, _ = sample_windows()
     n_tpl = len(fields["tx_bytes_per_s"])
     rows = n_switches * ports * 2
+    n_groups = n_switches * 2
     rng = np.random.default_rng(0)
     pick = rng.integers(0, n_tpl, rows)
     jitter = rng.uniform(0.9, 1.1, (rows, 1))
@@ -75,27 +108,14 @@ def bench_cycle(n_switches: int, ports: int) -> None:
     current = complete(Waterline(1 << 20, 2 << 20, 0.05), ctx)
     wl = np.tile([current.kmin_bytes, current.kmax_bytes, current.pmax, current.alpha or 0.125,
                   current.headroom_bytes or np.nan], (rows, 1)).astype(float)
+    f3, p3, t_feat, t_cls = _read(models, batch, wl, n_groups, ports)
     t0 = time.perf_counter()
-    feats = features_matrix(batch, wl)
-    t1 = time.perf_counter()
-    proba = models.classifier.predict_proba(feats)
-    t2 = time.perf_counter()
-    p3 = proba.reshape(n_switches * 2, ports, -1)
-    f3 = feats.reshape(n_switches * 2, ports, -1)
-    idle = PROFILES.index("idle")
-    trackers, meds, others, groups = [], [], [], []
-    for g in range(n_switches * 2):
-        busy = np.argmax(p3[g], axis=1) != idle
-        sel = np.flatnonzero(busy if busy.any() else np.ones(ports, bool))
-        keep = mixed.split(p3[g][sel])  # the ports of other traffic set aside
-        group, rest = sel[keep], sel[~keep]
+    groups, meds, others = _group(p3, f3)
+    trackers = []
+    for g, group in enumerate(groups):
         tracker = TrafficTracker()
         tracker.update(p3[g][group])  # the daemon's first cycle
         trackers.append(tracker)
-        groups.append(group)
-        meds.append(np.median(f3[g][group], axis=0))
-        others.append([(f, q) for f, q, _idx in mixed.summarise(
-            f3[g][rest], p3[g][rest], p3[g][group].mean(axis=0))] if len(rest) else [])
     estimates = models.optimiser.estimate_descriptors_batch(
         np.vstack(meds), np.vstack([t.posterior for t in trackers]))
     port_rows = [tuple((f"Ethernet{4 * int(i)}", f3[g][i]) for i in group)
@@ -107,35 +127,49 @@ def bench_cycle(n_switches: int, ports: int) -> None:
                                     posterior=tracker.posterior,
                                     descriptors=tracker.add_descriptors(est),
                                     others=tuple(oth), origin=current, ports=own))
-    t3 = time.perf_counter()
+    t_group = time.perf_counter() - t0
+    t0 = time.perf_counter()
     props = models.optimiser.propose_batch(reqs)
-    t4 = time.perf_counter()
+    t_opt = time.perf_counter() - t0
     methods = Counter(p.method for p in props)
     print(f"proposal cycle: {n_switches} switches x {ports} ports x 2 priorities = {rows:,} "
           f"port windows, {len(props):,} proposals")
-    print(f"  features {t1 - t0:.2f} s, classification {t2 - t1:.2f} s, grouping {t3 - t2:.2f} "
-          f"s, optimiser {t4 - t3:.2f} s; total {t4 - t0:.2f} s (target <= 5 s)")
+    print(f"  cycle 1: features {t_feat:.2f} s, classification {t_cls:.2f} s, grouping "
+          f"{t_group:.2f} s, optimiser {t_opt:.2f} s; in all "
+          f"{t_feat + t_cls + t_group + t_opt:.2f} s (target <= 5 s)")
     print(f"  proposals by method: {dict(methods)}; dominant profiles: "
           f"{dict(Counter(r.profile for r in reqs))}; other-traffic entries per switch "
           f"priority: mean {np.mean([len(r.others) for r in reqs]):.1f}, "
           f"{sum(p.spared_others for p in props)} moves held to spare them")
     for cycle in (2, 3):  # the diagnostic's verdict, then its check (docstring)
-        t_track = time.perf_counter()
+        # the same windows read again after the move: features, classification, grouping and
+        # the descriptors' estimates as in the first cycle, the tracks stored, read back and
+        # updated
+        f3, p3, t_feat, t_cls = _read(models, batch, wl, n_groups, ports)
+        t0 = time.perf_counter()
+        groups, meds, others = _group(p3, f3)
         for g, (tracker, prop) in enumerate(zip(trackers, props, strict=True)):
             if prop.probe is not None:
                 tracker.note_probe(prop.probe)
             # stored and read back, as the daemon keeps its tracks in the database
             trackers[g] = tracker = TrafficTracker.from_state(tracker.state())
             tracker.update(p3[g][groups[g]])
+        estimates = models.optimiser.estimate_descriptors_batch(
+            np.vstack(meds), np.vstack([t.posterior for t in trackers]))
         reqs = [replace(rq, current=prop.waterlines, posterior=tracker.posterior,
-                        probe=tracker.probe_view())
-                for rq, prop, tracker in zip(reqs, props, trackers, strict=True)]
+                        descriptors=tracker.add_descriptors(est), probe=tracker.probe_view())
+                for rq, prop, tracker, est in zip(reqs, props, trackers, estimates,
+                                                  strict=True)]
+        t_group = time.perf_counter() - t0
         t0 = time.perf_counter()
         props = models.optimiser.propose_batch(reqs)
-        print(f"  cycle {cycle}: optimiser {time.perf_counter() - t0:.2f} s (tracks stored, "
-              f"read back and updated before it {t0 - t_track:.2f} s); proposals by "
-              f"method: {dict(Counter(p.method for p in props))}; judged by the diagnostic "
-              f"{sum(bool(p.probe and p.probe.get('checked' if cycle == 3 else 'verdict')) for p in props)}")
+        t_opt = time.perf_counter() - t0
+        judged = sum(bool(p.probe and p.probe.get("checked" if cycle == 3 else "verdict"))
+                     for p in props)
+        print(f"  cycle {cycle}: features {t_feat:.2f} s, classification {t_cls:.2f} s, "
+              f"grouping and tracks {t_group:.2f} s, optimiser {t_opt:.2f} s; in all "
+              f"{t_feat + t_cls + t_group + t_opt:.2f} s; proposals by method: "
+              f"{dict(Counter(p.method for p in props))}; judged by the diagnostic {judged}")
 
 
 def bench_models(train: bool) -> None:

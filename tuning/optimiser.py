@@ -1015,7 +1015,7 @@ class WaterlineOptimiser:
                 else:  # on to the guide, whose own window decides (the second stage)
                     goal = diagnostic.path(xcur, ctx)[2]
                     record.update(step_features=_row(rq.features),
-                                  port_step_features={k: _row(f) for k, f in rq.ports},
+                                  port_step_features=_port_rows(rq.ports),
                                   guide=[float(x) for x in goal])
                     where = "on to the vendor guide, whose own window decides"
             if ruled:
@@ -1347,7 +1347,17 @@ def _row(f: Any) -> list[float]:
 def _start_windows(rq: ProposalRequest) -> dict[str, Any]:
     """A diagnostic's record of the windows at its start: the group's and its ports' own."""
     return {"features": _row(rq.features),
-            "port_features": {k: _row(f) for k, f in rq.ports}}
+            "port_features": _port_rows(rq.ports)}
+
+
+def _port_rows(ports: Sequence[tuple[str, Any]]) -> dict[str, list[float]]:
+    """Each port's feature row as a list (a record's windows, stored as JSON): one conversion
+    for all of a group's ports rather than one per port (a fleet's verdict cycle records
+    100,000 of them)."""
+    if not ports:
+        return {}
+    rows = np.stack([np.asarray(f, dtype=float).reshape(-1) for _k, f in ports]).tolist()
+    return dict(zip((k for k, _f in ports), rows, strict=True))
 
 
 def _port_windows(record: dict[str, Any], rq: ProposalRequest, stage: str

@@ -160,18 +160,26 @@ def clip_coords(x: np.ndarray, ctx: PortContext) -> np.ndarray:
     x = np.array(x, dtype=float, copy=True)
     single = x.ndim == 1
     x2 = np.atleast_2d(x)
-    need = ctx.headroom().size_bytes
+    high, cap = _box_high(ctx)
     # per column (low, high); np.minimum / np.maximum directly: np.clip's dispatch costs
     # several times the work on a proposal cycle's thousands of small calls
     x2[:, 3] = np.round(x2[:, 3])
     np.maximum(x2, _box_low, out=x2)
-    np.minimum(x2, [KMIN_BDP_LOG2[1], SPAN_LOG2[1], PMAX_LOG2[1], ALPHA_LOG2[1],
-                    ctx.headroom_cap / need], out=x2)
+    np.minimum(x2, high, out=x2)
     # Kmax within the queue's buffer share, Kmin below it
-    cap = math.log2(ctx.kmax_cap / ctx.bdp)
     x2[:, 0] = np.minimum(x2[:, 0], cap - SPAN_LOG2[0])
     x2[:, 1] = np.minimum(x2[:, 1], cap - x2[:, 0])
     return x2[0] if single else x2
+
+
+@functools.lru_cache(maxsize=1024)
+def _box_high(ctx: PortContext) -> tuple[np.ndarray, float]:
+    """The search box's upper corner at ``ctx`` (never written to) and log2 of its Kmax cap
+    in BDPs: worked out once per context, not on each of a cycle's 20,000 clips."""
+    high = np.array([KMIN_BDP_LOG2[1], SPAN_LOG2[1], PMAX_LOG2[1], ALPHA_LOG2[1],
+                     ctx.headroom_cap / ctx.headroom().size_bytes])
+    high.flags.writeable = False
+    return high, math.log2(ctx.kmax_cap / ctx.bdp)
 
 
 def from_coords(x: np.ndarray, ctx: PortContext) -> Waterline:
