@@ -313,11 +313,13 @@ def with_port_risk(q: dict[str, float], ports: Sequence[float] | np.ndarray
     """A group's prediction (from its ports' median window) with the risk of the harm event
     raised to the largest of its ports' own (one window each): the switch takes one set for
     all of them, and a move that makes one port more than 10 % worse is harm even when the
-    median port gains (a Poisson-mix majority next to an incast port)."""
+    median port gains (a Poisson-mix majority next to an incast port). The row's own risk
+    stays readable as "own_harm"."""
     if not len(ports):
         return q
     worst = float(np.max(ports))
-    return {**q, "harm": max(float(q["harm"]), worst), "port_harm": worst}
+    return {**q, "harm": max(float(q["harm"]), worst), "port_harm": worst,
+            "own_harm": float(q.get("own_harm", q["harm"]))}
 
 
 def _moving(ports: Sequence[PortWindows] | None, moving: Sequence[bool]

@@ -122,6 +122,7 @@ PROBE_OVERRIDE = 0.95  # a ruled-out profile this likely again: the traffic chan
 # thresholds read Hadoop at 0.81-0.92 at the SONiC default, and went shallow again)
 PROBE_RULED_OUT_WEIGHT = 0.05  # what is left of a ruled-out profile's posterior
 PROBE_SAME = 0.02  # octaves: the same waterline coordinates (device rounding)
+PORT_RISK_GAP = 0.2  # a port's predicted risk this far above its group's: other traffic
 AVOID_RADIUS = 0.5  # octaves (Kmin, Kmax / Kmin, Pmax) around a rolled-back set: skipped
 # Sigma points: the estimate and +-SIGMA_SPREAD residual std along each descriptor, the centre
 # weighted SIGMA_CENTRE (the 3-point Gauss-Hermite rule in one dimension).
@@ -1030,7 +1031,9 @@ class WaterlineOptimiser:
                 _posterior(rq)[PROFILES.index("allreduce")] >= 0.5:
             return None
         i = _row_of(cands, step)
-        if i is None or _avoided(cands[i:i + 1], rq.avoid)[0]:
+        # the last diagnostic's own hold on shallower ramps does not stop it trying again
+        held = _held_shallow(probe)
+        if i is None or _avoided(cands[i:i + 1], [a for a in rq.avoid if a != held])[0]:
             return None
         weights, d = _changes(parts, traffic, i)
         helps = sorted(p for p in d if d[p] < 0)
@@ -1303,14 +1306,47 @@ def _with_diagnostic_avoid(rq: ProposalRequest) -> ProposalRequest:
     traffic at the start, must not take the tuner by another shallow set to what the
     experiment found unsafe."""
     probe = rq.probe
-    if not probe or int(probe.get("age", PROBE_COOLDOWN)) >= cooldown(probe):
-        return rq
     avoid = list(rq.avoid)
-    if probe.get("rejected") and isinstance(probe.get("guide"), list):
-        avoid.append(tuple(float(v) for v in probe["guide"]))
-    if _went_back(probe) and isinstance(probe.get("to"), list):
-        avoid.append(tuple(float(v) for v in [*probe["to"], *probe["from"]]))
+    held = _held_shallow(probe)
+    if held is not None:
+        avoid.append(held)
+    if probe and int(probe.get("age", PROBE_COOLDOWN)) < cooldown(probe):
+        if probe.get("rejected") and isinstance(probe.get("guide"), list):
+            avoid.append(tuple(float(v) for v in probe["guide"]))
+        if _went_back(probe) and isinstance(probe.get("to"), list):
+            avoid.append(tuple(float(v) for v in [*probe["to"], *probe["from"]]))
     return rq if len(avoid) == len(rq.avoid) else replace(rq, avoid=tuple(avoid))
+
+
+def _held_shallow(probe: dict[str, Any] | None) -> tuple[float, ...] | None:
+    """After a diagnostic that went back because one of the group's ports was predicted at
+    risk (``port_at_risk``): a failed lowering of the start's Kmin, whose avoidance rules
+    out every ramp shallower than the start and every Kmin half an octave or more below its
+    own (``_avoided``), for as long as the record stands -- until the next diagnostic,
+    which may try its step again once its wait is over. The landscape plans with the
+    group's median port, where that port does not show: on the demo fabric, after the
+    diagnostic went back on an incast port's risk (70-97 %), the landscape took the group
+    to a 64-200 KB Kmin or settled it at the vendor guide within 20-40 cycles, and the
+    incast ports ran 10-25 % slower."""
+    if not probe or not _went_back(probe) or not port_at_risk(probe) or \
+            not isinstance(probe.get("from"), list) or len(probe["from"]) != 5:
+        return None
+    start = [float(v) for v in probe["from"]]
+    # Kmin an octave lower, Kmax where it was: no ramp shallower than the start, no Kmin
+    # half an octave or more below its own (``_avoided``)
+    return tuple([start[0] - 2 * AVOID_RADIUS, start[1] + 2 * AVOID_RADIUS, *start[2:],
+                  *start])
+
+
+def port_at_risk(probe: dict[str, Any]) -> bool:
+    """Whether a diagnostic's record shows a port of its group predicted at risk where the
+    group was not: a port's risk of the harm event over ``diagnostic.TRY_HARM_LIMIT`` and
+    at least ``PORT_RISK_GAP`` above the group's own (other traffic among its ports)."""
+    preds = [*(probe.get("predicted") or {}).values(), *(probe.get("check") or {}).values()]
+    return any(isinstance(q, dict) and "port_harm" in q and "own_harm" in q
+               and float(q["port_harm"]) > diagnostic.TRY_HARM_LIMIT
+               and float(q["port_harm"]) - float(q["own_harm"]) >= PORT_RISK_GAP
+               for q in preds)
 
 
 def _homeward(home: np.ndarray, xcur: np.ndarray, ctx: PortContext, reason: str,
@@ -1528,7 +1564,8 @@ def _avoided(x: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
     less ``AVOID_RADIUS``: a deeper ramp whose queue reached PFC's threshold, or bought
     nothing, is not cured by a deeper one still; a shallower one that starved throughput
     not by a shallower one. A failed raise of Kmax is also bisected: no Kmax from its
-    midpoint up, whatever the Kmin."""
+    midpoint up, whatever the Kmin; and a failed lowering of Kmin alone: no Kmin from its
+    midpoint down, whatever the Kmax."""
     out = np.zeros(len(x), dtype=bool)
     if not len(x):
         return out
@@ -1551,6 +1588,11 @@ def _avoided(x: np.ndarray, avoid: Sequence[Sequence[float]]) -> np.ndarray:
                                      0.5 * (bad_top + prior_top) - PROBE_SAME)
             elif bad < prior - PROBE_SAME:
                 out |= depth < bad + AVOID_RADIUS
+                # a failed lowering of Kmin alone (Kmax where it was) is bisected too: no Kmin
+                # from its midpoint down, whatever the Kmax -- marking that starts earlier
+                if abs((a[0] + a[1]) - (a[n] + a[n + 1])) < PROBE_SAME and \
+                        a[0] < a[n] - PROBE_SAME:
+                    out |= x[:, 0] < 0.5 * (a[0] + a[n])
     return out
 
 

@@ -24,6 +24,7 @@ from tuning.optimiser import (
     _avoided,
     _with_diagnostic_avoid,
     cooldown,
+    port_at_risk,
     ruled_out,
 )
 from tuning.simulation import Scenario, measure, to_thresholds
@@ -602,3 +603,50 @@ def test_the_shipped_diagnostic_tells_incast_from_poisson_mixes(
         assert js[2] < 0.9 * js[0]  # the vendor guide is really better ...
     else:
         assert js[2] > 1.2 * js[0]  # ... or really worse
+
+
+def test_after_a_port_at_risk_sent_the_diagnostic_back_the_landscape_never_shallows_alone(
+        models: TunerModels) -> None:
+    """The diagnostic went back because one of the group's ports was predicted at risk where
+    the group was not (an incast port among Poisson-mix ports): the landscape, which plans
+    with the group's median port, may not take the group shallower than the start on its
+    own -- no shallower ramp, no Kmin half an octave or more below the start's -- for as long
+    as the record stands, past the verdict's cycles; deeper ramps stay open, and once its
+    wait is over the diagnostic itself may try its step again. Not when the group itself was
+    as much at risk as its worst port."""
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = model((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), risk=(0.9, 0.9, 0.9))
+    start, ctx = sonic()
+    post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
+    p = propose(opt, start, post)
+    r = propose(opt, p.waterlines, post, probe={**(p.probe or {}), "age": 1})
+    assert r.probe is not None and r.probe["verdict"] == "start"
+    at_risk = {t: {**q, "port_harm": 0.9, "own_harm": 0.1}
+               for t, q in r.probe["predicted"].items()}
+    record = {**r.probe, "predicted": at_risk}
+    assert port_at_risk(record) and not port_at_risk(r.probe)
+    late = cooldown(record) + 5  # the verdict's cycles long over
+    rq = ProposalRequest("hadoop", F, start, 100, 32 << 20, 3.0,
+                         probe={**record, "age": late})
+    avoid = _with_diagnostic_avoid(rq).avoid
+    assert len(avoid) == 1
+
+    def coords(kmin: int, kmax: int, pmax: float) -> np.ndarray:
+        w = replace(start, kmin_bytes=kmin, kmax_bytes=kmax, pmax=pmax)
+        return clip_coords(to_coords(w, ctx), ctx)
+
+    # what the landscape took such groups to on the demo fabric, and the vendor guide
+    shallow = [coords(200_000, 5_505_024, 0.8), coords(65536, 5_505_024, 0.2),
+               coords(7000, 500_000, 0.3), coords(1 << 20, 1_400_000, 0.05),
+               coords(300_000, 8 << 20, 0.05)]  # a deeper ramp, but marking from 300 KB
+    deep = [coords(1 << 20, 2 << 20, 0.05), coords(1_600_000, 5_505_024, 0.2),
+            coords(800_000, 4 << 20, 0.05)]
+    assert _avoided(np.stack(shallow + deep), avoid).tolist() == [True] * 5 + [False] * 3
+    # past the wait, the diagnostic runs again from the start: its own hold does not stop it
+    again = propose(opt, start, post, probe={**record, "age": late})
+    assert again.method == "probe" and again.probe is not None and again.probe["diagnostic"]
+    # the group itself as much at risk as its worst port: the verdict's cycles only
+    alike = {**record, "predicted": {t: {**q, "own_harm": 0.85} for t, q in at_risk.items()},
+             "age": late}
+    assert not port_at_risk(alike)
+    assert _with_diagnostic_avoid(replace(rq, probe=alike)).avoid == ()
