@@ -458,6 +458,20 @@ def test_a_confident_poisson_mix_reading_still_runs_the_diagnostic(
     assert "hadoop" in p.probe["for"] and "incast" not in p.probe["for"]
 
 
+def _sent_back(models: TunerModels) -> tuple[WaterlineOptimiser, Any, dict[str, float]]:
+    """An optimiser whose diagnostic finds shallower thresholds surely worse (risk 90 %), and
+    its proposal one window after the diagnostic's step from the SONiC default: back to the
+    start. Returns (optimiser, that proposal, the posterior it read)."""
+    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
+    opt.diagnostic = model((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), risk=(0.9, 0.9, 0.9))
+    start, _ctx = sonic()
+    post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
+    p = propose(opt, start, post)
+    r = propose(opt, p.waterlines, post, probe={**(p.probe or {}), "age": 1})
+    assert r.probe is not None and r.probe["verdict"] == "start"
+    return opt, r, post
+
+
 def test_after_the_diagnostic_went_back_no_ramp_shallower_than_its_step(
         models: TunerModels) -> None:
     """The first stage sent the tuner back to the SONiC default (shallower thresholds
@@ -466,13 +480,8 @@ def test_after_the_diagnostic_went_back_no_ramp_shallower_than_its_step(
     likely the ruled-out mixes read (up to ``PROBE_OVERRIDE``) -- deeper ones and the start
     stay open; then the diagnostic may run again. The same after the second stage sent it
     back to the start; not after it kept the step."""
-    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
-    opt.diagnostic = model((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), risk=(0.9, 0.9, 0.9))
-    start, ctx = sonic()
-    post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
-    p = propose(opt, start, post)
-    r = propose(opt, p.waterlines, post, probe={**(p.probe or {}), "age": 1})
-    assert r.probe is not None and r.probe["verdict"] == "start"
+    opt, r, _post = _sent_back(models)
+    _start, ctx = sonic()
     assert (r.waterlines.kmin_bytes, r.waterlines.kmax_bytes) == (1 << 20, 2 << 20)
     rq = ProposalRequest("hadoop", F, r.waterlines, 100, 32 << 20, 3.0,
                          probe={**r.probe, "age": 2})
@@ -614,13 +623,8 @@ def test_after_a_port_at_risk_sent_the_diagnostic_back_the_landscape_never_shall
     as the record stands, past the verdict's cycles; deeper ramps stay open, and once its
     wait is over the diagnostic itself may try its step again. Not when the group itself was
     as much at risk as its worst port."""
-    opt = WaterlineOptimiser.from_bytes(models.optimiser.to_bytes())
-    opt.diagnostic = model((0.1, 0.3, 0.5), (0.2, 0.5, 0.9), risk=(0.9, 0.9, 0.9))
+    opt, r, post = _sent_back(models)
     start, ctx = sonic()
-    post = {"incast": 0.45, "websearch": 0.3, "hadoop": 0.25}
-    p = propose(opt, start, post)
-    r = propose(opt, p.waterlines, post, probe={**(p.probe or {}), "age": 1})
-    assert r.probe is not None and r.probe["verdict"] == "start"
     at_risk = {t: {**q, "port_harm": 0.9, "own_harm": 0.1}
                for t, q in r.probe["predicted"].items()}
     record = {**r.probe, "predicted": at_risk}
