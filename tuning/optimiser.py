@@ -1304,7 +1304,8 @@ def _with_diagnostic_avoid(rq: ProposalRequest) -> ProposalRequest:
     the second stage's "back to the start"), its step counts as a failed shallowing for as
     long (``_avoided``: no ramp shallower than it): the landscape, which read the same
     traffic at the start, must not take the tuner by another shallow set to what the
-    experiment found unsafe."""
+    experiment found unsafe. When a port at risk sent it back, more and for longer
+    (``_held_shallow``)."""
     probe = rq.probe
     avoid = list(rq.avoid)
     held = _held_shallow(probe)
