@@ -860,7 +860,7 @@ class WaterlineOptimiser:
             prop = replace(prop, probe=outcome[1])
         if way_back(prop, cands[0], ctx):
             prop = replace(prop, way_back=True)
-        return prop
+        return _carry_hold(prop, rq.probe)
 
     def _decide_core(self, rq: ProposalRequest, ctx: PortContext, traffic: _Traffic,
                      cands: np.ndarray, parts: dict[str, np.ndarray], best: int,
@@ -1322,21 +1322,39 @@ def _with_diagnostic_avoid(rq: ProposalRequest) -> ProposalRequest:
 def _held_shallow(probe: dict[str, Any] | None) -> tuple[float, ...] | None:
     """After a diagnostic that went back because one of the group's ports was predicted at
     risk (``port_at_risk``): a failed lowering of the start's Kmin, whose avoidance rules
-    out every ramp shallower than the start and every Kmin half an octave or more below its
-    own (``_avoided``), for as long as the record stands -- until the next diagnostic,
-    which may try its step again once its wait is over. The landscape plans with the
+    out every ramp shallower than the start and every Kmin more than half an octave below
+    its own (``_avoided``), for as long as the record stands or a plain probe's record
+    carries it (``_carry_hold``) -- until the next diagnostic, which may try its step again
+    once its wait is over. The landscape plans with the
     group's median port, where that port does not show: on the demo fabric, after the
     diagnostic went back on an incast port's risk (70-97 %), the landscape took the group
     to a 64-200 KB Kmin or settled it at the vendor guide within 20-40 cycles, and the
     incast ports ran 10-25 % slower."""
-    if not probe or not _went_back(probe) or not port_at_risk(probe) or \
+    if not probe:
+        return None
+    carried = probe.get("held_shallow")  # kept by a plain probe's record (``_carry_hold``)
+    if not probe.get("diagnostic") and isinstance(carried, list) and len(carried) == 10:
+        return tuple(float(v) for v in carried)
+    if not _went_back(probe) or not port_at_risk(probe) or \
             not isinstance(probe.get("from"), list) or len(probe["from"]) != 5:
         return None
     start = [float(v) for v in probe["from"]]
-    # Kmin an octave lower, Kmax where it was: no ramp shallower than the start, no Kmin
-    # half an octave or more below its own (``_avoided``)
-    return tuple([start[0] - 2 * AVOID_RADIUS, start[1] + 2 * AVOID_RADIUS, *start[2:],
-                  *start])
+    # Kmin an octave (and a device's rounding) lower, Kmax where it was: no ramp shallower
+    # than the start, no Kmin more than half an octave below its own (``_avoided``) -- the
+    # start itself, read back a few bytes off, stays open
+    lower = 2 * AVOID_RADIUS + PROBE_SAME
+    return tuple([start[0] - lower, start[1] + lower, *start[2:], *start])
+
+
+def _carry_hold(prop: Proposal, probe: dict[str, Any] | None) -> Proposal:
+    """``prop`` with the diagnostic's hold on shallower ramps (``_held_shallow``) copied into
+    the record of a plain probe that replaces the diagnostic's: the hold lasts until the next
+    diagnostic, not until the next record (a deeper probe from the start would end it)."""
+    held = _held_shallow(probe)
+    if held is None or prop.probe is None or prop.probe.get("diagnostic") or \
+            "held_shallow" in prop.probe:
+        return prop
+    return replace(prop, probe={**prop.probe, "held_shallow": list(held)})
 
 
 def port_at_risk(probe: dict[str, Any]) -> bool:

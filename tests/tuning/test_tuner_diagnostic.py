@@ -19,9 +19,12 @@ from tuning.optimiser import (
     MAX_BACKOFF,
     PROBE_COOLDOWN,
     PROBE_OVERRIDE,
+    Proposal,
     ProposalRequest,
     WaterlineOptimiser,
     _avoided,
+    _carry_hold,
+    _held_shallow,
     _with_diagnostic_avoid,
     cooldown,
     port_at_risk,
@@ -619,10 +622,11 @@ def test_after_a_port_at_risk_sent_the_diagnostic_back_the_landscape_never_shall
     """The diagnostic went back because one of the group's ports was predicted at risk where
     the group was not (an incast port among Poisson-mix ports): the landscape, which plans
     with the group's median port, may not take the group shallower than the start on its
-    own -- no shallower ramp, no Kmin half an octave or more below the start's -- for as long
-    as the record stands, past the verdict's cycles; deeper ramps stay open, and once its
-    wait is over the diagnostic itself may try its step again. Not when the group itself was
-    as much at risk as its worst port."""
+    own -- no shallower ramp, no Kmin more than half an octave below the start's -- for as
+    long as the record stands, past the verdict's cycles, or a plain probe's record that
+    replaces it carries it; the start (read back a few bytes off) and deeper ramps stay
+    open, and once its wait is over the diagnostic itself may try its step again. Not when
+    the group itself was as much at risk as its worst port."""
     opt, r, post = _sent_back(models)
     start, ctx = sonic()
     at_risk = {t: {**q, "port_harm": 0.9, "own_harm": 0.1}
@@ -644,8 +648,16 @@ def test_after_a_port_at_risk_sent_the_diagnostic_back_the_landscape_never_shall
                coords(7000, 500_000, 0.3), coords(1 << 20, 1_400_000, 0.05),
                coords(300_000, 8 << 20, 0.05)]  # a deeper ramp, but marking from 300 KB
     deep = [coords(1 << 20, 2 << 20, 0.05), coords(1_600_000, 5_505_024, 0.2),
-            coords(800_000, 4 << 20, 0.05)]
-    assert _avoided(np.stack(shallow + deep), avoid).tolist() == [True] * 5 + [False] * 3
+            coords(800_000, 4 << 20, 0.05),
+            coords((1 << 20) - 256, (2 << 20) - 256, 0.05)]  # the start, device-rounded
+    assert _avoided(np.stack(shallow + deep), avoid).tolist() == [True] * 5 + [False] * 4
+    # a plain probe's record that replaces the diagnostic's carries its hold
+    plain = Proposal(start, "probe", 0.5, 1.0, 0.9, {}, {}, "a deeper probe",
+                     {"from": record["from"], "to": [float(v) for v in deep[1]],
+                      "for": ["incast"], "against": ["hadoop"]})
+    kept = _carry_hold(plain, {**record, "age": late})
+    assert kept.probe is not None and _held_shallow({**kept.probe, "age": 1}) == avoid[0]
+    assert _with_diagnostic_avoid(replace(rq, probe={**kept.probe, "age": 1})).avoid == avoid
     # past the wait, the diagnostic runs again from the start: its own hold does not stop it
     again = propose(opt, start, post, probe={**record, "age": late})
     assert again.method == "probe" and again.probe is not None and again.probe["diagnostic"]
