@@ -1016,7 +1016,7 @@ class WaterlineOptimiser:
                 else:  # on to the guide, whose own window decides (the second stage)
                     goal = diagnostic.path(xcur, ctx)[2]
                     record.update(step_features=_row(rq.features),
-                                  port_step_features=_port_rows(rq.ports),
+                                  port_step_features=_port_lists(rq.ports),
                                   guide=[float(x) for x in goal])
                     where = "on to the vendor guide, whose own window decides"
             if ruled:
@@ -1402,10 +1402,10 @@ def _row(f: Any) -> list[float]:
 def _start_windows(rq: ProposalRequest) -> dict[str, Any]:
     """A diagnostic's record of the windows at its start: the group's and its ports' own."""
     return {"features": _row(rq.features),
-            "port_features": _port_rows(rq.ports)}
+            "port_features": _port_lists(rq.ports)}
 
 
-def _port_rows(ports: Sequence[tuple[str, Any]]) -> dict[str, list[float]]:
+def _port_lists(ports: Sequence[tuple[str, Any]]) -> dict[str, list[float]]:
     """Each port's feature row as a list (a record's windows, stored as JSON): one conversion
     for all of a group's ports rather than one per port (a fleet's verdict cycle records
     100,000 of them)."""
