@@ -91,7 +91,7 @@ def _group(p3: np.ndarray, f3: np.ndarray
     return groups, meds, others
 
 
-def bench_cycle(n_switches: int, ports: int) -> None:
+def bench_cycle(n_switches: int, ports: int, distinct: bool = False) -> None:
     models = default_models()
     fields, _ = sample_windows()
     n_tpl = len(fields["tx_bytes_per_s"])
@@ -99,10 +99,14 @@ def bench_cycle(n_switches: int, ports: int) -> None:
     n_groups = n_switches * 2
     rng = np.random.default_rng(0)
     pick = rng.integers(0, n_tpl, rows)
-    jitter = rng.uniform(0.9, 1.1, (rows, 1))
+    # one factor per port (a port's counters scale together), or with ``distinct`` one per
+    # field of each port, so that hardly two port windows share the models' bins (the worst
+    # case for ``estimator.tree_proba``, which walks each distinct binned row once)
+    jitter = {f: rng.uniform(0.9, 1.1, (rows, 1)) for f in fields} if distinct else \
+        dict.fromkeys(fields, rng.uniform(0.9, 1.1, (rows, 1)))
     batch = WindowBatch(np.full(rows, 100.0), np.full(rows, float(32 << 20)),
                         np.full(rows, 3.0),
-                        {f: v[pick] * (jitter if f != "occupancy_bytes" else 1.0)
+                        {f: v[pick] * (jitter[f] if f != "occupancy_bytes" else 1.0)
                          for f, v in fields.items()})
     ctx = PortContext(100, 32 << 20, 3.0)
     current = complete(Waterline(1 << 20, 2 << 20, 0.05), ctx)
@@ -203,10 +207,12 @@ def main() -> None:
     ap.add_argument("--ports", type=int, default=64)
     ap.add_argument("--train", action="store_true", help="time a quick training run")
     ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--distinct", action="store_true",
+                    help="jitter each field of each port on its own (bench_cycle)")
     ap.add_argument("--seeds", default="1")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    bench_cycle(args.switches, args.ports)
+    bench_cycle(args.switches, args.ports, args.distinct)
     bench_models(args.train)
     if not args.no_eval:
         bench_eval([int(s) for s in args.seeds.split(",")], args.workers)

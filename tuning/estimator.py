@@ -76,13 +76,30 @@ def tree_proba(model: Any, X: np.ndarray) -> np.ndarray:
     mapper = copy.copy(model._bin_mapper)  # binned on the threads allowed now, not at fit
     mapper.n_threads = None
     binned = mapper.transform(X)
-    raw = np.zeros((len(X), model.n_trees_per_iteration_),
+    back = None
+    if len(binned) >= DISTINCT_ROWS:  # rows in the same bins reach the same leaves
+        binned, back = distinct_rows(binned)
+    raw = np.zeros((len(binned), model.n_trees_per_iteration_),
                    dtype=model._baseline_prediction.dtype, order="F")
     raw += model._baseline_prediction
     model._predict_iterations(binned, model._predictors, raw, True,
                               _openmp_effective_n_threads())
     proba: np.ndarray = np.asarray(model._loss.predict_proba(raw), dtype=float)
-    return proba
+    return proba if back is None else proba[back]
+
+
+DISTINCT_ROWS = 1_000  # from this many rows, ``tree_proba`` walks each distinct binned row once
+
+
+def distinct_rows(binned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a C-contiguous 2-D array of bins and, per original row, the index
+    of its distinct row. A fleet's ports share bins often (idle ports; the ports of one job
+    carrying the same traffic; a model's 255 bins per feature): 100,266 port windows of the
+    tuner benchmark fall in 5,989 distinct rows of the kind classifier's bins."""
+    rows = np.ascontiguousarray(binned)
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, back = np.unique(keys, return_index=True, return_inverse=True)
+    return rows[first], back.reshape(-1)
 
 
 def fit_trees(X: np.ndarray, y: np.ndarray, *, seed: int = 0, max_iter: int = 150,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -135,16 +136,21 @@ def harmful(changes: Mapping[str, tuple[float, np.ndarray, np.ndarray]], n: int
             continue
         cur = np.asarray(from_current, dtype=float).reshape(-1)
         org = np.asarray(from_origin, dtype=float).reshape(-1)
-        out |= (cur > HARM_LOG_J) | ((org > HARM_LOG_J) & (cur > -HARM_LOG_J))
+        out |= _harms(cur, org)
     return out
+
+
+def _harms(from_current: Any, from_origin: Any) -> Any:
+    """``harmful``'s test of one profile's predicted changes (floats, or arrays of them)."""
+    return (from_current > HARM_LOG_J) | ((from_origin > HARM_LOG_J)
+                                          & (from_current > -HARM_LOG_J))
 
 
 def harm(changes: Mapping[str, tuple[float, float, float]]) -> tuple[str, float] | None:
     """For one change (profile -> (weight, predicted change of log J from the current set,
     from the origin)): when it is ``harmful``, the plausible profile predicted to slow down
     most and its change from the origin; else None."""
-    if not harmful({p: (w, np.array([c]), np.array([o])) for p, (w, c, o) in changes.items()},
-                   1)[0]:
+    if not any(w >= PLAUSIBLE and _harms(float(c), float(o)) for w, c, o in changes.values()):
         return None
     return max(((p, max(c, o)) for p, (w, c, o) in changes.items() if w >= PLAUSIBLE),
                key=lambda pd: pd[1])

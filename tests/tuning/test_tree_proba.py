@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from tuning.estimator import tree_proba
+from tuning.estimator import distinct_rows, tree_proba
 
 
 def _fitted(classes: int, seed: int = 0) -> HistGradientBoostingClassifier:
@@ -93,3 +93,35 @@ def test_any_rows_near_the_thresholds(picks: list[tuple[int, int, int]]) -> None
         X[i, :] = [c[(k + j) % len(c)] for j, c in enumerate(thr)]
         X[i, col] = t if side == 0 else np.nextafter(t, np.inf * side)
     assert np.array_equal(tree_proba(model, X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_rows_sharing_bins_are_walked_once_with_the_same_answer(
+        classes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``DISTINCT_ROWS`` rows, each distinct binned row is walked once and its answer
+    given to every row in the same bins: values apart within a bin, NaN, repeats in any
+    order."""
+    model = MODELS[classes]
+    rng = np.random.default_rng(3)
+    base = _at_thresholds(model)[:40]
+    X = base[rng.integers(0, len(base), 3000)]
+    X[::7, 2] = np.nan
+    X[::5, 0] = np.nextafter(X[::5, 0], -np.inf)  # the same bin: at or below a threshold
+    walked: list[int] = []
+    real = model._predict_iterations
+
+    def counting(binned: np.ndarray, *args: Any) -> Any:
+        walked.append(len(binned))
+        return real(binned, *args)
+
+    monkeypatch.setattr(model, "_predict_iterations", counting)
+    got = tree_proba(model, X)
+    assert walked and walked[0] <= 2 * len(base) < len(X)
+    assert np.array_equal(got, model.predict_proba(X))
+
+
+def test_distinct_rows_gives_each_row_back() -> None:
+    rows = np.array([[1, 2, 3], [4, 5, 6], [1, 2, 3], [0, 0, 0], [4, 5, 6]], dtype=np.uint8)
+    uniq, back = distinct_rows(rows)
+    assert len(uniq) == 3
+    assert np.array_equal(uniq[back], rows)
