@@ -1001,8 +1001,8 @@ class TunerDaemon:
             return "", after, outcome
         # a change past every static reference must buy its longer queue in throughput
         deeper = any(deeper_than_references(Waterline(**p.current), Waterline(**p.proposed),
-                                            float(p.explanation["speed_gbps"]))
-                     for p in proposals if (p.explanation or {}).get("speed_gbps"))
+                                            speed)
+                     for p in proposals if (speed := _slowest_speed(p, switches)))
         return verdict(before, after, tol, deeper=deeper), after, outcome
 
 
@@ -1028,6 +1028,21 @@ def _remember_rollback(session: Session, trial: TunerTrial) -> None:
         tracker.note_rolled_back(clip_coords(to_coords(Waterline(**p.proposed), ctx), ctx),
                                  clip_coords(to_coords(Waterline(**p.current), ctx), ctx))
         track.state = tracker.state()
+
+
+def _slowest_speed(proposal: Proposal, switches: dict[int, Switch]) -> float | None:
+    """The speed of the slowest port a proposal sets (Gb/s; its recorded speed when none is
+    found): a switch's group of 100G and 400G ports is set in its fastest port's context,
+    where a ramp can sit within the 400G references and past every 100G one. A change is
+    judged against the references of each port it serves, so the slowest's."""
+    switch = switches.get(proposal.switch_id)
+    names = set(proposal.interfaces or ())
+    speeds = [int(i.speed_gbps) for i in (switch.interfaces if switch else ())
+              if i.name in names and i.speed_gbps]
+    if speeds:
+        return float(min(speeds))
+    recorded = (proposal.explanation or {}).get("speed_gbps")
+    return float(recorded) if recorded else None
 
 
 def _context(switches: dict[int, Switch]) -> dict[str, Any]:
