@@ -33,7 +33,7 @@ in place, from telemetry). A proposal for one (switch, priority):
    unlikely (undecided: back, no verdict); otherwise it holds. From the SONiC default, the
    deep-to-shallow diagnostic (``tuning.diagnostic``, :meth:`_diagnostic`) takes the place
    of the model's move whenever the profiles that gain from shallower thresholds are
-   plausible; once it has sent the tuner back there, no ramp as shallow as its step is
+   plausible; once it has sent the tuner back there, no ramp shallower than that start is
    proposed for ``PROBE_COOLDOWN`` cycles (``_with_diagnostic_avoid``), twice as long for
    each time in a row it did so before (``cooldown``);
 4. a conservative step-wise :func:`heuristic` instead when the models cannot be trusted
@@ -1301,11 +1301,16 @@ def _with_diagnostic_avoid(rq: ProposalRequest) -> ProposalRequest:
     (``cooldown``) after a diagnostic's second stage rejected it: the landscape, which
     could not tell the traffic apart there, must not lead the tuner straight back. And
     when the diagnostic sent the tuner back to its start (the first stage's verdict, or
-    the second stage's "back to the start"), its step counts as a failed shallowing for as
-    long (``_avoided``: no ramp shallower than it): the landscape, which read the same
-    traffic at the start, must not take the tuner by another shallow set to what the
-    experiment found unsafe. When a port at risk sent it back, more and for longer
-    (``_held_shallow``)."""
+    the second stage's "back to the start"), for as long its step counts as a failed
+    shallowing and so does a lowering of the start's Kmin (``_shallow_hold``): no ramp
+    shallower than the start. The landscape read the same traffic at the start, where the
+    classifier cannot tell incast from the Poisson mixes (the reason for the diagnostic),
+    and must not take the tuner by another shallow set -- even one deeper than the step --
+    to what the experiment did not find safe: on the demo fabric, three cycles after the
+    diagnostic went back undecided on a switch priority of two hadoop and two incast ports,
+    the landscape, reading hadoop 82 %, went to a 128 KB / 500 KB ramp and then, its wait
+    over, to 8 KB / 125 KB: the incast ports ran 1.75 and 3.3 x slower. When a port at risk
+    sent it back, for longer (``_held_shallow``)."""
     probe = rq.probe
     avoid = list(rq.avoid)
     held = _held_shallow(probe)
@@ -1316,6 +1321,9 @@ def _with_diagnostic_avoid(rq: ProposalRequest) -> ProposalRequest:
             avoid.append(tuple(float(v) for v in probe["guide"]))
         if _went_back(probe) and isinstance(probe.get("to"), list):
             avoid.append(tuple(float(v) for v in [*probe["to"], *probe["from"]]))
+            if held is None and isinstance(probe.get("from"), list) and \
+                    len(probe["from"]) == 5:
+                avoid.append(_shallow_hold(probe["from"]))
     return rq if len(avoid) == len(rq.avoid) else replace(rq, avoid=tuple(avoid))
 
 
@@ -1338,10 +1346,15 @@ def _held_shallow(probe: dict[str, Any] | None) -> tuple[float, ...] | None:
     if not _went_back(probe) or not port_at_risk(probe) or \
             not isinstance(probe.get("from"), list) or len(probe["from"]) != 5:
         return None
-    start = [float(v) for v in probe["from"]]
-    # Kmin an octave (and a device's rounding) lower, Kmax where it was: no ramp shallower
-    # than the start, no Kmin more than half an octave below its own (``_avoided``) -- the
-    # start itself, read back a few bytes off, stays open
+    return _shallow_hold(probe["from"])
+
+
+def _shallow_hold(start_coords: Sequence[float]) -> tuple[float, ...]:
+    """An avoid entry that holds the landscape at or deeper than ``start_coords``: a failed
+    lowering of its Kmin by an octave (and a device's rounding), Kmax where it was -- no ramp
+    shallower than the start, no Kmin more than half an octave below its own
+    (``_avoided``); the start itself, read back a few bytes off, stays open."""
+    start = [float(v) for v in start_coords]
     lower = 2 * AVOID_RADIUS + PROBE_SAME
     return tuple([start[0] - lower, start[1] + lower, *start[2:], *start])
 
