@@ -298,7 +298,7 @@ class WaterlineOptimiser:
                 p = replace(p, probe={**p.probe, **_start_windows(base[i])})
             out.append(p)
         moves = [i for i, (rq, p) in enumerate(zip(reqs, out, strict=True))
-                 if rq.others and p.method in LANDSCAPE_MOVES]
+                 if rq.others and p.method in LANDSCAPE_MOVES and not homeward(p)]
         if not moves:
             return out
         ctxs = [PortContext(int(reqs[i].speed_gbps), int(reqs[i].buffer_bytes),
@@ -799,7 +799,8 @@ class WaterlineOptimiser:
             out[i] = self._decide(reqs[i], ctxs[i], traffic[r], cands[r], parts[r], bests[r],
                                   outputs[r], towards[r], verdicts[k])
         moves = [(r, i, prop) for i, r in zip(work, rep, strict=True) if reqs[i].others
-                 and (prop := out[i]) is not None and prop.method in LANDSCAPE_MOVES]
+                 and (prop := out[i]) is not None and prop.method in LANDSCAPE_MOVES
+                 and not homeward(prop)]
         spared = self._spare_others([reqs[i] for _k, i, _p in moves],
                                     [ctxs[i] for _k, i, _p in moves],
                                     [others[k] for k, _i, _p in moves],
@@ -1289,6 +1290,17 @@ def way_back(prop: Proposal, xcur: np.ndarray, ctx: PortContext) -> bool:
         return False
     x = clip_coords(to_coords(prop.waterlines, ctx), ctx)
     return _near(x, home) and not _near(xcur, home)
+
+
+def homeward(prop: Proposal) -> bool:
+    """Whether ``prop`` is a step of an experiment's way back: the last (``way_back``) or
+    one before it (a diagnostic's record still "returning"). Such a step is not held for the
+    switch's other ports (``_spare_others``): the set it returns to is the one they ran at
+    before the experiment, and an other port that gained from the experiment's step must
+    not keep the group on a step its own traffic was found hurt by (measured on the demo
+    fabric: an allreduce port 0.69 x its start at a diagnostic's step held the way back
+    of two incast ports running 2.3 and 3.6 x slower there, for the rest of the hour)."""
+    return prop.way_back or bool(prop.probe and prop.probe.get("returning") is True)
 
 
 def _near(x: np.ndarray, y: Any) -> bool:
