@@ -1293,14 +1293,21 @@ def way_back(prop: Proposal, xcur: np.ndarray, ctx: PortContext) -> bool:
 
 
 def homeward(prop: Proposal) -> bool:
-    """Whether ``prop`` is a step of an experiment's way back: the last (``way_back``) or
-    one before it (a diagnostic's record still "returning"). Such a step is not held for the
-    switch's other ports (``_spare_others``): the set it returns to is the one they ran at
-    before the experiment, and an other port that gained from the experiment's step must
-    not keep the group on a step its own traffic was found hurt by (measured on the demo
-    fabric: an allreduce port 0.69 x its start at a diagnostic's step held the way back
-    of two incast ports running 2.3 and 3.6 x slower there, for the rest of the hour)."""
-    return prop.way_back or bool(prop.probe and prop.probe.get("returning") is True)
+    """Whether ``prop`` is a step of an experiment's way back to the set in place before it
+    (the record's "from"): the last (``way_back``) or one before it (a diagnostic's record
+    still "returning"); not the second stage's return to the step, nor a return to a set the
+    experiment itself took. Such a step is not held for the switch's other ports
+    (``_spare_others``): it takes them back to the set they ran at before the experiment,
+    and an other port that gained from the experiment's step must not keep the group on a
+    step its own traffic was found hurt by (measured on the demo fabric: an allreduce port
+    0.69 x its start at a diagnostic's step held the way back of two incast ports running
+    2.3 and 3.6 x slower there, for the rest of the hour)."""
+    rec = prop.probe or {}
+    if not (prop.way_back or rec.get("returning") is True):
+        return False
+    start, home = rec.get("from"), rec.get("home", rec.get("from"))
+    return isinstance(start, list) and isinstance(home, list) and len(start) == len(home) \
+        and _near(np.asarray(home, dtype=float), start)
 
 
 def _near(x: np.ndarray, y: Any) -> bool:
@@ -1315,7 +1322,8 @@ def _with_diagnostic_avoid(rq: ProposalRequest) -> ProposalRequest:
     when the diagnostic sent the tuner back to its start (the first stage's verdict, or
     the second stage's "back to the start"), for as long its step counts as a failed
     shallowing and so does a lowering of the start's Kmin (``_shallow_hold``): no ramp
-    shallower than the start. The landscape read the same traffic at the start, where the
+    shallower than the start (like the step's entry, for as long as the diagnostic's record
+    stands). The landscape read the same traffic at the start, where the
     classifier cannot tell incast from the Poisson mixes (the reason for the diagnostic),
     and must not take the tuner by another shallow set -- even one deeper than the step --
     to what the experiment did not find safe: on the demo fabric, three cycles after the

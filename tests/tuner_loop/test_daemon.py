@@ -17,9 +17,17 @@ import pytest
 from sqlalchemy import delete, select
 
 from app.changes.service import ChangeService
-from app.daemon import CycleReport, DaemonOptions, TunerDaemon, _for_every_port, _Job
+from app.daemon import (
+    CycleReport,
+    DaemonOptions,
+    TunerDaemon,
+    _for_every_port,
+    _Job,
+    _slowest_speed,
+)
 from app.db.models import (
     ChangeSet,
+    Interface,
     PortProfile,
     ProfileTrack,
     Proposal,
@@ -734,3 +742,18 @@ def test_an_approved_diagnostic_step_is_judged(loop_factory: Any) -> None:
     assert status == "applied"
     assert tracker.probe is not None and tracker.probe.get("diagnostic")
     assert tracker.probe.get("verdict") in ("start", "step", "target"), tracker.probe
+
+
+def test_a_change_is_judged_at_the_speed_of_the_slowest_port_it_sets() -> None:
+    """``_slowest_speed``: the slowest of the proposal's own interfaces on its switch; the
+    recorded speed when none of them is found there; None when there is neither."""
+    switch = Switch(id=7, name="tor", interfaces=[
+        Interface(name="Ethernet0", speed_gbps=100), Interface(name="Ethernet32", speed_gbps=400),
+        Interface(name="Ethernet36", speed_gbps=25)])  # not among the proposal's ports
+    proposal = Proposal(switch_id=7, interfaces=["Ethernet0", "Ethernet32"],
+                        explanation={"speed_gbps": 400})
+    assert _slowest_speed(proposal, {7: switch}) == 100.0
+    assert _slowest_speed(Proposal(switch_id=7, interfaces=["Ethernet99"],
+                                   explanation={"speed_gbps": 400}), {7: switch}) == 400.0
+    assert _slowest_speed(Proposal(switch_id=8, interfaces=[], explanation={}),
+                          {7: switch}) is None

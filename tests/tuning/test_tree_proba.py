@@ -125,3 +125,8 @@ def test_distinct_rows_gives_each_row_back() -> None:
     uniq, back = distinct_rows(rows)
     assert len(uniq) == 3
     assert np.array_equal(uniq[back], rows)
+
+
+def test_distinct_rows_refuses_rows_without_bins() -> None:
+    with pytest.raises(ValueError, match="rows of bins"):
+        distinct_rows(np.zeros((3, 0), dtype=np.uint8))

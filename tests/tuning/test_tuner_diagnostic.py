@@ -712,3 +712,11 @@ def test_the_way_back_of_a_diagnostic_is_not_held_for_the_switchs_other_ports(
                              opt._others_traffic([rq], [PortContext(100, 32 << 20, 3.0)]),
                              [clip_coords(to_coords(p.waterlines, _ctx), _ctx)], [plain])[0]
     assert held.spared_others and held.method == "hold"
+    # a step of a return not yet home counts; a return to the step (the second stage's
+    # "back to the step") or to any set but the one before the experiment does not
+    start_x, step_x = list(back.probe["from"]), list(back.probe["to"])
+    on_way = replace(plain, probe={"from": start_x, "to": step_x, "returning": True})
+    assert homeward(on_way)
+    assert not homeward(replace(on_way, probe={**on_way.probe, "home": step_x}))
+    assert not homeward(replace(back, probe={**back.probe, "home": step_x}))
+    assert not homeward(replace(on_way, probe={**on_way.probe, "returning": False}))
