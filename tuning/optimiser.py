@@ -298,7 +298,7 @@ class WaterlineOptimiser:
                 p = replace(p, probe={**p.probe, **_start_windows(base[i])})
             out.append(p)
         moves = [i for i, (rq, p) in enumerate(zip(reqs, out, strict=True))
-                 if rq.others and p.method in LANDSCAPE_MOVES and not homeward(p)]
+                 if rq.others and p.method in LANDSCAPE_MOVES and not returns_home(p)]
         if not moves:
             return out
         ctxs = [PortContext(int(reqs[i].speed_gbps), int(reqs[i].buffer_bytes),
@@ -800,7 +800,7 @@ class WaterlineOptimiser:
                                   outputs[r], towards[r], verdicts[k])
         moves = [(r, i, prop) for i, r in zip(work, rep, strict=True) if reqs[i].others
                  and (prop := out[i]) is not None and prop.method in LANDSCAPE_MOVES
-                 and not homeward(prop)]
+                 and not returns_home(prop)]
         spared = self._spare_others([reqs[i] for _k, i, _p in moves],
                                     [ctxs[i] for _k, i, _p in moves],
                                     [others[k] for k, _i, _p in moves],
@@ -1292,7 +1292,7 @@ def way_back(prop: Proposal, xcur: np.ndarray, ctx: PortContext) -> bool:
     return _near(x, home) and not _near(xcur, home)
 
 
-def homeward(prop: Proposal) -> bool:
+def returns_home(prop: Proposal) -> bool:
     """Whether ``prop`` is a step of an experiment's way back to the set in place before it
     (the record's "from"): the last (``way_back``) or one before it (a diagnostic's record
     still "returning"); not the second stage's return to the step, nor a return to a set the

@@ -29,8 +29,8 @@ from tuning.optimiser import (
     _shallow_hold,
     _with_diagnostic_avoid,
     cooldown,
-    homeward,
     port_at_risk,
+    returns_home,
     ruled_out,
 )
 from tuning.simulation import Scenario, measure, to_thresholds
@@ -703,11 +703,11 @@ def test_the_way_back_of_a_diagnostic_is_not_held_for_the_switchs_other_ports(
                          probe={**p.probe, "age": 1}, others=((F, allreduce),))
     back = opt.propose_batch([rq])[0]
     assert back.probe is not None and back.probe["verdict"] == "start", back.reason
-    assert homeward(back) and back.way_back and not back.spared_others, back.reason
+    assert returns_home(back) and back.way_back and not back.spared_others, back.reason
     assert (back.waterlines.kmin_bytes, back.waterlines.kmax_bytes) == (1 << 20, 2 << 20)
     # the same set proposed by the landscape, not on a way back: held for the other port
     plain = replace(back, probe=None, way_back=False)
-    assert not homeward(plain)
+    assert not returns_home(plain)
     held = opt._spare_others([rq], [PortContext(100, 32 << 20, 3.0)],
                              opt._others_traffic([rq], [PortContext(100, 32 << 20, 3.0)]),
                              [clip_coords(to_coords(p.waterlines, _ctx), _ctx)], [plain])[0]
@@ -716,7 +716,7 @@ def test_the_way_back_of_a_diagnostic_is_not_held_for_the_switchs_other_ports(
     # "back to the step") or to any set but the one before the experiment does not
     start_x, step_x = list(back.probe["from"]), list(back.probe["to"])
     on_way = replace(plain, probe={"from": start_x, "to": step_x, "returning": True})
-    assert homeward(on_way)
-    assert not homeward(replace(on_way, probe={**on_way.probe, "home": step_x}))
-    assert not homeward(replace(back, probe={**back.probe, "home": step_x}))
-    assert not homeward(replace(on_way, probe={**on_way.probe, "returning": False}))
+    assert returns_home(on_way)
+    assert not returns_home(replace(on_way, probe={**on_way.probe, "home": step_x}))
+    assert not returns_home(replace(back, probe={**back.probe, "home": step_x}))
+    assert not returns_home(replace(on_way, probe={**on_way.probe, "returning": False}))
