@@ -44,7 +44,7 @@ from tuning import mixed
 from tuning.features import PROFILES
 from tuning.guard import Waterline, check_waterlines
 from tuning.tracker import TrafficTracker
-from tuning.verify import Tolerance, regression
+from tuning.verify import Tolerance, paused_link_frames_per_s, regression
 
 pytestmark = pytest.mark.slow
 
@@ -288,6 +288,49 @@ def test_a_change_that_makes_things_worse_is_rolled_back(loop_factory: Any) -> N
         avoid = TrafficTracker.from_state(track.state).avoid_view()
     assert loop.state.config["tor-p1-1"].waterlines[3] == before.waterlines[3]
     assert len(avoid) == 1 and avoid[0][2] == pytest.approx(0.0)  # log2(Pmax 1.0)
+
+
+def _elephants_on_tor1(flows: int) -> dict[str, Any]:
+    return {"default": {"profile": "idle"}, "schedule": [
+        {"at_s": 0, "match": {"switch": "tor-p1-1"}, "profile": "allreduce",
+         "params": {"flows": flows}}]}
+
+
+def test_pauses_that_buy_throughput_are_kept(loop_factory: Any) -> None:
+    """Allreduce of 16 elephants under SONiC's 1 MB / 2 MB: the marks hold the senders at
+    0.87 of line rate. A deep ramp (2.5 MB / 4.5 MB) lets the queue stand: utilisation 0.96,
+    and the switch pauses its peers now and then (~1,200 frames/s, a fifth of one held
+    link's worth). Kept: a trade, not a regression (``tuning.verify``)."""
+    loop = loop_factory(_elephants_on_tor1(16), mode="observe")
+    loop.cycle()
+    _tor_id, trial_id = _force(loop, {"kmin_bytes": 2_500_000, "kmax_bytes": 4_500_000,
+                                      "pmax": 0.2})
+    for _ in range(3):
+        loop.cycle()
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial_id)
+        assert trial is not None
+        before, after = trial.kpis_before, trial.kpis_after or {}
+        assert trial.status == "kept", (trial.reason, before, after)
+    assert after["speed_gbps"] == 100.0
+    assert after["utilisation"] >= 1.05 * before["utilisation"]
+    assert before["tx_pause_per_s"] < 5.0  # none before ...
+    assert 1_000.0 < after["tx_pause_per_s"] <= paused_link_frames_per_s(100)  # ... some now
+
+
+def test_a_pause_storm_is_rolled_back_though_it_gained_throughput(loop_factory: Any) -> None:
+    """The same elephants, the ramp a little deeper (3.2 MB / 5.5 MB, against the PFC
+    threshold): as much throughput as above, but the queue sits at XOFF and the switch
+    pauses its peers 20 links' worth (~130,000 frames/s). Rolled back for the pauses."""
+    loop = loop_factory(_elephants_on_tor1(16), mode="observe")
+    loop.cycle()
+    _tor_id, trial_id = _force(loop, {"kmin_bytes": 3_200_000, "kmax_bytes": 5_500_000,
+                                      "pmax": 0.2})
+    trial = _rolled_back(loop, trial_id)
+    assert trial.reason.startswith("tx_pause_per_s rose from 0.0 to"), trial.reason
+    after = trial.kpis_after or {}
+    assert after["utilisation"] >= 1.05 * trial.kpis_before["utilisation"]
+    assert after["tx_pause_per_s"] > 10 * paused_link_frames_per_s(100)
 
 
 def test_a_way_back_from_a_probe_is_kept_without_verification(loop_factory: Any) -> None:

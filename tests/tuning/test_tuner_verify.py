@@ -32,7 +32,13 @@ from tuning.space import (
     same_waterlines,
     to_coords,
 )
-from tuning.verify import Tolerance, port_regression, regression, verdict
+from tuning.verify import (
+    Tolerance,
+    paused_link_frames_per_s,
+    port_regression,
+    regression,
+    verdict,
+)
 
 BUSY = {"utilisation": 0.90, "rx_pause_per_s": 0.0, "tx_pause_per_s": 0.0, "drops_per_s": 0.0}
 
@@ -57,6 +63,76 @@ def test_pauses_that_were_there_must_grow_by_a_quarter() -> None:
     # an idle port's utilisation falling is no regression
     idle = {**BUSY, "utilisation": 0.04}
     assert regression(idle, {**idle, "utilisation": 0.0}, Tolerance()) == ""
+
+
+# allreduce, 43 elephants at 200G, SONiC default (the closed loop's window, measured)
+ELEPHANTS = {**BUSY, "utilisation": 0.807, "speed_gbps": 200.0}
+
+
+@pytest.mark.parametrize("after, why", [
+    # 3.2 MB / 8.4 MB: the pauses buy 20 % more throughput (objective 3.12 -> 1.16)
+    ({"utilisation": 0.968, "tx_pause_per_s": 3894.1}, ""),
+    ({"utilisation": 0.84735, "tx_pause_per_s": 3894.1}, ""),  # exactly +5 %
+    ({"utilisation": 0.847, "tx_pause_per_s": 3894.1}, "tx_pause_per_s rose from 0.0 to 3894.1"),
+    # up to one paused 200G link's worth of pause frames (11,921/s), not more
+    ({"utilisation": 0.968, "tx_pause_per_s": 11_900.0}, ""),
+    ({"utilisation": 0.968, "tx_pause_per_s": 11_950.0},
+     "tx_pause_per_s rose from 0.0 to 11950.0"),
+    # a dynamic threshold of 1/64 under 4 MB / 8 MB: as much throughput, a storm of pauses
+    ({"utilisation": 0.974, "tx_pause_per_s": 65188.8},
+     "tx_pause_per_s rose from 0.0 to 65188.8"),
+    ({"utilisation": 0.807, "rx_pause_per_s": 40.0}, "rx_pause_per_s rose from 0.0 to 40.0"),
+    # bought pauses never excuse drops
+    ({"utilisation": 0.968, "tx_pause_per_s": 3894.1, "drops_per_s": 0.5},
+     "drops rose from 0.0/s to 0.5/s"),
+    # no line rate in the window: no pause is excused
+    ({"utilisation": 0.968, "tx_pause_per_s": 3894.1, "speed_gbps": 0.0},
+     "tx_pause_per_s rose from 0.0 to 3894.1"),
+])
+def test_pauses_are_a_regression_unless_they_buy_throughput(after: dict[str, float],
+                                                            why: str) -> None:
+    assert regression(ELEPHANTS, {**ELEPHANTS, **after}, Tolerance()) == why
+
+
+def test_a_paused_link_gets_a_refresh_every_half_of_the_longest_pause() -> None:
+    # 65,535 quanta of 512 bit times at 100G: 335.5 us; a refresh every 167.8 us
+    assert paused_link_frames_per_s(100) == pytest.approx(1 / 167.77e-6, rel=1e-4)
+    assert paused_link_frames_per_s(400) == pytest.approx(4 * paused_link_frames_per_s(100))
+
+
+def test_bought_pauses_do_not_excuse_a_port_that_lost() -> None:
+    """The mean gains more than 5 % with the pauses, one port of the switch priority loses
+    20 %: the per-port rule still names it."""
+    before = {"sw/Ethernet0": 0.80, "sw/Ethernet4": 0.80, "sw/Ethernet8": 0.80}
+    after = {"sw/Ethernet0": 0.64, "sw/Ethernet4": 0.99, "sw/Ethernet8": 0.99}
+    mean_before = {**BUSY, "utilisation": 0.80, "ports_utilisation": before}
+    mean_after = {**BUSY, "utilisation": float(np.mean(list(after.values()))),
+                  "tx_pause_per_s": 900.0, "speed_gbps": 100.0, "ports_utilisation": after}
+    assert verdict(mean_before, mean_after, Tolerance()) == (
+        "utilisation of sw/Ethernet0 fell from 0.800 to 0.640")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(0.06, 0.95), st.floats(-0.5, 0.5), st.floats(0.0, 1e5), st.floats(0.0, 1e5),
+       st.sampled_from([25.0, 100.0, 200.0, 400.0]))
+def test_a_pause_rise_is_excused_exactly_when_it_bought_throughput_under_the_bound(
+        ub: float, change: float, pause_before: float, pause_after: float,
+        speed_gbps: float) -> None:
+    tol = Tolerance()
+    before = {**BUSY, "utilisation": ub, "tx_pause_per_s": pause_before}
+    ua = ub * (1 + change)
+    why = regression(before, {**before, "utilisation": ua, "tx_pause_per_s": pause_after,
+                              "speed_gbps": speed_gbps}, tol)
+    rose = pause_after > pause_before * (1 + tol.pause_increase) and \
+        pause_after - pause_before > tol.pause_floor_per_s
+    bought = ua >= ub * (1 + tol.pause_utilisation_gain) and \
+        pause_after <= tol.bought_pause_links * paused_link_frames_per_s(speed_gbps)
+    if rose and not bought:
+        assert why.startswith("tx_pause_per_s rose")
+    elif ua < ub * (1 - tol.utilisation_drop):
+        assert why.startswith("utilisation fell")
+    else:
+        assert why == ""
 
 
 def test_one_port_that_lost_throughput_is_a_regression_the_mean_hides() -> None:
