@@ -313,7 +313,7 @@ def test_pauses_that_buy_throughput_are_kept(loop_factory: Any) -> None:
         before, after = trial.kpis_before, trial.kpis_after or {}
         assert trial.status == "kept", (trial.reason, before, after)
     assert after["speed_gbps"] == 100.0
-    assert after["utilisation"] >= 1.05 * before["utilisation"]
+    assert after["utilisation"] >= 1.10 * before["utilisation"]
     assert before["tx_pause_per_s"] < 5.0  # none before ...
     assert 1_000.0 < after["tx_pause_per_s"] <= paused_link_frames_per_s(100)  # ... some now
 
@@ -329,7 +329,7 @@ def test_a_pause_storm_is_rolled_back_though_it_gained_throughput(loop_factory: 
     trial = _rolled_back(loop, trial_id)
     assert trial.reason.startswith("tx_pause_per_s rose from 0.0 to"), trial.reason
     after = trial.kpis_after or {}
-    assert after["utilisation"] >= 1.05 * trial.kpis_before["utilisation"]
+    assert after["utilisation"] >= 1.10 * trial.kpis_before["utilisation"]
     assert after["tx_pause_per_s"] > 10 * paused_link_frames_per_s(100)
 
 
