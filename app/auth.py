@@ -56,12 +56,25 @@ def create_token(session: Session, *, name: str, role: str) -> str:
     return token
 
 
-def authenticate(session: Session, token: str) -> Principal | None:
+def _live_token(session: Session, token: str) -> ApiToken | None:
+    """The stored, unrevoked token ``token`` is, if any."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = hash_token(token)
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
     if row is None or row.revoked or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return row
+
+
+def token_is_live(session: Session, token: str) -> bool:
+    """Whether ``token`` would authenticate (read only: no use is recorded)."""
+    return _live_token(session, token) is not None
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    row = _live_token(session, token)
+    if row is None:
         return None
     now = datetime.now(UTC)
     last = row.last_used_at

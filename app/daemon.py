@@ -11,6 +11,7 @@ driver errors are logged and counted, never fatal.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -598,7 +599,10 @@ class TunerDaemon:
                 select(Proposal.id, Proposal.status, ChangeSet.status)
                 .outerjoin(ChangeSet, ChangeSet.id == Proposal.change_id)
                 .where(Proposal.id.in_(ids))):
-            if status != "applied" or change_status in (None, "failed", "rejected", "dry_run"):
+            if status == "applying":
+                del fates[pid]  # an approval under way (``apply_proposals``)
+            elif status != "applied" or change_status in (None, "failed", "rejected",
+                                                          "dry_run"):
                 fates[pid] = False
             elif change_status in ("planned", "approved"):
                 del fates[pid]  # not started yet
@@ -871,9 +875,15 @@ class TunerDaemon:
             metrics.TUNER_APPLIED.inc()
 
     def apply_proposals(self, proposal_ids: list[int], *, actor: str, source: str) -> int:
-        """Turn proposals (same priority and waterlines) into one change, approve and apply it."""
+        """Turn proposals (same priority and waterlines) into one change, approve and apply it.
+
+        The proposals are claimed first (pending -> applying, all of them in one statement or
+        none), so of two concurrent decisions on one proposal -- two approvals, an approval
+        and a rejection -- exactly one wins and the other gets 409. When the change cannot
+        start, it is rejected and the proposals are pending again: nothing half-applied."""
+        ids = sorted({int(i) for i in proposal_ids})
         with self.factory() as session:
-            rows = session.scalars(select(Proposal).where(Proposal.id.in_(proposal_ids))).all()
+            rows = session.scalars(select(Proposal).where(Proposal.id.in_(ids))).all()
             if not rows:
                 raise ChangeError(404, "no such proposals")
             if any(r.status != "pending" for r in rows):
@@ -887,17 +897,37 @@ class TunerDaemon:
                 wave_size=self.options.wave_size,
                 description=f"tuner: {first.profile} waterlines for priority {first.priority}",
             )
-        change_id = self.changes.create(body, actor, source=source)
-        self.changes.approve(change_id, actor)
-        with self.factory() as session:
-            for r in session.scalars(select(Proposal).where(Proposal.id.in_(proposal_ids))):
-                r.status = "applied"
-                r.change_id = change_id
-                r.decided_by = actor
-                r.decided_at = datetime.now(UTC)
+            claimed = session.execute(
+                update(Proposal).where(Proposal.id.in_(ids), Proposal.status == "pending")
+                .values(status="applying", decided_by=actor, decided_at=datetime.now(UTC)))
+            if getattr(claimed, "rowcount", 0) != len(ids):
+                session.rollback()
+                raise ChangeError(409, "only pending proposals can be applied (another "
+                                       "decision on one of them came first)")
             session.commit()
-        self.changes.start_apply(change_id, actor)
+        change_id: int | None = None
+        try:
+            change_id = self.changes.create(body, actor, source=source)
+            self.changes.approve(change_id, actor)
+            self._set_proposals(ids, "applying", status="applied", change_id=change_id)
+            self.changes.start_apply(change_id, actor)
+        except BaseException:
+            if change_id is not None:
+                with contextlib.suppress(ChangeError):
+                    self.changes.reject(change_id, actor)
+            self._set_proposals(ids, None, status="pending", change_id=None, decided_by=None,
+                                decided_at=None)
+            raise
         return change_id
+
+    def _set_proposals(self, ids: list[int], only: str | None, **values: Any) -> None:
+        """``values`` on the proposals ``ids`` (those in status ``only``, when given)."""
+        with self.factory() as session:
+            stmt = update(Proposal).where(Proposal.id.in_(ids))
+            if only is not None:
+                stmt = stmt.where(Proposal.status == only)
+            session.execute(stmt.values(**values))
+            session.commit()
 
     def _judge_trials(self, now_ms: int, report: CycleReport) -> None:
         with self.factory() as session:

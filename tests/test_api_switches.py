@@ -156,3 +156,69 @@ def test_anonymous_bad_body_is_401_not_422(api: Api) -> None:
     assert r.status_code == 401
     r = api.client.post("/api/v1/changes", json={"x": 1})  # type: ignore[attr-defined]
     assert r.status_code == 401
+
+
+def test_a_bad_or_revoked_token_is_401_before_the_body_is_read(api: Api) -> None:
+    """A token that does not authenticate gets 401 whatever the body -- not the body's 422 --
+    and a body over the limit is refused unread (413), before any route parses it."""
+    from app.api.main import MAX_BODY_BYTES
+
+    bad = {"Authorization": "Bearer wl_invalid"}
+    r = api.client.post("/api/v1/switches", content=b"{bad", headers=bad)  # type: ignore[attr-defined]
+    assert r.status_code == 401 and r.json()["detail"] == "invalid or revoked token"
+    big = {**api.headers("admin"), "Content-Length": str(MAX_BODY_BYTES + 1)}
+    r = api.client.post("/api/v1/switches", content=b"{}", headers=big)  # type: ignore[attr-defined]
+    assert r.status_code == 413 and "over the limit" in r.json()["detail"]
+    r = api.client.post("/api/v1/switches", content=b"{}", headers={  # type: ignore[attr-defined]
+        **bad, "Content-Length": str(MAX_BODY_BYTES + 1)})
+    assert r.status_code == 401
+
+
+def test_concurrent_creates_of_one_switch_are_201_and_409_never_500(
+        api: Api, fabric: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {**NEW_SWITCH, "name": "race-1"}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = sorted(pool.map(lambda _: api.post("/api/v1/switches", json=body).status_code,
+                                range(6)))
+    assert codes == [201, 409, 409, 409, 409, 409], codes
+    itf = {"name": "Ethernet4", "speed_gbps": 100}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = sorted(pool.map(
+            lambda _: api.post("/api/v1/switches/race-1/interfaces", json=itf).status_code,
+            range(6)))
+    assert codes == [201, 409, 409, 409, 409, 409], codes
+
+
+def test_a_locked_switch_s_interfaces_cannot_be_edited(api: Api, fabric: dict[str, Any]) -> None:
+    from sqlalchemy import select
+
+    from app.db.models import ChangeSet, Switch, SwitchLock
+
+    with api.db.session() as s:  # a change being applied to tor-p1-1
+        sw = s.scalars(select(Switch).where(Switch.name == "tor-p1-1")).one()
+        change = ChangeSet(created_by="test", status="applying",
+                           targets={"switches": ["tor-p1-1"]}, intent={})
+        s.add(change)
+        s.flush()
+        s.add(SwitchLock(switch_id=sw.id, change_id=change.id))
+        s.commit()
+    r = api.patch("/api/v1/switches/tor-p1-1/interfaces/Ethernet0", json={"cable_m": 3.0})
+    assert r.status_code == 409 and "locked by change" in r.text
+    r = api.post("/api/v1/switches/tor-p1-1/interfaces", json={"name": "Ethernet200",
+                                                              "speed_gbps": 100})
+    assert r.status_code == 409 and "locked by change" in r.text
+
+
+@pytest.mark.parametrize("path, code", [
+    ("/api/v1/switches?health=weird", 422),
+    ("/api/v1/changes?status=bogus", 422),
+    ("/api/v1/proposals?status=bogus", 422),
+    ("/api/v1/tuner/profiles?profile=bogus", 422),
+    ("/api/v1/tuner/profiles?switch=nope", 404),
+    ("/api/v1/proposals?switch=nope", 404),
+])
+def test_filters_are_validated(api: Api, fabric: dict[str, Any], path: str, code: int) -> None:
+    r = api.get(path)
+    assert r.status_code == code, (path, r.text)

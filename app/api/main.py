@@ -9,15 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.routes import audit, changes, health, switches, telemetry, topology, tuner
 from app.api.routes import fabric as fabric_routes
 from app.api.routes.fabric import virtual_fabric_kpis
+from app.auth import token_is_live
 from app.changes.service import ChangeService, DriverOpener
 from app.config import Settings, get_settings
 from app.daemon import DaemonOptions, TunerDaemon
@@ -29,6 +33,9 @@ log = logging.getLogger("waterline.api")
 
 API_PREFIX = "/api/v1"
 PUBLIC_PATHS = (API_PREFIX + "/healthz", API_PREFIX + "/readyz")
+# the largest request body the API reads: an inventory of 1,000 switches x 64 ports as JSON
+# is ~8 MB
+MAX_BODY_BYTES = 32 << 20
 
 
 def _validation_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -43,6 +50,26 @@ def _validation_handler(_: Request, exc: RequestValidationError) -> JSONResponse
     ]
     summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
     return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
+
+
+def _conflict_handler(_: Request, exc: IntegrityError) -> JSONResponse:
+    """409 for a write the database refused for its constraints -- in practice a concurrent
+    request that created the same object first (the routes check before they write)."""
+    first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else ""
+    return JSONResponse({"detail": "conflicts with the stored state (a concurrent request "
+                                   f"came first?): {first[:200]}"}, status_code=409)
+
+
+def _busy_handler(_: Request, exc: Exception) -> JSONResponse:
+    """503 (retry) when the database is too busy to serve the request in time: no pooled
+    connection free, or SQLite's write lock held past its timeout. Anything else the
+    database raised is a server error, logged."""
+    message = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc)
+    if isinstance(exc, SATimeoutError) or "database is locked" in message:
+        return JSONResponse({"detail": "the database is busy; retry shortly"},
+                            status_code=503, headers={"Retry-After": "1"})
+    log.error("database error: %s", message.splitlines()[0] if message else type(exc))
+    return JSONResponse({"detail": "database error"}, status_code=500)
 
 
 @asynccontextmanager
@@ -132,17 +159,34 @@ def create_app(
             interval_s=settings.tuner_interval_s, window_s=settings.tuner_window_s,
             verify_s=settings.tuner_verify_s, initial_mode=settings.tuner_mode))
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, _conflict_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _busy_handler)
+    app.add_exception_handler(SATimeoutError, _busy_handler)
+
+    def token_live(token: str) -> bool:
+        with app.state.session_factory() as session:
+            return token_is_live(session, token)
 
     @app.middleware("http")
     async def require_bearer(request: Request, call_next: Callable[[Request], Any]) -> Any:
-        """No bearer token, no API: a 401 before the body is even read (otherwise a bad body
-        would answer 422 to an anonymous caller). The token itself is checked by the routes."""
+        """No live bearer token, no API: a 401 before the body is even read (otherwise an
+        anonymous caller would get a bad body's 422, and could make the service read and
+        parse any amount of data); a body over ``MAX_BODY_BYTES`` is refused unread (413).
+        The routes authenticate again, record the token's use and check its role."""
         path = request.url.path
         if path.startswith(API_PREFIX + "/") and path not in PUBLIC_PATHS:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 return JSONResponse({"detail": "missing bearer token"}, status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})
+            if not await run_in_threadpool(token_live, token.strip()):
+                return JSONResponse({"detail": "invalid or revoked token"}, status_code=401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+            size = request.headers.get("content-length", "")
+            if size.isdigit() and int(size) > MAX_BODY_BYTES:
+                return JSONResponse({"detail": f"request body of {int(size):,} bytes is over "
+                                               f"the limit of {MAX_BODY_BYTES:,}"},
+                                    status_code=413)
         return await call_next(request)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -36,6 +36,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("check_same_thread", False)
         connect_args.setdefault("timeout", 30)
+        if database and database != ":memory:":
+            # a connection per API worker thread (40) and the background loops: a burst of
+            # requests waits on SQLite's write lock, not on the pool (5 + 10 by default)
+            kwargs.setdefault("pool_size", 10)
+            kwargs.setdefault("max_overflow", 50)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")

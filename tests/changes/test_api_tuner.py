@@ -3,11 +3,14 @@ approve through the change workflow), port profiles and trials -- roles, validat
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
-from app.db.models import Interface, PortProfile, Proposal, Switch
+from app.changes.service import ChangeError
+from app.db.models import ChangeSet, Interface, PortProfile, Proposal, Switch, SwitchLock
 from app.drivers import mock
 from tests.changes.conftest import wait_done
 from tests.conftest import Api
@@ -81,6 +84,78 @@ def test_approve_applies_through_the_change_workflow(api: Api,
     audit = api.get("/api/v1/audit", params={"limit": 200}).json()
     items = audit["items"] if isinstance(audit, dict) else audit
     assert any(e.get("actor") == "test-operator" for e in items)
+
+
+def test_concurrent_decisions_on_one_proposal_have_one_winner(
+        api: Api, fabric: mock.MockFabric) -> None:
+    """Four approvals and a rejection of one proposal at once: exactly one decision wins,
+    the others get 409, and the only change created for it is the one that ran."""
+    pid = _proposal(api, "tor-p1-1", kmin=350_000)
+    calls = [("approve", "operator")] * 4 + [("reject", "operator")]
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        codes = list(pool.map(
+            lambda c: api.post(f"/api/v1/proposals/{pid}/{c[0]}", role=c[1]).status_code,
+            calls))
+    assert sorted(codes) == [200, 409, 409, 409, 409], codes
+    final = api.get(f"/api/v1/proposals/{pid}").json()
+    with api.db.session() as s:
+        changes = s.scalars(select(ChangeSet).order_by(ChangeSet.id)).all()
+        statuses = [c.status for c in changes]
+    if final["status"] == "rejected":
+        assert changes == [] and final["change_id"] is None
+    else:
+        assert final["status"] == "applied" and [c.id for c in changes] == [final["change_id"]]
+        assert wait_done(api, final["change_id"])["status"] == "applied", statuses
+        assert fabric.config["tor-p1-1"].waterlines[3].kmin_bytes == 350_000
+
+
+def test_an_approval_that_cannot_start_leaves_the_proposal_pending(
+        api: Api, fabric: mock.MockFabric, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The switch is locked by another change: the approval gets 409 naming the lock, its
+    change is rejected, and the proposal is pending again -- nothing half-applied."""
+    pid = _proposal(api, "tor-p1-2")
+    other = api.post("/api/v1/changes", role="operator", json={
+        "targets": {"switches": ["tor-p1-2"]},
+        "waterlines": {"3": {"kmin_bytes": 400_000, "kmax_bytes": 1_600_000, "pmax": 0.2}}})
+    assert other.status_code == 201, other.text
+    holder = other.json()["id"]
+    with api.db.session() as s:  # as if it were being applied
+        sw = s.scalars(select(Switch).where(Switch.name == "tor-p1-2")).one()
+        s.add(SwitchLock(switch_id=sw.id, change_id=holder))
+        s.commit()
+    r = api.post(f"/api/v1/proposals/{pid}/approve", role="operator")
+    assert r.status_code == 409 and f"locked by change {holder}" in r.text, r.text
+    body = api.get(f"/api/v1/proposals/{pid}").json()
+    assert (body["status"], body["change_id"], body["decided_by"]) == ("pending", None, None)
+    with api.db.session() as s:
+        # refused at planning (no change) or at the start (its change rejected): none waits
+        left = {c.id: c.status for c in s.scalars(select(ChangeSet)) if c.id != holder}
+        assert set(left.values()) <= {"rejected"}, left
+        s.query(SwitchLock).delete()
+        s.commit()
+    # planned and approved, but refused at the start: the change is rejected
+    service = api.client.app.state.changes  # type: ignore[attr-defined]
+
+    def refuse(change_id: int, actor: str, **_: Any) -> None:
+        raise ChangeError(409, f"switch tor-p1-2 is locked by change {holder}")
+
+    monkeypatch.setattr(service, "start_apply", refuse)
+    r = api.post(f"/api/v1/proposals/{pid}/approve", role="operator")
+    assert r.status_code == 409, r.text
+    body = api.get(f"/api/v1/proposals/{pid}").json()
+    assert (body["status"], body["change_id"], body["decided_by"]) == ("pending", None, None)
+    with api.db.session() as s:
+        left = {c.id: c.status for c in s.scalars(select(ChangeSet)) if c.id != holder}
+        assert list(left.values()) == ["rejected"], left
+    monkeypatch.undo()
+    r = api.post(f"/api/v1/proposals/{pid}/approve", role="operator")  # and it still can be
+    assert r.status_code == 200 and r.json()["status"] == "applied", r.text
+    assert wait_done(api, r.json()["change_id"])["status"] == "applied"
+
+
+def test_the_proposal_status_filter_is_validated(api: Api, fabric: mock.MockFabric) -> None:
+    r = api.get("/api/v1/proposals", params={"status": "bogus"})
+    assert r.status_code == 422 and "pending" in r.text
 
 
 def test_profiles_and_trials(api: Api, fabric: mock.MockFabric) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
@@ -35,9 +35,14 @@ def create_change(body: ChangeCreate, request: Request, who: Operator) -> Change
     return service.get(change_id)
 
 
+ChangeStatus = Literal["planned", "approved", "applying", "applied", "failed", "rolling_back",
+                       "rolled_back", "rollback_failed", "rejected", "dry_run"]
+
+
 @router.get("", response_model=ChangeList)
 def list_changes(
-    request: Request, _: Viewer, status_filter: Annotated[str | None, Query(alias="status")] = None,
+    request: Request, _: Viewer,
+    status_filter: Annotated[ChangeStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0,
 ) -> ChangeList:
     total, items = _service(request).list(status=status_filter, limit=limit, offset=offset)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.api.deps import Admin, Offset, PodQuery, SessionDep, Viewer
@@ -50,6 +51,16 @@ def refuse_if_locked(session: Session, switch: Switch) -> None:
                             f"switch {switch.name!r} is locked by change {holder}")
 
 
+def _flush_or_conflict(session: Session, conflict: str) -> None:
+    """Write now; a unique key a concurrent request took first is a 409, not a 500 (the
+    check before the write cannot see an uncommitted twin)."""
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise HTTPException(status.HTTP_409_CONFLICT, conflict) from None
+
+
 def get_switch_or_404(session: Session, name: str) -> Switch:
     switch = session.scalars(
         select(Switch).where(Switch.name == name).options(selectinload(Switch.interfaces))
@@ -66,7 +77,7 @@ def list_switches(
     role: Literal["spine", "leaf", "tor"] | None = None,
     pod: PodQuery = None,
     enabled: bool | None = None,
-    health: str | None = None,
+    health: Literal["up", "down", "unknown"] | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Offset = 0,
 ) -> SwitchList:
@@ -102,7 +113,7 @@ def create_switch(body: SwitchCreate, session: SessionDep, who: Admin) -> Switch
     switch = Switch(name=body.name)
     session.add(switch)
     apply_switch_entry(switch, body)
-    session.flush()
+    _flush_or_conflict(session, f"switch {body.name!r} already exists")
     record(session, who.name, "switch.create", switch_name=switch.name)
     return switch_public(switch, detail=True)
 
@@ -159,13 +170,14 @@ def create_interface(
     name: SwitchNameParam, body: InterfaceCreate, session: SessionDep, who: Admin
 ) -> InterfacePublic:
     switch = get_switch_or_404(session, name)
+    refuse_if_locked(session, switch)
     if any(i.name == body.name for i in switch.interfaces):
         raise HTTPException(status.HTTP_409_CONFLICT, f"interface {body.name!r} already exists")
     interface = Interface(
         name=body.name, speed_gbps=body.speed_gbps, peer=body.peer, cable_m=body.cable_m
     )
     switch.interfaces.append(interface)
-    session.flush()
+    _flush_or_conflict(session, f"interface {body.name!r} already exists")
     record(session, who.name, "interface.create", switch_name=name, detail={"interface": body.name})
     return InterfacePublic.model_validate(interface)
 
@@ -174,7 +186,9 @@ def create_interface(
 def update_interface(
     name: SwitchNameParam, ifname: str, body: InterfaceUpdate, session: SessionDep, who: Admin
 ) -> InterfacePublic:
-    interface = _interface_or_404(get_switch_or_404(session, name), ifname)
+    switch = get_switch_or_404(session, name)
+    refuse_if_locked(session, switch)
+    interface = _interface_or_404(switch, ifname)
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
         if value is None:

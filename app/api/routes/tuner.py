@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.api.deps import Admin, IdPath, Operator, SessionDep, Viewer
 from app.changes.service import ChangeError
@@ -97,10 +97,14 @@ class PortProfileOut(BaseModel):
 
 @router.get("/tuner/profiles", response_model=list[PortProfileOut])
 def port_profiles(
-    session: SessionDep, _: Viewer, switch: str | None = None, profile: str | None = None,
+    session: SessionDep, _: Viewer, switch: str | None = None,
+    profile: Literal["allreduce", "incast", "websearch", "hadoop", "idle"] | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[PortProfileOut]:
-    """The traffic profile the classifier sees on each port x priority."""
+    """The traffic profile the classifier sees on each port x priority (404: no such
+    switch)."""
+    if switch and session.scalar(select(Switch.id).where(Switch.name == switch)) is None:
+        raise HTTPException(404, f"switch {switch!r} not found")
     query = (select(Switch.name, Interface.name, PortProfile)
              .join(Switch, Switch.id == PortProfile.switch_id)
              .join(Interface, Interface.id == PortProfile.interface_id))
@@ -172,13 +176,19 @@ def _proposal_out(p: Proposal, switch: str) -> ProposalOut:
         change_id=p.change_id)
 
 
+ProposalStatus = Literal["pending", "applying", "applied", "rejected", "superseded"]
+
+
 @router.get("/proposals", response_model=list[ProposalOut])
 def list_proposals(
-    session: SessionDep, _: Viewer, status: str | None = None, switch: str | None = None,
+    session: SessionDep, _: Viewer, status: ProposalStatus | None = None,
+    switch: str | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> list[ProposalOut]:
     """Waterline proposals with their explanation: profile and probability, feature summary,
     current vs proposed waterlines, predicted KPI change, confidence."""
+    if switch and session.scalar(select(Switch.id).where(Switch.name == switch)) is None:
+        raise HTTPException(404, f"switch {switch!r} not found")
     query = select(Proposal, Switch.name).join(Switch, Switch.id == Proposal.switch_id)
     if status:
         query = query.where(Proposal.status == status)
@@ -226,10 +236,18 @@ def reject_proposal(proposal_id: IdPath, session: SessionDep, who: Operator) -> 
     p, name = _get_proposal(session, proposal_id)
     if p.status != "pending":
         raise HTTPException(409, f"proposal {proposal_id} is {p.status}")
-    p.status = "rejected"
-    p.decided_by = who.name
-    p.decided_at = datetime.now(UTC)
+    # only from pending, in one statement: a concurrent approval (``apply_proposals`` claims
+    # the proposal the same way) and this rejection cannot both win
+    done = session.execute(
+        update(Proposal).where(Proposal.id == proposal_id, Proposal.status == "pending")
+        .values(status="rejected", decided_by=who.name, decided_at=datetime.now(UTC)))
+    if getattr(done, "rowcount", 0) != 1:
+        session.rollback()
+        p, name = _get_proposal(session, proposal_id)
+        raise HTTPException(409, f"proposal {proposal_id} is {p.status}")
     record(session, who.name, "proposal.reject", switch_name=name,
            detail={"proposal": proposal_id})
     session.flush()
+    session.expire_all()
+    p, name = _get_proposal(session, proposal_id)
     return _proposal_out(p, name)
