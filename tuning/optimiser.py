@@ -1005,7 +1005,7 @@ class WaterlineOptimiser:
                     record.update(returning=True, home=probe["to"])
                     where = "back to the step"
                 else:
-                    ruled = list(probe.get("for", ()))
+                    ruled = list(probe.get(v.rule_out, ())) if v.rule_out else []
                     record.update(ruled_out=ruled, returning=True, home=probe["from"])
                     where = "back to the start"
                 goal = np.asarray(record["home"], dtype=float)
