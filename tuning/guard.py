@@ -11,7 +11,8 @@ Rules:
   not be asked to hold more than that before marking every packet; with a 32 MB buffer that
   is 4 MB, above the SONiC default lossless Kmax (2 MiB) and HPCC's 100G setting (1.6 MB).
 - PFC: xon < xoff; headroom >= the SONiC formula's size (xoff + xon) for the port's speed,
-  cable and MTU (``tuning.headroom``); xoff >= the formula's xoff.
+  cable and MTU (``tuning.headroom``) and >= the set's own xoff + xon; xoff >= the formula's
+  xoff.
 - alpha: a power of two within 1/128..8 (2**-7..2**3, what both NOSes can express).
 - ASIC limits: byte values are positive integers no larger than the switch buffer.
 """
@@ -151,6 +152,11 @@ def check_waterlines(
                                buffer_bytes=buffer_bytes, required=False)
     if xoff is not None and xon is not None and xon >= xoff:
         out.append(Refusal("xon_bytes", xon, f"xon must be below xoff ({xoff})"))
+    held = (xoff or 0) + (xon or 0)
+    if headroom is not None and xoff is not None and held > headroom:
+        out.append(Refusal("headroom_bytes", headroom,
+                           f"below xoff{' + xon' if xon is not None else ''} ({held} B): the "
+                           "PG's headroom must hold what arrives after XOFF"))
     pfc_set = any(v is not None for v in (w.xoff_bytes, w.xon_bytes, w.headroom_bytes))
     if pfc_set:
         try:

@@ -62,6 +62,11 @@ def test_app_waterlines_are_accepted() -> None:
         ({"xoff_bytes": 50_000, "headroom_bytes": 68_432}, "headroom_bytes", "headroom formula"),
         ({"xoff_bytes": 50_000, "headroom_bytes": 200_000}, "xoff_bytes", "formula's xoff"),
         ({"headroom_bytes": None, "xon_bytes": None}, "headroom_bytes", "required"),
+        # the reviewer's 10 MB xoff under a 218 KB headroom
+        ({"xoff_bytes": 10_000_000, "headroom_bytes": 218_112}, "headroom_bytes",
+         "below xoff + xon (10018432 B)"),
+        ({"xoff_bytes": 100_000, "headroom_bytes": 110_592}, "headroom_bytes",
+         "below xoff + xon (118432 B)"),
         ({"alpha": 0.3}, "alpha", "power of two"),
         ({"alpha": 16.0}, "alpha", "1/128..8"),
         ({"alpha": 2.0**-8}, "alpha", "1/128..8"),
