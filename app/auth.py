@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import TOKEN_ROLES, ApiToken
+from app.timestamps import as_utc
 
 TOKEN_PREFIX = "wl_"
 ROLE_RANK = {role: rank for rank, role in enumerate(TOKEN_ROLES)}
@@ -79,6 +80,6 @@ def authenticate(session: Session, token: str) -> Principal | None:
     now = datetime.now(UTC)
     last = row.last_used_at
     # Record use at most once a minute: a write per request would contend with ingest.
-    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=UTC))).total_seconds() > 60:
+    if last is None or (now - as_utc(last)).total_seconds() > 60:
         row.last_used_at = now
     return Principal(name=row.name, role=row.role)

@@ -85,15 +85,15 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class FreezeWindow(BaseModel):
-    """No tuning changes inside: a daily UTC time range (optionally on some weekdays), or an
-    absolute range."""
+    """No tuning changes inside: a daily UTC time range (optionally on some weekdays; ``end``
+    may be 24:00, the end of the day), or an absolute range."""
 
     model_config = ConfigDict(extra="forbid")
 
     start: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    end: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str | None = Field(None, pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=list)
+        default_factory=list, max_length=7)
     start_at: datetime | None = None
     end_at: datetime | None = None
 
@@ -101,8 +101,15 @@ class FreezeWindow(BaseModel):
     def _one_kind(self) -> FreezeWindow:
         daily = self.start is not None and self.end is not None
         absolute = self.start_at is not None and self.end_at is not None
-        if daily == absolute:
-            raise ValueError("give start and end (HH:MM, daily UTC) or start_at and end_at")
+        given = [n for n in ("start", "end", "start_at", "end_at") if getattr(self, n) is not None]
+        if daily == absolute or len(given) != 2:
+            raise ValueError("give start and end (HH:MM, daily UTC) or start_at and end_at, "
+                             f"not {' + '.join(given) or 'neither'}")
+        if daily and self.start == self.end:
+            raise ValueError("start and end are the same time: an empty window (a whole day "
+                             "is 00:00 to 24:00)")
+        if len(set(self.days)) != len(self.days):
+            raise ValueError("days: each day once")
         if absolute and self.start_at and self.end_at:
             if self.start_at.tzinfo is None or self.end_at.tzinfo is None:
                 raise ValueError("start_at and end_at need a timezone")

@@ -7,12 +7,21 @@ the field, e.g. ``switches[3] (tor-p1-2) > interfaces[1] (Ethernet4) > speed_gbp
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -21,7 +30,31 @@ from app.drivers.base import KNOWN_DRIVERS
 
 SWITCH_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 INTERFACE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9/.:-]{0,63}$"
-HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:]+\]?$"
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def check_mgmt_host(value: str) -> str:
+    """A management address: an IPv4 or IPv6 address (brackets dropped) or a DNS name
+    (RFC 1123 labels); a name of digits and dots only must be a valid IPv4 address."""
+    host = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv6 address") from None
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 address") from None
+    labels = host.split(".")
+    if not 0 < len(host) <= 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError(f"{value!r} is not a host name or an IP address")
+    return host
+
+
+MgmtHost = Annotated[str, AfterValidator(check_mgmt_host)]
+MAX_INTERFACES = 1024  # ports of one switch (breakouts included) an entry may list
 # A reference to where the secret lives, never the secret itself.
 CREDENTIALS_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[A-Za-z0-9._/-]{1,250})?$"
 PEER_PATTERN = r"^[A-Za-z0-9._:/ -]{0,128}$"
@@ -75,18 +108,18 @@ class SwitchEntry(BaseModel):
 
     name: SwitchName
     role: Literal["spine", "leaf", "tor"]
-    pod: Annotated[int, Field(ge=0, le=100_000)] | None = None
-    mgmt_host: Annotated[str, Field(pattern=HOST_PATTERN)]
-    mgmt_port: Annotated[int, Field(ge=1, le=65535)] = 22
+    pod: Annotated[int, Field(strict=True, ge=0, le=100_000)] | None = None
+    mgmt_host: MgmtHost
+    mgmt_port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 22
     driver: str
     model: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9 ._()/+-]*$")] = ""
     asic: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9 ._()/+-]*$")] = ""
-    buffer_bytes: Annotated[int, Field(gt=0, le=MAX_BUFFER_BYTES)]
+    buffer_bytes: Annotated[int, Field(strict=True, gt=0, le=MAX_BUFFER_BYTES)]
     credentials_ref: Annotated[str, Field(pattern=CREDENTIALS_REF_PATTERN)] = ""
     username: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "admin"
-    enabled: bool = True
+    enabled: Annotated[bool, Field(strict=True)] = True
     poll_interval_s: Annotated[float, Field(ge=1, le=3600)] | None = None
-    interfaces: list[InterfaceEntry] = Field(default_factory=list)
+    interfaces: list[InterfaceEntry] = Field(default_factory=list, max_length=MAX_INTERFACES)
 
     @field_validator("driver")
     @classmethod

@@ -106,6 +106,16 @@ def test_comware_interface_names_with_slashes(api: Api) -> None:
         ({"interfaces": [{"name": "Ethernet0", "speed_gbps": "fast"}]}, "interfaces.0.speed_gbps"),
         ({"interfaces": [{"name": "Eth\n0", "speed_gbps": 100}]}, "interfaces.0.name"),
         ({"unexpected": 1}, "unexpected"),
+        ({"mgmt_host": "999.999.999.999"}, "mgmt_host"),
+        ({"mgmt_host": ":::::"}, "mgmt_host"),
+        ({"mgmt_host": "[::1"}, "mgmt_host"),
+        ({"mgmt_host": "-leading.example"}, "mgmt_host"),
+        ({"buffer_bytes": True}, "buffer_bytes"),
+        ({"buffer_bytes": "44040192"}, "buffer_bytes"),
+        ({"enabled": "yes"}, "enabled"),
+        ({"pod": 1.5}, "pod"),
+        ({"interfaces": [{"name": f"Ethernet{i}", "speed_gbps": 100} for i in range(1025)]},
+         "interfaces"),
     ],
 )
 def test_invalid_body_422_names_field(api: Api, patch: dict[str, Any], field: str) -> None:
@@ -222,3 +232,49 @@ def test_a_locked_switch_s_interfaces_cannot_be_edited(api: Api, fabric: dict[st
 def test_filters_are_validated(api: Api, fabric: dict[str, Any], path: str, code: int) -> None:
     r = api.get(path)
     assert r.status_code == code, (path, r.text)
+
+
+@pytest.mark.parametrize("given, stored", [
+    ("10.0.9.1", "10.0.9.1"), ("[fd00::1]", "fd00::1"), ("FD00:0:0::1", "fd00::1"),
+    ("tor-p9-1.mgmt.example", "tor-p9-1.mgmt.example"),
+])
+def test_management_addresses_are_normalised(api: Api, given: str, stored: str) -> None:
+    r = api.post("/api/v1/switches", json={**NEW_SWITCH, "mgmt_host": given})
+    assert r.status_code == 201, r.text
+    assert r.json()["mgmt_host"] == stored
+
+
+def test_every_timestamp_carries_its_zone(api: Api) -> None:
+    """SQLite hands stored times back without their zone; the API writes them in UTC with
+    the offset, as PostgreSQL's (``app.timestamps``)."""
+    assert api.post("/api/v1/switches", json=NEW_SWITCH).status_code == 201
+    audit = api.get("/api/v1/audit").json()
+    items = audit["items"] if isinstance(audit, dict) else audit
+    assert items and all(e["ts"].endswith("Z") for e in items), items
+
+
+def test_a_chunked_body_over_the_limit_is_413(api: Api) -> None:
+    """No Content-Length to check up front: the body is counted as it is read."""
+    import app.api.main as main
+
+    def chunks() -> Any:
+        for _ in range(40):
+            yield b" " * (1 << 20)
+
+    r = api.client.post("/api/v1/switches", content=chunks(),  # type: ignore[attr-defined]
+                        headers={**api.headers("admin"), "Content-Type": "application/json"})
+    assert r.status_code == 413 and f"{main.MAX_BODY_BYTES:,}" in r.json()["detail"], r.text
+
+
+def test_422_reasons_say_what_is_wrong(api: Api) -> None:
+    def post(body: bytes, kind: str) -> Any:
+        return api.client.post("/api/v1/switches", content=body, headers={  # type: ignore[attr-defined]
+            **api.headers("admin"), "Content-Type": kind})
+
+    r = post(b'{"name": "x",}', "application/json")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
+    assert r.json()["detail"].startswith("body: not valid JSON at character 13"), r.text
+    r = post(b'{"name": "x"}', "text/plain")
+    assert r.status_code == 422 and "must be a JSON object" in r.json()["detail"], r.text
+    r = api.get("/api/v1/telemetry/hotspots", params={"window": "nan"})
+    assert r.status_code == 422 and "window: must be a finite number" in r.json()["detail"], r.text

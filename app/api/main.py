@@ -38,18 +38,71 @@ PUBLIC_PATHS = (API_PREFIX + "/healthz", API_PREFIX + "/readyz")
 MAX_BODY_BYTES = 32 << 20
 
 
+_NOT_FINITE = ("nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity")
+
+
+def _field_and_reason(err: dict[str, Any]) -> tuple[str, str]:
+    """An error's field (dotted, without "body") and its reason in words, never echoing the
+    value: a JSON syntax error names the character, not a "field" of that number; NaN and
+    infinities are not numbers out of range; a body that is no JSON object says so."""
+    loc = [p for p in err["loc"] if p != "body"]
+    reason = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "json_invalid":
+        at = f" at character {loc[0]}" if loc and isinstance(loc[0], int) else ""
+        detail = str((err.get("ctx") or {}).get("error", "")).split(":")[0]
+        return "body", f"not valid JSON{at}" + (f" ({detail})" if detail else "")
+    value = err.get("input")
+    if isinstance(value, float | str) and str(value).strip().lower() in _NOT_FINITE:
+        reason = "must be a finite number"
+    elif err["type"] == "model_attributes_type" and not loc:
+        reason = "must be a JSON object (send Content-Type: application/json)"
+    return ".".join(str(p) for p in loc) or "body", reason
+
+
 def _validation_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
     """422 with each offending field and the reason, never echoing the submitted values."""
-    errors = [
-        {
-            "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
-            "reason": str(err["msg"]).removeprefix("Value error, "),
-            "type": err["type"],
-        }
-        for err in exc.errors()
-    ]
+    errors = []
+    for err in exc.errors():
+        field, reason = _field_and_reason(err)
+        errors.append({"field": field, "reason": reason, "type": err["type"]})
     summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
     return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
+
+
+class LimitBody:
+    """ASGI middleware: counts the body as the app reads it and answers 413 itself once it
+    passes ``limit`` bytes (the Content-Length check cannot see a chunked upload); the app
+    then reads a disconnect, and whatever it would answer is dropped."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen, refused = 0, False
+
+        async def counted() -> Any:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    await JSONResponse({"detail": f"request body over the limit of "
+                                                  f"{self.limit:,} bytes"},
+                                       status_code=413)(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def answer(message: Any) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, answer)
 
 
 def _conflict_handler(_: Request, exc: IntegrityError) -> JSONResponse:
@@ -159,6 +212,7 @@ def create_app(
             interval_s=settings.tuner_interval_s, window_s=settings.tuner_window_s,
             verify_s=settings.tuner_verify_s, initial_mode=settings.tuner_mode))
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
+    app.add_middleware(LimitBody, limit=MAX_BODY_BYTES)
     app.add_exception_handler(IntegrityError, _conflict_handler)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _busy_handler)
     app.add_exception_handler(SATimeoutError, _busy_handler)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -10,13 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.drivers.base import KNOWN_DRIVERS
 from app.inventory import (
     CREDENTIALS_REF_PATTERN,
-    HOST_PATTERN,
     MAX_BUFFER_BYTES,
     PEER_PATTERN,
     InterfaceEntry,
+    MgmtHost,
     SwitchEntry,
     coerce_speed_gbps,
 )
+from app.timestamps import UtcDatetime
 
 SwitchCreate = SwitchEntry
 InterfaceCreate = InterfaceEntry
@@ -26,16 +26,16 @@ class SwitchUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["spine", "leaf", "tor"] | None = None
-    pod: Annotated[int, Field(ge=0, le=100_000)] | None = None
-    mgmt_host: Annotated[str, Field(pattern=HOST_PATTERN)] | None = None
-    mgmt_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    pod: Annotated[int, Field(strict=True, ge=0, le=100_000)] | None = None
+    mgmt_host: MgmtHost | None = None
+    mgmt_port: Annotated[int, Field(strict=True, ge=1, le=65535)] | None = None
     driver: str | None = None
     model: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9 ._()/+-]*$")] | None = None
     asic: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9 ._()/+-]*$")] | None = None
-    buffer_bytes: Annotated[int, Field(gt=0, le=MAX_BUFFER_BYTES)] | None = None
+    buffer_bytes: Annotated[int, Field(strict=True, gt=0, le=MAX_BUFFER_BYTES)] | None = None
     credentials_ref: Annotated[str, Field(pattern=CREDENTIALS_REF_PATTERN)] | None = None
     username: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
-    enabled: bool | None = None
+    enabled: Annotated[bool, Field(strict=True)] | None = None
     poll_interval_s: Annotated[float, Field(ge=1, le=3600)] | None = None
 
     @field_validator("driver")
@@ -90,8 +90,8 @@ class SwitchPublic(BaseModel):
     poll_interval_s: float | None
     health: str
     health_reason: str
-    last_poll_at: datetime | None
-    last_ok_at: datetime | None
+    last_poll_at: UtcDatetime | None
+    last_ok_at: UtcDatetime | None
     has_credentials: bool
     interface_count: int
 

@@ -3,7 +3,6 @@ name must match the inventory's patterns, so nonsense is a 422 before any switch
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,6 +17,7 @@ from pydantic import (
 
 from app.drivers.models import QosConfig, Waterlines
 from app.inventory import INTERFACE_NAME_PATTERN, MAX_BUFFER_BYTES, SWITCH_NAME_PATTERN
+from app.timestamps import UtcDatetime
 
 Bytes = Annotated[StrictInt, Field(gt=0, le=MAX_BUFFER_BYTES)]
 Priority = Annotated[int, Field(ge=0, le=7)]
@@ -38,9 +38,9 @@ class WaterlinesIn(BaseModel):
     @classmethod
     def _whole_percent(cls, value: float) -> float:
         # Both NOSes take the marking probability as an integer percentage.
-        if abs(value * 100 - round(value * 100)) > 1e-9:
-            raise ValueError("must be a whole percent (0.01 steps): switches take an integer "
-                             "percentage")
+        if abs(value * 100 - round(value * 100)) > 1e-9 or round(value * 100) < 1:
+            raise ValueError("must be a whole percent from 1 % (0.01 steps): switches take "
+                             "an integer percentage")
         return value
 
     @model_validator(mode="after")
@@ -115,23 +115,23 @@ class ChangeResultOut(BaseModel):
     diff: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
-    updated_at: datetime
+    updated_at: UtcDatetime
 
 
 class ChangeOut(BaseModel):
     id: int
     status: str
     created_by: str
-    created_at: datetime
+    created_at: UtcDatetime
     source: str
     description: str
     targets: dict[str, Any]
     intent: dict[str, Any]
     wave_size: int
     approved_by: str | None
-    approved_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    approved_at: UtcDatetime | None
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     reason: str
     results: list[ChangeResultOut]
 

@@ -417,9 +417,16 @@ class ChangeService:
     def start_apply(self, change_id: int, actor: str, *, wait: bool = False) -> None:
         with self.factory() as session:
             switch_ids = [r.switch_id for r in self._get(session, change_id).results]
+            # planning refuses a disabled switch; one disabled since is refused here
+            disabled = session.scalars(select(Switch.name).where(
+                Switch.id.in_(switch_ids), Switch.enabled.is_(False)).order_by(Switch.name)
+            ).first()
+            if disabled is not None:
+                raise ChangeError(409, f"switch {disabled!r} was disabled after the change was "
+                                       "planned; plan it again")
         if not self._transition(change_id, ("approved",), "applying", owner=self.instance_id,
                                 heartbeat_ms=_ms(), started_at=_now()):
-            raise self._refuse_transition(change_id, "approve it first")
+            raise self._refuse_transition(change_id, "only an approved change can be applied")
         try:
             self._lock(change_id, switch_ids)
         except BaseException:

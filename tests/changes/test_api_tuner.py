@@ -48,7 +48,14 @@ def test_mode_and_freeze_windows(api: Api, fabric: mock.MockFabric) -> None:
                 {"mode": "auto", "freeze_windows": [{"start": "25:00", "end": "26:00"}]},
                 {"mode": "auto", "freeze_windows": [{"start_at": "2026-12-27T00:00:00Z",
                                                      "end_at": "2026-12-24T00:00:00Z"}]},
-                {"mode": "auto", "extra": 1}):
+                {"mode": "auto", "extra": 1},
+                {"mode": "auto", "freeze_windows": [{"start": "08:00", "end": "08:00"}]},
+                {"mode": "auto", "freeze_windows": [{"start": "08:00", "end": "09:00",
+                                                     "start_at": "2026-12-24T00:00:00Z"}]},
+                {"mode": "auto", "freeze_windows": [{"start": "08:00", "end": "09:00",
+                                                     "days": ["mon"] * 8}]},
+                {"mode": "auto", "freeze_windows": [{"start": "08:00", "end": "09:00",
+                                                     "days": ["mon", "mon"]}]}):
         r = api.put("/api/v1/tuner", json=bad)
         assert r.status_code == 422, (bad, r.text)
     assert api.get("/api/v1/tuner").json()["mode"] == "observe"  # nothing half-applied
@@ -174,3 +181,25 @@ def test_profiles_and_trials(api: Api, fabric: mock.MockFabric) -> None:
     assert api.get("/api/v1/tuner/profiles", params={"limit": 0}).status_code == 422
     assert api.get("/api/v1/tuner/trials").json() == []
     assert api.client.get("/api/v1/tuner/trials").status_code == 401  # type: ignore[attr-defined]
+
+
+def test_a_whole_day_freeze_window_ends_at_24_00(api: Api, fabric: mock.MockFabric) -> None:
+    from datetime import UTC, datetime
+
+    from app.daemon import frozen
+
+    r = api.put("/api/v1/tuner", json={"mode": "auto", "freeze_windows": [
+        {"start": "00:00", "end": "24:00", "days": ["sat", "sun"]}]})
+    assert r.status_code == 200, r.text
+    windows = r.json()["freeze_windows"]
+    assert frozen(windows, datetime(2026, 12, 5, 23, 59, 30, tzinfo=UTC))  # a Saturday
+    assert frozen(windows, datetime(2026, 12, 6, 0, 0, tzinfo=UTC))
+    assert not frozen(windows, datetime(2026, 12, 7, 0, 0, tzinfo=UTC))  # Monday
+
+
+def test_a_marking_probability_under_one_percent_is_refused(api: Api,
+                                                            fabric: mock.MockFabric) -> None:
+    r = api.post("/api/v1/changes", role="operator", json={
+        "targets": {"switches": ["tor-p1-1"]},
+        "waterlines": {"3": {"kmin_bytes": 400_000, "kmax_bytes": 1_600_000, "pmax": 1e-12}}})
+    assert r.status_code == 422 and "whole percent from 1 %" in r.text, r.text

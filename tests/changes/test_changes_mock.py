@@ -290,3 +290,16 @@ def test_virtual_fabric_ground_truth_per_profile(api: Api, fabric: mock.MockFabr
         assert float(line.rsplit(" ", 1)[1]) == pytest.approx(per[profile]["kpis"]["objective"])
     assert any(x.startswith('waterline_virtual_fabric_kpi{kpi="objective"}')
                for x in text.splitlines())
+
+
+def test_a_switch_disabled_after_planning_is_not_changed(api: Api,
+                                                         fabric: mock.MockFabric) -> None:
+    r = create(api, {"targets": {"switches": ["tor-p1-1"]}, "waterlines": {"3": HPCC_100G}})
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    assert api.post(f"/api/v1/changes/{cid}/approve", role="operator").status_code == 200
+    assert api.patch("/api/v1/switches/tor-p1-1", json={"enabled": False}).status_code == 200
+    r = api.post(f"/api/v1/changes/{cid}/apply", role="operator")
+    assert r.status_code == 409 and "'tor-p1-1' was disabled" in r.json()["detail"], r.text
+    assert api.get(f"/api/v1/changes/{cid}").json()["status"] == "approved"
+    assert fabric.command_log == {}

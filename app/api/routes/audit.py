@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -11,13 +10,14 @@ from sqlalchemy import func, select
 
 from app.api.deps import IdQuery, Offset, SessionDep, Viewer
 from app.db.models import AuditEvent
+from app.timestamps import UtcDatetime
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 class AuditOut(BaseModel):
     id: int
-    ts: datetime
+    ts: UtcDatetime
     actor: str
     action: str
     outcome: str

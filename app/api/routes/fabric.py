@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,6 +11,7 @@ from sqlalchemy import select
 from app.api.deps import SessionDep, Viewer
 from app.metrics import ALL_PROFILES
 from app.qos_state import check_consistency
+from app.timestamps import UtcDatetime
 
 router = APIRouter(prefix="/fabric", tags=["fabric"])
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/fabric", tags=["fabric"])
 class InconsistentSwitch(BaseModel):
     switch: str
     problems: list[str]
-    observed_at: datetime | None
+    observed_at: UtcDatetime | None
 
 
 class ConsistencyOut(BaseModel):

@@ -14,6 +14,7 @@ from app import telemetry
 from app.api.deps import PodQuery, SessionDep, Viewer
 from app.api.routes.switches import get_switch_or_404
 from app.db.models import PollError, Switch
+from app.timestamps import UtcDatetime
 
 router = APIRouter(prefix="/telemetry", tags=["telemetry"])
 
@@ -134,8 +135,8 @@ class HealthOut(BaseModel):
     switch: str
     health: str
     reason: str
-    last_poll_at: datetime | None
-    last_ok_at: datetime | None
+    last_poll_at: UtcDatetime | None
+    last_ok_at: UtcDatetime | None
     recent_errors: list[PollErrorOut]
 
 

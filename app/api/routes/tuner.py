@@ -20,6 +20,7 @@ from app.db.models import (
     Switch,
     TunerTrial,
 )
+from app.timestamps import UtcDatetime
 
 router = APIRouter(tags=["tuner"])
 
@@ -34,7 +35,7 @@ class TunerOut(BaseModel):
     freeze_windows: list[dict[str, Any]]
     frozen_now: bool
     cycles: int
-    last_cycle_at: datetime | None
+    last_cycle_at: UtcDatetime | None
     last_error: str
     updated_by: str
     models: list[dict[str, Any]]
@@ -92,7 +93,7 @@ class PortProfileOut(BaseModel):
     priority: int
     profile: str
     probability: float
-    since: datetime
+    since: UtcDatetime
 
 
 @router.get("/tuner/profiles", response_model=list[PortProfileOut])
@@ -129,8 +130,8 @@ class TrialOut(BaseModel):
     reason: str
     kpis_before: dict[str, Any]
     kpis_after: dict[str, Any] | None
-    applied_at: datetime
-    verify_after: datetime
+    applied_at: UtcDatetime
+    verify_after: UtcDatetime
 
 
 @router.get("/tuner/trials", response_model=list[TrialOut])
@@ -150,7 +151,7 @@ def trials(session: SessionDep, _: Viewer,
 
 class ProposalOut(BaseModel):
     id: int
-    created_at: datetime
+    created_at: UtcDatetime
     switch: str
     priority: int
     interfaces: list[str]
