@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, SettingsError, load_settings
@@ -45,10 +46,39 @@ def settings_or_exit() -> Settings:
     return settings
 
 
-def _session_factory(settings: Settings) -> sessionmaker[Session]:
-    from app.db.session import make_engine, make_session_factory
+def engine_or_exit(settings: Settings) -> Engine:
+    """The migrated database of ``settings``, or a message naming what is wrong: no database
+    file (never created here: a mistyped path stays a mistake), unreachable, or a schema not
+    at this version's head (`waterline migrate`). The URL is shown without its password."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a check, not a migration
+    from sqlalchemy.engine import make_url
 
-    return make_session_factory(make_engine(settings.database_url))
+    from app.db import migrate as migrations
+    from app.db.session import is_sqlite, make_engine
+
+    url = make_url(settings.database_url)
+    shown = url.render_as_string(hide_password=True)
+    if is_sqlite(settings.database_url) and url.database not in (None, "", ":memory:") \
+            and not Path(str(url.database)).exists():
+        fail(f"no database at {shown}: run `waterline migrate` first (or set "
+             "WATERLINE_DATABASE_URL)")
+    engine = make_engine(settings.database_url)
+    try:
+        revision = migrations.current_revision(engine)
+    except Exception as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        fail(f"database {shown} unreachable: {type(exc).__name__}: {first[0] if first else ''}")
+    head = migrations.head_revision()
+    if revision != head:
+        fail(f"database {shown} is at schema {revision or 'none'}, this version needs {head}: "
+             "run `waterline migrate`")
+    return engine
+
+
+def _session_factory(settings: Settings) -> sessionmaker[Session]:
+    from app.db.session import make_session_factory
+
+    return make_session_factory(engine_or_exit(settings))
 
 
 @app.command()
@@ -110,13 +140,12 @@ def collector(
 
     from prometheus_client import REGISTRY, start_http_server
 
-    from app.db.session import make_engine
     from app.metrics import FabricCollector
     from app.telemetry import load_snapshot
     from collectors.service import CollectorOptions, CollectorService, default_worker_name
 
     settings = settings_or_exit()
-    engine = make_engine(settings.database_url)
+    engine = engine_or_exit(settings)
     use_leases = leases if leases is not None else engine.dialect.name == "postgresql"
     # A separate process cannot see the API process's virtual fabric: mock switches are left
     # to `waterline serve`.
@@ -147,22 +176,36 @@ def daemon(
     import signal
     import threading
 
-    from app.api.main import install_virtual_fabric
+    from sqlalchemy import func, select
+
     from app.changes.service import ChangeService
     from app.daemon import DaemonOptions, TunerDaemon
-    from app.db.session import make_engine, make_session_factory
+    from app.db.models import Switch
+    from app.db.session import make_session_factory
 
     settings = settings_or_exit()
-    factory = make_session_factory(make_engine(settings.database_url))
-    install_virtual_fabric(factory, settings)
+    factory = make_session_factory(engine_or_exit(settings))
+    with factory() as session:
+        mocks = session.scalar(select(func.count(Switch.id)).where(Switch.driver == "mock"))
+    if mocks:
+        # their virtual fabric lives in the `serve` process that polls them: a fabric of this
+        # process's own would take changes nobody reads back (as `collector` does)
+        typer.echo(f"{mocks} mock switches are left to `waterline serve` (its embedded "
+                   "daemon tunes them)", err=True)
     changes = ChangeService(factory)
     changes.recover(wait=True)
     tuner = TunerDaemon(factory, changes, options=DaemonOptions(
         interval_s=settings.tuner_interval_s, window_s=settings.tuner_window_s,
-        verify_s=settings.tuner_verify_s, initial_mode=settings.tuner_mode))
+        verify_s=settings.tuner_verify_s, initial_mode=settings.tuner_mode,
+        real_switches_only=True))
     if once:
         report = tuner.cycle()
+        left = changes.wait_all()  # the changes it started, applied before it exits
+        tuner.release_lease()
         typer.echo(json.dumps(report.__dict__, default=str))
+        if left:
+            fail(f"changes {left} still running after 300 s; `serve` or the next daemon "
+                 "recovers them")
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -171,6 +214,10 @@ def daemon(
     typer.echo(f"tuning daemon running, a cycle every {settings.tuner_interval_s:g} s", err=True)
     stop.wait()
     tuner.stop()
+    left = changes.wait_all()  # no change left half-applied by the exit
+    if left:
+        fail(f"changes {left} still running after 300 s; `serve` or the next daemon "
+             "recovers them")
 
 
 @app.command()

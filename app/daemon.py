@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -34,6 +36,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -130,7 +133,31 @@ class FreezeWindow(BaseModel):
 
 
 def frozen(windows: Sequence[dict[str, Any]], moment: datetime) -> bool:
-    return any(FreezeWindow.model_validate(w).contains(moment) for w in windows)
+    """Whether ``moment`` falls in a freeze window. A stored window that no longer validates
+    (edited by hand, or by an older version) freezes the tuner, logged: the safe reading of
+    a window nobody can read."""
+    for w in windows:
+        try:
+            window = FreezeWindow.model_validate(w)
+        except ValueError as exc:
+            log.warning("invalid freeze window %r treated as frozen: %s", w,
+                        str(exc).splitlines()[0])
+            return True
+        if window.contains(moment):
+            return True
+    return False
+
+
+def invalid_windows(windows: Sequence[dict[str, Any]]) -> list[str]:
+    """Why each stored window that does not validate fails (empty: all are valid)."""
+    out = []
+    for i, w in enumerate(windows):
+        try:
+            FreezeWindow.model_validate(w)
+        except ValueError as exc:
+            out.append(f"freeze_windows[{i}] invalid, the tuner stays frozen: "
+                       f"{str(exc).splitlines()[-1].strip()[:200]}")
+    return out
 
 
 @dataclass
@@ -147,6 +174,9 @@ class DaemonOptions:
     wave_size: int = 10
     initial_mode: Mode = "propose"
     tolerance: Tolerance = field(default_factory=Tolerance)
+    # a daemon in its own process leaves mock switches alone: their virtual fabric lives in
+    # the `waterline serve` process that polls them (as `waterline collector` does)
+    real_switches_only: bool = False
 
 
 @dataclass
@@ -324,6 +354,9 @@ class TunerDaemon:
         # switches whose tuner change this cycle started rolling back: no proposal for them
         # until the next cycle, whether or not the rollback has released its lock yet
         self._rolled_back_now: set[int] = set()
+        # the lease's owner: one process runs the cycles over a database; its daemons (the
+        # embedded one, the API's handle) are one owner
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
     # --- models ---------------------------------------------------------------------------
 
@@ -412,29 +445,70 @@ class TunerDaemon:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.release_lease()
+
+    def lease_s(self) -> float:
+        """How long a silent lease holder keeps the cycles: three of its intervals, at least a
+        minute (a process killed without a goodbye is replaced after that long)."""
+        return max(3 * self.options.interval_s, 60.0)
+
+    def _claim_lease(self, session: Session, now_ms: int) -> str | None:
+        """Take or renew the lease on the cycles; the other holder when it is live."""
+        stale = now_ms - int(self.lease_s() * 1000)
+        got = session.execute(update(TunerState).where(
+            TunerState.id == 1,
+            or_(TunerState.owner.is_(None), TunerState.owner == self.owner,
+                TunerState.heartbeat_ms.is_(None), TunerState.heartbeat_ms < stale))
+            .values(owner=self.owner, heartbeat_ms=now_ms))
+        if getattr(got, "rowcount", 0) == 1:
+            return None
+        return session.scalar(select(TunerState.owner).where(TunerState.id == 1)) or "?"
+
+    def release_lease(self) -> None:
+        """Hand the cycles over at once (a clean stop), not after the lease runs out."""
+        try:
+            with self.factory() as session:
+                session.execute(update(TunerState).where(
+                    TunerState.id == 1, TunerState.owner == self.owner)
+                    .values(owner=None, heartbeat_ms=None))
+                session.commit()
+        except Exception as exc:
+            log.warning("could not release the tuner lease: %s", exc)
 
     def _run(self) -> None:
         while not self._stop.wait(self.options.interval_s):
-            self.cycle()
+            try:
+                self.cycle()
+            except Exception:  # cycle() catches its own; this loop must outlive any bug
+                log.exception("tuner cycle raised")
+                metrics.TUNER_CYCLES.labels("error").inc()
 
     def cycle(self) -> CycleReport:
         """One pass; never raises."""
+        now_ms = int(self.clock() * 1000)
         try:
             with self.factory() as session:
                 state = self.state(session)
                 mode, windows = state.mode, list(state.freeze_windows or [])
+                holder = self._claim_lease(session, now_ms)
                 session.commit()
         except Exception as exc:
             metrics.TUNER_CYCLES.labels("error").inc()
             log.warning("tuner cycle: database unavailable: %s", exc)
             return CycleReport(mode="unknown", errors=[str(exc)])
+        if holder is not None:  # another process's daemon runs the cycles: stand by
+            metrics.TUNER_CYCLES.labels("standby").inc()
+            log.info("tuner daemon %s holds the lease; standing by", holder)
+            return CycleReport(mode=mode, errors=[
+                f"standby: the tuner daemon {holder} runs the cycles (lease "
+                f"{self.lease_s():g} s)"])
         self._export_mode(mode)
         report = CycleReport(mode=mode)
         if mode == "off":
             metrics.TUNER_CYCLES.labels("off").inc()
             return report
-        now_ms = int(self.clock() * 1000)
         report.frozen = frozen(windows, datetime.fromtimestamp(now_ms / 1000, UTC))
+        report.errors.extend(invalid_windows(windows))
         self._rolled_back_now.clear()
         try:
             # the waterlines in force during the window, read before this cycle's rollbacks
@@ -486,8 +560,10 @@ class TunerDaemon:
         fabric)."""
         fabric = session.scalars(select(Fabric)).first()
         priorities = list(fabric.lossless_priorities) if fabric else [3]
-        switches = {s.id: s for s in session.scalars(
-            select(Switch).where(Switch.enabled.is_(True)))}
+        wanted = select(Switch).where(Switch.enabled.is_(True))
+        if self.options.real_switches_only:
+            wanted = wanted.where(Switch.driver != "mock")
+        switches = {s.id: s for s in session.scalars(wanted)}
         got = load_window_rows(session, start_ms=now_ms - int(self.options.window_s * 1000),
                                end_ms=now_ms + 1, priorities=priorities,
                                switch_ids=list(switches))
@@ -818,14 +894,18 @@ class TunerDaemon:
     def _held_off(self, session: Session, now_ms: int
                   ) -> set[tuple[int, int, tuple[str, ...]]]:
         """(switch, priority, profile family) whose tuner change for traffic of that family
-        was rolled back within ``holdoff_s``: the same traffic is not tuned again there for a
+        was rolled back (or failed) within ``holdoff_s``: the same traffic is not tuned again there for a
         while; traffic that has since changed family (allreduce turned incast) is tuned
         afresh. By family (``tuning.mixed.FAMILIES``), not profile: the classifier confuses
         incast and the Poisson mixes, and a reading flipping among them is no new traffic."""
         since = now_ms - int(self.options.holdoff_s * 1000)
         held: set[tuple[int, int, tuple[str, ...]]] = set()
+        # a change the switch refused (failed: a rejected line, a commit timeout) is held off
+        # too: retried every cycle it would fail every cycle, and as the canary of a group
+        # stop the healthy switches grouped with it
         for trial in session.scalars(select(TunerTrial).where(
-                TunerTrial.status == "rolled_back", TunerTrial.verify_after_ms >= since)):
+                TunerTrial.status.in_(("rolled_back", "failed")),
+                TunerTrial.verify_after_ms >= since)):
             held.update((int(s), int(trial.priority), mixed.family_of(trial.profile))
                         for s in trial.switch_ids)
         return held
@@ -951,10 +1031,14 @@ class TunerDaemon:
                         trial.applied_ms = now_ms
                         trial.verify_after_ms = now_ms + int(self.options.verify_s * 1000)
                     elif change.status not in ("approved", "applying"):
+                        # the change workflow restored the switches it reached; the switch
+                        # priority is held off like a rollback (``_held_off``)
                         trial.status = "failed"
                         trial.reason = f"change {change.id} {change.status}: {change.reason}"[:500]
+                        trial.verify_after_ms = now_ms
                         metrics.TUNER_ROLLED_BACK.inc()
                         report.rolled_back += 1
+                        report.errors.append(f"tuner {trial.reason}"[:500])
                     continue
                 if now_ms < trial.verify_after_ms:
                     continue
@@ -996,7 +1080,10 @@ class TunerDaemon:
     def _verdict(self, session: Session, trial: TunerTrial, now_ms: int
                  ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
         """Compare the trial's ports before and after; a reason string means regression."""
-        start = trial.applied_ms + int(self.options.settle_s * 1000)
+        # the settling never takes more than half the verification window (a short
+        # ``verify_s`` would otherwise leave no telemetry to judge by)
+        settle_s = min(self.options.settle_s, self.options.verify_s / 2)
+        start = trial.applied_ms + int(settle_s * 1000)
         switches = {s.id: s for s in session.scalars(select(Switch).where(
             Switch.id.in_(trial.switch_ids)).options(selectinload(Switch.interfaces)))}
         proposals = session.scalars(select(Proposal).where(

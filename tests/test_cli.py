@@ -76,3 +76,24 @@ def test_entry_point_help() -> None:
                          text=True, check=True).stdout
     for command in ("serve", "migrate", "fabric", "inventory", "token"):
         assert command in out
+
+
+def test_a_missing_unmigrated_or_unreachable_database_is_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No traceback, no database created at a mistyped path, no password shown."""
+    missing = tmp_path / "nowhere" / "x.db"
+    monkeypatch.setenv("WATERLINE_DATABASE_URL", f"sqlite:///{missing}")
+    for args in (["token", "list"], ["inventory", "export"], ["daemon", "--once"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "no database at" in r.output and "run `waterline migrate`" in r.output, r.output
+    assert not missing.parent.exists()
+    old = tmp_path / "old.db"
+    monkeypatch.setenv("WATERLINE_DATABASE_URL", f"sqlite:///{old}")
+    assert runner.invoke(app, ["migrate", "0005"]).exit_code == 0
+    r = runner.invoke(app, ["token", "list"])
+    assert r.exit_code == 2 and "is at schema 0005" in r.output, r.output
+    monkeypatch.setenv("WATERLINE_DATABASE_URL",
+                       "postgresql+psycopg://u:s3cret-pw@127.0.0.1:1/x")
+    r = runner.invoke(app, ["token", "list"])
+    assert r.exit_code == 2 and "unreachable" in r.output and "s3cret" not in r.output, r.output

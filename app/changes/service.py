@@ -483,6 +483,15 @@ class ChangeService:
         with self._runs_lock:
             return list(self._runs)
 
+    def wait_all(self, timeout_s: float = 300.0) -> list[int]:
+        """Wait for every change this process is applying or rolling back (a process about
+        to exit must not leave one half-applied); the ones still running after
+        ``timeout_s`` in all."""
+        deadline = time.monotonic() + timeout_s
+        for change_id in self.running():
+            self.wait(change_id, max(0.0, deadline - time.monotonic()))
+        return self.running()
+
     def _salvage(self, change_id: int) -> None:
         """The executor crashed (a bug, the database): restore what it reached, if it can."""
         try:

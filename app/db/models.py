@@ -417,6 +417,9 @@ class TunerState(Base):
     last_cycle_ms: Mapped[int | None] = mapped_column(BigInteger)
     cycles: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(500), default="")
+    # the daemon process whose cycles run (a lease: one tuner at a time over one database)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PortProfile(Base):

@@ -800,3 +800,97 @@ def test_a_change_is_judged_at_the_speed_of_the_slowest_port_it_sets() -> None:
                                    explanation={"speed_gbps": 400}), {7: switch}) == 400.0
     assert _slowest_speed(Proposal(switch_id=8, interfaces=[], explanation={}),
                           {7: switch}) is None
+
+
+def test_a_change_the_switch_refuses_is_held_off_not_retried(loop_factory: Any) -> None:
+    """A switch that rejects the change's lines: the trial fails (counted, reported in the
+    cycle's errors), the switch is restored, and its priority is held off like a rollback --
+    not a new failing change every cycle (nor a failing canary for healthy switches)."""
+    scenario = allreduce_on_tor1()
+    loop = loop_factory(scenario, mode="observe")
+    loop.cycle()
+    before = loop.state.config["tor-p1-1"].waterlines[3]
+    loop.state.faults["tor-p1-1"] = "reject"
+    with loop.db.session() as s:
+        tor_id = s.scalars(select(Switch.id).where(Switch.name == "tor-p1-1")).one()
+    proposal_id = _pending(loop, tor_id, 3, {"kmin_bytes": 400_000, "kmax_bytes": 1_600_000,
+                                             "pmax": 0.2}, 100)
+    loop.daemon.set_mode("auto", "test")
+    now_ms = int(loop.now * 1000)
+    report = CycleReport(mode="auto")
+    loop.daemon._classify(now_ms, report, loop.daemon._observed_waterlines())
+    loop.daemon._apply([proposal_id], now_ms, report)
+    for run in list(loop.changes._runs):
+        loop.changes.wait(run, 60)
+    report = loop.cycle()
+
+    def tor_trials() -> list[TunerTrial]:
+        with loop.db.session() as s:
+            return [t for t in s.scalars(select(TunerTrial).order_by(TunerTrial.id))
+                    if tor_id in t.switch_ids and t.priority == 3]
+
+    with loop.db.session() as s:
+        [trial] = tor_trials()
+        assert trial.status == "failed", (trial.status, trial.reason)
+        assert any("failed" in e for e in report.errors), report.errors
+        held = loop.daemon._held_off(s, int(loop.now * 1000))
+    assert (tor_id, 3, ("allreduce",)) in held
+    assert loop.state.config["tor-p1-1"].waterlines[3] == before
+    loop.state.faults.pop("tor-p1-1")
+    loop.cycle()
+    assert len(tor_trials()) == 1  # held off: no new change for it
+
+
+def test_a_short_verification_window_still_has_telemetry(loop_factory: Any) -> None:
+    """``verify_s`` under the settling time: the settling shrinks to half the window, so the
+    verdict has telemetry to judge by (it rolled every change back for "no telemetry")."""
+    scenario = allreduce_on_tor1()
+    loop = loop_factory(scenario, mode="observe")
+    loop.daemon.options = replace(loop.daemon.options, verify_s=10.0, settle_s=15.0)
+    loop.cycle()
+    _tor_id, trial_id = _force(loop, {"kmin_bytes": 400_000, "kmax_bytes": 1_600_000,
+                                      "pmax": 0.2})
+    loop.cycle(polls=1)  # applied: verification starts
+    loop.cycle(polls=1)  # 10 s later: due, judged on the polls after 5 s (not 15 s)
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial_id)
+        assert trial is not None and trial.status in ("kept", "rolled_back"), trial.status
+        assert "no telemetry" not in (trial.reason or ""), trial.reason
+
+
+def test_a_bad_stored_freeze_window_freezes_and_never_kills_the_loop(
+        loop_factory: Any) -> None:
+    from app.db.models import TunerState
+
+    loop = loop_factory(allreduce_on_tor1(), mode="auto")
+    loop.cycle()
+    with loop.db.session() as s:
+        state = s.get(TunerState, 1)
+        assert state is not None
+        state.freeze_windows = [{"start": "8:00", "end": "18:00"}]  # as edited by hand
+        s.commit()
+    report = loop.cycle()
+    assert report.frozen and report.proposals == 0
+    assert any("freeze_windows[0] invalid" in e for e in report.errors), report.errors
+    with loop.db.session() as s:
+        state = s.get(TunerState, 1)
+        assert state is not None and "freeze_windows[0]" in state.last_error
+
+
+def test_one_daemon_process_runs_the_cycles(loop_factory: Any) -> None:
+    """A second daemon process over the same database stands by while the first holds the
+    lease, and takes over once it is released or has run out."""
+    loop = loop_factory(allreduce_on_tor1(), mode="observe")
+    assert not loop.cycle().errors
+    other = TunerDaemon(loop.db.factory, loop.changes, models_loader=models,
+                        clock=loop.daemon.clock, options=loop.daemon.options)
+    other.owner = "elsewhere:4242"
+    report = other.cycle()
+    assert report.classified == 0 and report.errors[0].startswith(
+        f"standby: the tuner daemon {loop.daemon.owner} runs the cycles"), report.errors
+    loop.daemon.release_lease()
+    assert other.cycle().classified > 0
+    report = loop.cycle()  # now the first one stands by ...
+    assert report.errors and report.errors[0].startswith("standby"), report.errors
+    loop.polls(int(other.lease_s() / POLL_S) + 1)  # ... until the silent holder's lease ran out
+    assert loop.daemon.cycle().classified > 0
