@@ -84,7 +84,8 @@ def _session_factory(settings: Settings) -> sessionmaker[Session]:
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [env WATERLINE_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="Bind port [env WATERLINE_PORT]")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535,
+                                             help="Bind port [env WATERLINE_PORT]")] = None,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -95,7 +96,7 @@ def serve(
     uvicorn.run(
         create_app(settings, background=True),
         host=host or settings.host,
-        port=port or settings.port,
+        port=port if port is not None else settings.port,
         log_level=settings.log_level.lower(),
     )
 
@@ -124,10 +125,13 @@ def migrate(
 @app.command()
 def collector(
     name: Annotated[str | None, typer.Option(help="Worker name (default host-pid)")] = None,
-    metrics_port: Annotated[int, typer.Option(help="Port of this collector's /metrics")] = 9108,
+    metrics_port: Annotated[int, typer.Option(min=1, max=65535,
+                                              help="Port of this collector's /metrics")] = 9108,
     metrics_host: Annotated[str, typer.Option(help="Bind address of /metrics")] = "127.0.0.1",
-    concurrency: Annotated[int | None, typer.Option(help="Switches polled at once")] = None,
-    lease_s: Annotated[float, typer.Option(help="Lease period (PostgreSQL scale-out)")] = 30.0,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=1024,
+                                                    help="Switches polled at once")] = None,
+    lease_s: Annotated[float, typer.Option(min=5.0, max=3600.0,
+                                           help="Lease period (PostgreSQL scale-out)")] = 30.0,
     leases: Annotated[
         bool | None, typer.Option("--leases/--no-leases",
                                   help="Share switches with other collectors (default: on "
@@ -156,7 +160,11 @@ def collector(
     REGISTRY.register(FabricCollector(
         lambda: load_snapshot(engine, sorted(service.owned_switch_ids() or [])
                               if use_leases else None)))
-    start_http_server(metrics_port, addr=metrics_host)
+    try:
+        start_http_server(metrics_port, addr=metrics_host)
+    except (OSError, ValueError) as exc:
+        fail(f"--metrics-host/--metrics-port: cannot serve metrics on "
+             f"{metrics_host}:{metrics_port}: {exc}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -267,7 +275,7 @@ def fabric_generate(
 ) -> None:
     """Generate a Spine/Leaf/TOR fabric inventory as YAML."""
     from app.drivers.base import KNOWN_DRIVERS
-    from app.inventory import dump_yaml
+    from app.inventory import InventoryError, dump_yaml, parse_inventory
     from fabricsim.topology import FabricParams, generate_fabric
 
     if driver not in KNOWN_DRIVERS:
@@ -281,10 +289,17 @@ def fabric_generate(
         text = dump_yaml(generate_fabric(params))
     except ValueError as exc:
         fail(str(exc))
+    try:  # what it writes must import: the options are checked as the file would be
+        parse_inventory(text)
+    except InventoryError as exc:
+        fail(f"these options make an inventory that would not import: {exc}")
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as exc:
+            fail(f"-o: cannot write {output}: {exc.strerror or exc}")
         typer.echo(f"wrote {output}", err=True)
 
 
@@ -330,7 +345,10 @@ def inventory_export(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as exc:
+            fail(f"-o: cannot write {output}: {exc.strerror or exc}")
 
 
 @token_app.command("create")

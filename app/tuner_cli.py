@@ -43,6 +43,13 @@ def train(
         typer.echo(f"  {name:10} {path} ({path.stat().st_size:,} bytes)")
 
 
+def _integers(values: list[str] | None, default: str, hint: str) -> list[int]:
+    try:
+        return [int(v) for v in _split(values, [default])]
+    except ValueError:
+        raise typer.BadParameter("comma-separated whole numbers", param_hint=hint) from None
+
+
 def _split(values: list[str] | None, default: list[str]) -> list[str]:
     out: list[str] = []
     for v in values or default:
@@ -81,18 +88,37 @@ def evaluate(
 
     profs = _split(profiles, ["allreduce,incast,websearch,hadoop"])
     bad = [p for p in profs if p not in PROFILES or p == "idle"]
-    if bad:
-        raise typer.BadParameter(f"unknown profile(s) {', '.join(bad)}", param_hint="--profiles")
+    if bad or not profs:
+        raise typer.BadParameter(f"unknown profile(s) {', '.join(bad)}" if bad else
+                                 "give at least one profile", param_hint="--profiles")
     if oracle not in ("fine", "coarse"):
         raise typer.BadParameter("fine or coarse", param_hint="--oracle")
-    try:
-        spd = [int(s) for s in _split(speeds, ["100,200"])]
-        sds = [int(s) for s in _split(seeds, ["0,1"])]
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    spd = _integers(speeds, "100,200", "--speeds")
+    sds = _integers(seeds, "0,1", "--seeds")
     if any(s not in (100, 200, 400) for s in spd):
         raise typer.BadParameter("speeds are 100, 200 or 400", param_hint="--speeds")
-    models = load_models(models_dir) if models_dir else default_models()
+    if any(s < 0 for s in sds):
+        raise typer.BadParameter("seeds are whole numbers >= 0", param_hint="--seeds")
+    for value, low, high, hint in ((flows, 1, 1024, "--flows"),
+                                   (incast_degree, 1, 1024, "--incast-degree"),
+                                   (max_cycles, 1, 100, "--max-cycles"),
+                                   (hillclimb_probes, 0, 1000, "--hillclimb-probes"),
+                                   (repeats, 1, 64, "--repeats"),
+                                   (workers, 1, 64, "--workers")):
+        if value is not None and not low <= value <= high:
+            raise typer.BadParameter(f"must be within {low}..{high}", param_hint=hint)
+    if load is not None and not 0 < load <= 1:  # NaN fails this too
+        raise typer.BadParameter("an offered load within (0, 1]", param_hint="--load")
+    if not 0 < duration_ms <= 1000:
+        raise typer.BadParameter("simulated milliseconds within (0, 1000]",
+                                 param_hint="--duration-ms")
+    if models_dir is not None and not models_dir.is_dir():
+        raise typer.BadParameter(f"{models_dir} is not a directory", param_hint="--models")
+    try:
+        models = load_models(models_dir) if models_dir else default_models()
+    except Exception as exc:
+        raise typer.BadParameter(f"cannot load the models from {models_dir}: {exc}",
+                                 param_hint="--models") from None
     settings = EvalSettings(duration_ms=duration_ms, repeats=repeats, max_cycles=max_cycles,
                             hillclimb_probes=hillclimb_probes, oracle=oracle)
     scs = scenarios(profs, spd, sds, flows=flows, load=load, incast_degree=incast_degree)

@@ -225,3 +225,20 @@ def test_cli_eval_json() -> None:
     out = json.loads(res.stdout)
     assert len(out) == 1 and out[0]["profile"] == "incast" and out[0]["speed_gbps"] == 100
     assert out[0]["tuned"]["cycles"] <= 2 and out[0]["hillclimb"]["probes_run"] <= 2
+
+
+@pytest.mark.parametrize("args, hint", [
+    (["--seeds", "-1"], "--seeds"), (["--speeds", "abc"], "--speeds"),
+    (["--speeds", "300"], "--speeds"), (["--duration-ms", "0"], "--duration-ms"),
+    (["--duration-ms", "nan"], "--duration-ms"), (["--load", "2"], "--load"),
+    (["--load", "0"], "--load"), (["--flows", "0"], "--flows"),
+    (["--incast-degree", "100000"], "--incast-degree"), (["--repeats", "0"], "--repeats"),
+    (["--max-cycles", "-2"], "--max-cycles"), (["--hillclimb-probes", "-3"],
+                                               "--hillclimb-probes"),
+    (["--workers", "-1"], "--workers"), (["--models", "/nonexistent"], "--models"),
+    (["--profiles", "turbo"], "--profiles"), (["--oracle", "medium"], "--oracle"),
+])
+def test_cli_eval_names_a_bad_argument(args: list[str], hint: str) -> None:
+    res = CliRunner().invoke(app, ["eval", "--profiles", "incast", *args])
+    assert res.exit_code == 2, res.output
+    assert f"Invalid value for {hint}" in res.output and "Traceback" not in res.output
