@@ -504,7 +504,12 @@ class TunerDaemon:
                 f"{self.lease_s():g} s)"])
         self._export_mode(mode)
         report = CycleReport(mode=mode)
-        if mode == "off":
+        if mode == "off":  # nothing new; a change already under verification is still judged
+            try:
+                self._judge_trials(now_ms, report)
+            except Exception as exc:
+                log.exception("tuner: judging the trials failed")
+                report.errors.append(f"{type(exc).__name__}: {exc}")
             metrics.TUNER_CYCLES.labels("off").inc()
             return report
         report.frozen = frozen(windows, datetime.fromtimestamp(now_ms / 1000, UTC))
@@ -1042,6 +1047,12 @@ class TunerDaemon:
                     continue
                 if now_ms < trial.verify_after_ms:
                     continue
+                gone = _change_gone(session, change, trial.priority)
+                if gone:  # a switch reloaded or reconfigured meanwhile: nothing to judge
+                    trial.status, trial.reason = "failed", gone[:500]
+                    trial.verify_after_ms = now_ms
+                    report.errors.append(f"tuner change {change.id}: {gone}"[:500])
+                    continue
                 why, after, outcome = self._verdict(session, trial, now_ms)
                 trial.kpis_after = {**after, "outcome": outcome}
                 if why:
@@ -1135,6 +1146,28 @@ def _waterlines_of(observed_qos: dict[str, Any] | None) -> dict[int, Waterline]:
         return {}
     config = QosConfig.model_validate(observed_qos)
     return {p: waterline_of(w) for p, w in config.waterlines.items()}
+
+
+def _change_gone(session: Session, change: ChangeSet, priority: int) -> str:
+    """Why a change's waterlines at ``priority`` are no longer on a switch it set (the
+    config last read from the switch differs from the one read back after the change), or
+    "": a verdict on telemetry of a config the switch no longer runs would keep a change
+    that is not there."""
+    for result in change.results:
+        if not result.after:
+            continue
+        switch = session.get(Switch, result.switch_id)
+        if switch is None or not switch.observed_qos:
+            continue
+        set_to = _waterlines_of(result.after).get(priority)
+        now = _waterlines_of(switch.observed_qos).get(priority)
+        if set_to is not None and now != set_to:
+            shown = "none" if now is None else \
+                f"{now.kmin_bytes} / {now.kmax_bytes} / {now.pmax:g}"
+            return (f"{switch.name} no longer carries the change at priority {priority} "
+                    f"(reads back {shown}; the change set {set_to.kmin_bytes} / "
+                    f"{set_to.kmax_bytes} / {set_to.pmax:g})")
+    return ""
 
 
 def _remember_rollback(session: Session, trial: TunerTrial) -> None:

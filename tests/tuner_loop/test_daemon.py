@@ -894,3 +894,38 @@ def test_one_daemon_process_runs_the_cycles(loop_factory: Any) -> None:
     assert report.errors and report.errors[0].startswith("standby"), report.errors
     loop.polls(int(other.lease_s() / POLL_S) + 1)  # ... until the silent holder's lease ran out
     assert loop.daemon.cycle().classified > 0
+
+
+def test_a_change_the_switch_lost_is_not_kept(loop_factory: Any) -> None:
+    """The switch reloads its old config while the change is under verification (a crash of
+    the controller rebuilt the virtual fabric; a real switch rebooted): the QoS refresh reads
+    the old waterlines back, and the trial fails instead of being kept on telemetry of a
+    config the switch no longer runs."""
+    from app.drivers.mock import _push
+
+    loop = loop_factory(allreduce_on_tor1(), mode="observe")
+    loop.cycle()
+    before = loop.state.config["tor-p1-1"]
+    _tor_id, trial_id = _force(loop, {"kmin_bytes": 400_000, "kmax_bytes": 1_600_000,
+                                      "pmax": 0.2})
+    loop.cycle(polls=1)  # applied: under verification
+    with loop.state.lock:  # reverted behind the controller's back
+        loop.state.config["tor-p1-1"] = before
+        _push(loop.state, "tor-p1-1", before)
+    for _ in range(3):
+        loop.cycle()
+    with loop.db.session() as s:
+        trial = s.get(TunerTrial, trial_id)
+        assert trial is not None and trial.status == "failed", (trial.status, trial.reason)
+        assert "tor-p1-1 no longer carries the change at priority 3" in trial.reason
+
+
+def test_off_still_judges_a_change_under_verification(loop_factory: Any) -> None:
+    loop = loop_factory(allreduce_on_tor1(), mode="observe")
+    loop.cycle()
+    _tor_id, trial_id = _force(loop, {"kmin_bytes": 1_000, "kmax_bytes": 2_000, "pmax": 1.0})
+    loop.daemon.set_mode("off", "test")
+    trial = _rolled_back(loop, trial_id)  # the bad change is rolled back all the same
+    assert "utilisation fell" in trial.reason
+    with loop.db.session() as s:
+        assert s.scalar(select(Proposal.id).where(Proposal.status == "pending")) is None
