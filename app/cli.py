@@ -397,8 +397,9 @@ def token_revoke(name: Annotated[str, typer.Argument(help="Token name")]) -> Non
         row = session.scalars(select(ApiToken).where(ApiToken.name == name)).first()
         if row is None:
             fail(f"no token named {name!r}")
+        was = row.revoked
         row.revoked = True
-    typer.echo(f"revoked {name}")
+    typer.echo(f"{name} was already revoked" if was else f"revoked {name}")
 
 
 def _mount_optional() -> None:

@@ -354,6 +354,7 @@ class TunerDaemon:
         # switches whose tuner change this cycle started rolling back: no proposal for them
         # until the next cycle, whether or not the rollback has released its lock yet
         self._rolled_back_now: set[int] = set()
+        self._mode_checked = False  # the stored mode against the start-up one, logged once
         # the lease's owner: one process runs the cycles over a database; its daemons (the
         # embedded one, the API's handle) are one owner
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -407,6 +408,13 @@ class TunerDaemon:
 
     def state(self, session: Session) -> TunerState:
         row = session.get(TunerState, 1)
+        if row is not None and not self._mode_checked:
+            self._mode_checked = True
+            if row.mode != self.options.initial_mode:
+                log.info("tuner mode %s from the database (set by %s); the start-up mode %s "
+                         "(WATERLINE_TUNER_MODE) applies to a new database only: change it "
+                         "with PUT /api/v1/tuner", row.mode, row.updated_by or "?",
+                         self.options.initial_mode)
         if row is None:
             row = TunerState(id=1, mode=self.options.initial_mode, freeze_windows=[], cycles=0,
                              updated_by="default")

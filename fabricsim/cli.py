@@ -79,7 +79,8 @@ WarmupOpt = Annotated[float, typer.Option("--warmup-ms", help="traffic before me
 SeedOpt = Annotated[int, typer.Option("--seed")]
 BufferOpt = Annotated[int | None, typer.Option("--buffer-bytes",
                                                help="switch buffer (default 16 MB x bw/50G)")]
-CableOpt = Annotated[float, typer.Option("--cable-m", help="cable length, m")]
+CableOpt = Annotated[float, typer.Option("--cable-m", min=0.0, max=10_000.0,
+                                         help="cable length, m")]
 BusyOpt = Annotated[int, typer.Option("--busy-ports",
                                       help="other ports of the switch as busy as this one")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
