@@ -130,7 +130,7 @@ def collector(
     metrics_host: Annotated[str, typer.Option(help="Bind address of /metrics")] = "127.0.0.1",
     concurrency: Annotated[int | None, typer.Option(min=1, max=1024,
                                                     help="Switches polled at once")] = None,
-    lease_s: Annotated[float, typer.Option(min=5.0, max=3600.0,
+    lease_s: Annotated[float, typer.Option(min=0.5, max=3600.0,
                                            help="Lease period (PostgreSQL scale-out)")] = 30.0,
     leases: Annotated[
         bool | None, typer.Option("--leases/--no-leases",
