@@ -278,3 +278,19 @@ def test_422_reasons_say_what_is_wrong(api: Api) -> None:
     assert r.status_code == 422 and "must be a JSON object" in r.json()["detail"], r.text
     r = api.get("/api/v1/telemetry/hotspots", params={"window": "nan"})
     assert r.status_code == 422 and "window: must be a finite number" in r.json()["detail"], r.text
+
+
+def test_the_interface_cap_holds_for_added_interfaces(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap an inventory entry has holds for interfaces added one by one too (else an
+    export would write a file its import refuses)."""
+    import app.api.routes.switches as routes
+
+    monkeypatch.setattr(routes, "MAX_INTERFACES", 2)
+    assert api.post("/api/v1/switches", json=NEW_SWITCH).status_code == 201  # 1 interface
+    ok = api.post("/api/v1/switches/tor-p9-1/interfaces", json={"name": "Ethernet4",
+                                                                "speed_gbps": 100})
+    assert ok.status_code == 201, ok.text
+    r = api.post("/api/v1/switches/tor-p9-1/interfaces", json={"name": "Ethernet8",
+                                                               "speed_gbps": 100})
+    assert r.status_code == 422 and "already has 2" in r.text, r.text

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.api.routes import audit, changes, health, switches, telemetry, topology, tuner
 from app.api.routes import fabric as fabric_routes
@@ -111,6 +112,12 @@ def _conflict_handler(_: Request, exc: IntegrityError) -> JSONResponse:
     first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else ""
     return JSONResponse({"detail": "conflicts with the stored state (a concurrent request "
                                    f"came first?): {first[:200]}"}, status_code=409)
+
+
+def _stale_handler(_: Request, exc: StaleDataError) -> JSONResponse:
+    """409 for a write whose row a concurrent request changed or deleted meanwhile."""
+    return JSONResponse({"detail": "changed or deleted by a concurrent request; read it again"},
+                        status_code=409)
 
 
 def _busy_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -213,6 +220,7 @@ def create_app(
             verify_s=settings.tuner_verify_s, initial_mode=settings.tuner_mode))
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
     app.add_middleware(LimitBody, limit=MAX_BODY_BYTES)
+    app.add_exception_handler(StaleDataError, _stale_handler)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, _conflict_handler)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _busy_handler)
     app.add_exception_handler(SATimeoutError, _busy_handler)

@@ -116,6 +116,28 @@ def _ms() -> int:
     return int(time.time() * 1000)
 
 
+
+def _merged_refusal(intent: Intent, after: QosConfig, ctx: SwitchContext) -> str:
+    """The guard on what the switch would run: where the intent sets part of the PFC knobs
+    (xoff, xon, headroom, alpha), the fields it leaves out keep the switch's values, so the
+    merged set is checked again (an xoff of 300 KB under the switch's 218 KB headroom passes
+    the intent's own check, which counts xoff + xon as the headroom)."""
+    for priority, w in intent.waterlines.items():
+        if all(getattr(w, f) is None for f in ("xoff_bytes", "xon_bytes", "headroom_bytes",
+                                                 "alpha")):
+            continue
+        merged = after.waterlines.get(priority)
+        if merged is None:
+            continue
+        refusals = check_waterlines(merged, speed_gbps=ctx.speed_gbps,
+                                    buffer_bytes=ctx.buffer_bytes, cable_m=ctx.cable_m)
+        if refusals:
+            return (f"waterlines.{priority} with the switch's other values "
+                    f"(headroom {merged.headroom_bytes}, xoff {merged.xoff_bytes}, xon "
+                    f"{merged.xon_bytes}): {refusals[0]}")
+    return ""
+
+
 def _error(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:1000]
@@ -288,6 +310,11 @@ class ChangeService:
         try:
             plan.before = driver.get_qos_config().normalised()
             plan.after = intent.desired(plan.before)
+            merged = _merged_refusal(intent, plan.after, ctx)
+            if merged:
+                plan.error, plan.invalid = merged, True
+                driver.discard()
+                return plan
             driver.load_candidate(plan.after)
             plan.diff = driver.compare()
             driver.discard()

@@ -303,3 +303,19 @@ def test_a_switch_disabled_after_planning_is_not_changed(api: Api,
     assert r.status_code == 409 and "'tor-p1-1' was disabled" in r.json()["detail"], r.text
     assert api.get(f"/api/v1/changes/{cid}").json()["status"] == "approved"
     assert fabric.command_log == {}
+
+
+def test_pfc_fields_are_checked_with_the_switch_s_other_values(
+        api: Api, fabric: mock.MockFabric) -> None:
+    """xoff and xon without headroom_bytes: the switch keeps its headroom, so the set it would
+    run (xoff + xon over that headroom) is refused -- not just the intent's own numbers."""
+    r = create(api, {"targets": {"switches": ["tor-p1-1"]}, "waterlines": {"3": {
+        **HPCC_100G, "xoff_bytes": 300_000, "xon_bytes": 18_432}}})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert "with the switch's other values" in detail and "headroom_bytes" in detail, detail
+    assert fabric.command_log == {}
+    # with the headroom to hold them it plans
+    r = create(api, {"targets": {"switches": ["tor-p1-1"]}, "waterlines": {"3": {
+        **HPCC_100G, "xoff_bytes": 300_000, "xon_bytes": 18_432, "headroom_bytes": 318_432}}})
+    assert r.status_code == 201, r.text

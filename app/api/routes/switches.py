@@ -22,7 +22,7 @@ from app.api.schemas import (
 )
 from app.audit import record
 from app.db.models import Interface, Switch, SwitchLock
-from app.inventory import SWITCH_NAME_PATTERN, apply_switch_entry
+from app.inventory import MAX_INTERFACES, SWITCH_NAME_PATTERN, apply_switch_entry
 
 router = APIRouter(prefix="/switches", tags=["switches"])
 
@@ -171,6 +171,8 @@ def create_interface(
 ) -> InterfacePublic:
     switch = get_switch_or_404(session, name)
     refuse_if_locked(session, switch)
+    if len(switch.interfaces) >= MAX_INTERFACES:  # as an inventory entry may list
+        raise HTTPException(422, f"interfaces: switch {name!r} already has {MAX_INTERFACES}")
     if any(i.name == body.name for i in switch.interfaces):
         raise HTTPException(status.HTTP_409_CONFLICT, f"interface {body.name!r} already exists")
     interface = Interface(

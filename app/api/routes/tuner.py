@@ -20,7 +20,7 @@ from app.db.models import (
     Switch,
     TunerTrial,
 )
-from app.timestamps import UtcDatetime
+from app.timestamps import UtcDatetime, as_utc
 
 router = APIRouter(tags=["tuner"])
 
@@ -53,7 +53,8 @@ def _tuner_out(session: Any, daemon: TunerDaemon) -> TunerOut:
     from app.daemon import frozen
 
     state = daemon.state(session)
-    models = [{"kind": m.kind, "version": m.version, "created_at": m.created_at.isoformat(),
+    models = [{"kind": m.kind, "version": m.version,
+               "created_at": as_utc(m.created_at).isoformat().replace("+00:00", "Z"),
                "meta": m.meta}
               for m in session.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))]
     open_trials = len(session.scalars(select(TunerTrial.id).where(
