@@ -197,6 +197,12 @@ class MockDriver:
     def _session(self) -> MockFabric:
         if self._state is None:
             raise ConnectionFailed("session is not open", switch=self.name)
+        now = _FABRIC
+        if now is not None and now is not self._state and self.name in now.config:
+            # the process's fabric was rebuilt (a mock switch added): this switch lives on in
+            # the new one, with its config carried over; a session kept open on the old one
+            # would read telemetry nobody changes any more
+            self._state = now
         fault = self._fault()
         if fault == "unreachable":
             raise ConnectionFailed("connection refused", switch=self.name)
