@@ -198,8 +198,9 @@ def daemon(
     if mocks:
         # their virtual fabric lives in the `serve` process that polls them: a fabric of this
         # process's own would take changes nobody reads back (as `collector` does)
-        typer.echo(f"{mocks} mock switches are left to `waterline serve` (its embedded "
-                   "daemon tunes them)", err=True)
+        typer.echo(f"{mocks} mock switches are left to `waterline serve`: its embedded "
+                   "daemon tunes them, and stands by while this daemon holds the tuner lease "
+                   "(run one or the other)", err=True)
     changes = ChangeService(factory)
     changes.recover(wait=True)
     tuner = TunerDaemon(factory, changes, options=DaemonOptions(

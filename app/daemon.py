@@ -17,10 +17,11 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -55,6 +56,7 @@ from app.db.models import (
     PortProfile,
     ProfileTrack,
     Proposal,
+    QosWaterline,
     Switch,
     SwitchLock,
     TunerState,
@@ -158,6 +160,13 @@ def invalid_windows(windows: Sequence[dict[str, Any]]) -> list[str]:
             out.append(f"freeze_windows[{i}] invalid, the tuner stays frozen: "
                        f"{str(exc).splitlines()[-1].strip()[:200]}")
     return out
+
+
+CLAIM_TIMEOUT_S = 600.0  # an approval's claim without a started change is dead after this
+
+# This process, as the tuner lease knows it: the host and pid to read, a random part so two
+# containers that are both pid 1 on one host name are not taken for one process
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -357,7 +366,7 @@ class TunerDaemon:
         self._mode_checked = False  # the stored mode against the start-up one, logged once
         # the lease's owner: one process runs the cycles over a database; its daemons (the
         # embedded one, the API's handle) are one owner
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = PROCESS_ID
 
     # --- models ---------------------------------------------------------------------------
 
@@ -453,24 +462,38 @@ class TunerDaemon:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+            if self._thread.is_alive():  # a cycle still running: its lease runs out instead
+                log.warning("tuner cycle still running at stop; the lease is left to expire")
+                return
         self.release_lease()
 
     def lease_s(self) -> float:
-        """How long a silent lease holder keeps the cycles: three of its intervals, at least a
-        minute (a process killed without a goodbye is replaced after that long)."""
+        """How long this daemon's lease holds unless renewed: three of its intervals, at
+        least a minute (a process killed without a goodbye is replaced after that long)."""
         return max(3 * self.options.interval_s, 60.0)
 
     def _claim_lease(self, session: Session, now_ms: int) -> str | None:
-        """Take or renew the lease on the cycles; the other holder when it is live."""
-        stale = now_ms - int(self.lease_s() * 1000)
+        """Take or renew the lease on the cycles (until now + ``lease_s``, the holder's own
+        term, stored); the other holder while its lease holds."""
         got = session.execute(update(TunerState).where(
             TunerState.id == 1,
             or_(TunerState.owner.is_(None), TunerState.owner == self.owner,
-                TunerState.heartbeat_ms.is_(None), TunerState.heartbeat_ms < stale))
-            .values(owner=self.owner, heartbeat_ms=now_ms))
+                TunerState.lease_until_ms.is_(None), TunerState.lease_until_ms < now_ms))
+            .values(owner=self.owner, lease_until_ms=now_ms + int(self.lease_s() * 1000)))
         if getattr(got, "rowcount", 0) == 1:
             return None
         return session.scalar(select(TunerState.owner).where(TunerState.id == 1)) or "?"
+
+    def _holds_lease(self, now_ms: int) -> bool:
+        """Renew the lease before changes start (a cycle can be long); False if it was lost."""
+        try:
+            with self.factory() as session:
+                held = self._claim_lease(session, now_ms) is None
+                session.commit()
+                return held
+        except Exception as exc:
+            log.warning("could not renew the tuner lease: %s", exc)
+            return False
 
     def release_lease(self) -> None:
         """Hand the cycles over at once (a clean stop), not after the lease runs out."""
@@ -478,7 +501,7 @@ class TunerDaemon:
             with self.factory() as session:
                 session.execute(update(TunerState).where(
                     TunerState.id == 1, TunerState.owner == self.owner)
-                    .values(owner=None, heartbeat_ms=None))
+                    .values(owner=None, lease_until_ms=None))
                 session.commit()
         except Exception as exc:
             log.warning("could not release the tuner lease: %s", exc)
@@ -524,6 +547,7 @@ class TunerDaemon:
         report.errors.extend(invalid_windows(windows))
         self._rolled_back_now.clear()
         try:
+            self._release_stale_claims(datetime.now(UTC))
             # the waterlines in force during the window, read before this cycle's rollbacks
             # start rewriting them: the window's features are relative to these
             in_force = self._observed_waterlines()
@@ -536,7 +560,11 @@ class TunerDaemon:
             finally:  # the evidence gathered is kept even when proposing failed
                 self._store_tracks(now_ms)
             if mode == "auto" and proposal_ids:
-                self._apply(proposal_ids, now_ms, report)
+                if self._holds_lease(int(self.clock() * 1000)):
+                    self._apply(proposal_ids, now_ms, report)
+                else:
+                    report.errors.append("the tuner lease was lost during the cycle: "
+                                         "nothing applied")
             outcome = "ok"
         except Exception as exc:  # a bad cycle is counted and logged; the next one retries
             log.exception("tuner cycle failed")
@@ -984,8 +1012,9 @@ class TunerDaemon:
         ids = sorted({int(i) for i in proposal_ids})
         with self.factory() as session:
             rows = session.scalars(select(Proposal).where(Proposal.id.in_(ids))).all()
-            if not rows:
-                raise ChangeError(404, "no such proposals")
+            if len(rows) != len(ids):
+                missing = sorted(set(ids) - {r.id for r in rows})
+                raise ChangeError(404, f"no such proposals: {missing}")
             if any(r.status != "pending" for r in rows):
                 raise ChangeError(409, "only pending proposals can be applied")
             names = {s.id: s.name for s in session.scalars(
@@ -1012,13 +1041,36 @@ class TunerDaemon:
             self._set_proposals(ids, "applying", status="applied", change_id=change_id)
             self.changes.start_apply(change_id, actor)
         except BaseException:
-            if change_id is not None:
-                with contextlib.suppress(ChangeError):
-                    self.changes.reject(change_id, actor)
-            self._set_proposals(ids, None, status="pending", change_id=None, decided_by=None,
-                                decided_at=None)
+            try:
+                if change_id is not None:
+                    with contextlib.suppress(ChangeError):
+                        self.changes.reject(change_id, actor)
+            finally:  # whatever the rejection met, the proposals are pending again
+                self._set_proposals(ids, None, status="pending", change_id=None,
+                                    decided_by=None, decided_at=None)
             raise
         return change_id
+
+    def _release_stale_claims(self, now: datetime) -> None:
+        """Approvals that died half-way (the process stopped between claiming the proposals
+        and starting their change, which takes milliseconds): after ``CLAIM_TIMEOUT_S`` a
+        proposal still ``applying``, or ``applied`` with its change never started, is
+        pending again, and that change is rejected."""
+        cutoff = now - timedelta(seconds=CLAIM_TIMEOUT_S)
+        with self.factory() as session:
+            for p in session.scalars(select(Proposal).where(
+                    Proposal.status.in_(("applying", "applied")),
+                    Proposal.decided_at < cutoff)):
+                change = session.get(ChangeSet, p.change_id) if p.change_id else None
+                if p.status == "applied" and (change is None or
+                                              change.status not in ("planned", "approved")):
+                    continue  # its change ran, or runs
+                if change is not None:
+                    change.status, change.reason = "rejected", "its approval never started it"
+                p.status, p.change_id, p.decided_by, p.decided_at = "pending", None, None, None
+                log.warning("proposal %s: an approval that never started its change released",
+                            p.id)
+            session.commit()
 
     def _set_proposals(self, ids: list[int], only: str | None, **values: Any) -> None:
         """``values`` on the proposals ``ids`` (those in status ``only``, when given)."""
@@ -1031,8 +1083,11 @@ class TunerDaemon:
 
     def _judge_trials(self, now_ms: int, report: CycleReport) -> None:
         with self.factory() as session:
-            trials = session.scalars(select(TunerTrial).where(
-                TunerTrial.status.in_(("applying", "verifying")))).all()
+            trials = list(session.scalars(select(TunerTrial).where(
+                TunerTrial.status.in_(("applying", "verifying")))))
+            if self.options.real_switches_only:  # mock switches' trials are serve's to judge
+                mocks = set(session.scalars(select(Switch.id).where(Switch.driver == "mock")))
+                trials = [t for t in trials if not mocks & {int(s) for s in t.switch_ids}]
             for trial in trials:
                 change = session.get(ChangeSet, trial.change_id)
                 if change is None:
@@ -1157,19 +1212,27 @@ def _waterlines_of(observed_qos: dict[str, Any] | None) -> dict[int, Waterline]:
 
 
 def _change_gone(session: Session, change: ChangeSet, priority: int) -> str:
-    """Why a change's waterlines at ``priority`` are no longer on a switch it set (the
-    config last read from the switch differs from the one read back after the change), or
-    "": a verdict on telemetry of a config the switch no longer runs would keep a change
-    that is not there."""
+    """Why a change's waterlines at ``priority`` are no longer on a switch it verified: the
+    config last read from the switch differs from what Waterline last set there as the switch
+    shows it (the "desired" rows the change stored: its expected read-back, device rounding
+    included), or "". A verdict on telemetry of a config the switch no longer runs would keep
+    a change that is not there."""
+    fields = ("kmin_bytes", "kmax_bytes", "pmax", "xoff_bytes", "xon_bytes", "headroom_bytes",
+              "alpha")
     for result in change.results:
-        if not result.after:
+        if result.state != "verified":
             continue
         switch = session.get(Switch, result.switch_id)
         if switch is None or not switch.observed_qos:
             continue
-        set_to = _waterlines_of(result.after).get(priority)
+        desired = session.scalars(select(QosWaterline).where(
+            QosWaterline.switch_id == switch.id, QosWaterline.kind == "desired",
+            QosWaterline.interface_name == "", QosWaterline.priority == priority)).first()
+        if desired is None:
+            continue
+        set_to = Waterline(**{f: getattr(desired, f) for f in fields})
         now = _waterlines_of(switch.observed_qos).get(priority)
-        if set_to is not None and now != set_to:
+        if now != set_to:
             shown = "none" if now is None else \
                 f"{now.kmin_bytes} / {now.kmax_bytes} / {now.pmax:g}"
             return (f"{switch.name} no longer carries the change at priority {priority} "

@@ -12,14 +12,22 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Fabric, QosWaterline, Switch
 from app.drivers.models import QosConfig
+from app.timestamps import as_utc
 
 
 def store_qos(session: Session, switch_id: int, *, observed: QosConfig | None = None,
-              desired: QosConfig | None = None, source: str = "") -> None:
-    """Record observed and/or desired waterlines (switch-wide rows) in the caller's session."""
+              desired: QosConfig | None = None, source: str = "",
+              read_at: datetime | None = None) -> None:
+    """Record observed and/or desired waterlines (switch-wide rows) in the caller's session.
+    ``read_at``: when the read of ``observed`` started; a reading older than the one stored
+    (a poll that read the switch while a change was committing, stored after the change's own
+    read-back) is dropped."""
     if observed is not None:
         switch = session.get(Switch, switch_id)
-        if switch is not None:
+        if switch is not None and read_at is not None and switch.observed_qos_at is not None \
+                and as_utc(switch.observed_qos_at) > read_at:
+            observed = None
+        elif switch is not None:
             switch.observed_qos = observed.model_dump(mode="json")
             switch.observed_qos_at = datetime.now(UTC)
     for kind, config in (("observed", observed), ("desired", desired)):

@@ -62,6 +62,7 @@ class PollOutcome:
     error: DriverError | None = None
     qos: QosConfig | None = None
     qos_error: DriverError | None = None
+    qos_read_at: datetime | None = None  # when the read of ``qos`` started
 
 
 @dataclass
@@ -85,7 +86,7 @@ class _WriteJob:
     rows: SampleBatch
     health: list[dict[str, Any]]
     errors: list[dict[str, Any]]
-    observed: list[tuple[int, QosConfig]]
+    observed: list[tuple[int, QosConfig, datetime | None]]
 
 
 @dataclass
@@ -246,6 +247,7 @@ class Poller:
             if time.monotonic() >= state.next_qos_due:
                 # The switch's RoCE config, less often: for the consistency check and the tuner.
                 try:
+                    outcome.qos_read_at = datetime.now(UTC)
                     outcome.qos = state.driver.get_qos_config()
                     state.next_qos_due = time.monotonic() + self.qos_refresh_s
                 except DriverError as exc:
@@ -372,7 +374,7 @@ class Poller:
         rows = SampleBatch.empty()
         health: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
-        observed: list[tuple[int, QosConfig]] = []
+        observed: list[tuple[int, QosConfig, datetime | None]] = []
         for outcome in outcomes:
             state = self._states.get(outcome.switch_id)
             polled_at = datetime.fromtimestamp(outcome.ts_ms / 1000, UTC)
@@ -387,7 +389,7 @@ class Poller:
                 health.append({"b_id": outcome.switch_id, "b_health": "up", "b_reason": "",
                                "b_poll": polled_at, "b_ok": polled_at})
                 if outcome.qos is not None:
-                    observed.append((outcome.switch_id, outcome.qos))
+                    observed.append((outcome.switch_id, outcome.qos, outcome.qos_read_at))
                 if outcome.qos_error is not None:
                     metrics.POLL_ERRORS.labels("qos_" + outcome.qos_error.reason).inc()
                     errors.append({"switch_id": outcome.switch_id, "ts_ms": outcome.ts_ms,
@@ -451,7 +453,7 @@ class Poller:
         self._writer.start()
 
     def _write_health(self, health: list[dict[str, Any]], errors: list[dict[str, Any]],
-                      observed: list[tuple[int, QosConfig]]) -> None:
+                      observed: list[tuple[int, QosConfig, datetime | None]]) -> None:
         ok = [h for h in health if h["b_ok"] is not None]
         failed = [h for h in health if h["b_ok"] is None]
         table = cast(Table, Switch.__table__)
@@ -475,8 +477,9 @@ class Poller:
                     conn.execute(cast(Table, PollError.__table__).insert(), errors)
                 if observed:
                     with Session(bind=conn) as session:
-                        for switch_id, qos in observed:
-                            store_qos(session, switch_id, observed=qos, source="poll")
+                        for switch_id, qos, read_at in observed:
+                            store_qos(session, switch_id, observed=qos, source="poll",
+                                      read_at=read_at)
                         session.flush()
         except Exception as exc:  # the database being down must not stop polling
             log.warning("could not record switch health: %s", _error_text(exc))

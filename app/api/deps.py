@@ -22,10 +22,11 @@ def get_session(request: Request) -> Iterator[Session]:
 
 # One transaction per request, committed *before* the response goes out (scope "function";
 # FastAPI's default "request" scope commits after it is sent: a client could be told 204 for
-# a write that then failed, or read the old state right after). At most 32 requests hold a
-# session at once: the 33rd waits without taking one of the 40 worker threads, so a burst of
-# writes queueing on SQLite's write lock cannot leave no thread for the one that holds it.
-SESSION_CONCURRENCY = 32
+# a write that then failed, or read the old state right after). At most 24 requests hold a
+# session at once: the 25th waits without taking one of the 40 worker threads, so a burst of
+# writes queueing on SQLite's write lock cannot leave no thread for the one that holds it, and
+# PostgreSQL's pool (10 + 20) keeps connections for the token check and background loops.
+SESSION_CONCURRENCY = 24
 SessionDep = Annotated[Session, Depends(get_session, scope="function",
                                         max_concurrency=SESSION_CONCURRENCY)]
 

@@ -241,7 +241,11 @@ def create_app(
             if scheme.lower() != "bearer" or not token.strip():
                 return JSONResponse({"detail": "missing bearer token"}, status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})
-            if not await run_in_threadpool(token_live, token.strip()):
+            try:
+                live = await run_in_threadpool(token_live, token.strip())
+            except (OperationalError, SATimeoutError) as exc:
+                return _busy_handler(request, exc)
+            if not live:
                 return JSONResponse({"detail": "invalid or revoked token"}, status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})
             size = request.headers.get("content-length", "")

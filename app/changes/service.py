@@ -118,13 +118,12 @@ def _ms() -> int:
 
 
 def _merged_refusal(intent: Intent, after: QosConfig, ctx: SwitchContext) -> str:
-    """The guard on what the switch would run: where the intent sets part of the PFC knobs
-    (xoff, xon, headroom, alpha), the fields it leaves out keep the switch's values, so the
+    """The guard on what the switch would run: where the intent sets part of the PG buffer
+    (xoff, xon, headroom), the fields it leaves out keep the switch's values, so the
     merged set is checked again (an xoff of 300 KB under the switch's 218 KB headroom passes
     the intent's own check, which counts xoff + xon as the headroom)."""
     for priority, w in intent.waterlines.items():
-        if all(getattr(w, f) is None for f in ("xoff_bytes", "xon_bytes", "headroom_bytes",
-                                                 "alpha")):
+        if all(getattr(w, f) is None for f in ("xoff_bytes", "xon_bytes", "headroom_bytes")):
             continue
         merged = after.waterlines.get(priority)
         if merged is None:

@@ -417,9 +417,10 @@ class TunerState(Base):
     last_cycle_ms: Mapped[int | None] = mapped_column(BigInteger)
     cycles: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(500), default="")
-    # the daemon process whose cycles run (a lease: one tuner at a time over one database)
+    # the daemon process whose cycles run (a lease: one tuner at a time over one database),
+    # and until when its lease holds unless renewed (its own clock and interval decide)
     owner: Mapped[str | None] = mapped_column(String(128))
-    heartbeat_ms: Mapped[int | None] = mapped_column(BigInteger)
+    lease_until_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PortProfile(Base):

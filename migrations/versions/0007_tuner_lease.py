@@ -20,10 +20,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('tuner_state') as batch:
         batch.add_column(sa.Column('owner', sa.String(length=128), nullable=True))
-        batch.add_column(sa.Column('heartbeat_ms', sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column('lease_until_ms', sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('tuner_state') as batch:
-        batch.drop_column('heartbeat_ms')
+        batch.drop_column('lease_until_ms')
         batch.drop_column('owner')

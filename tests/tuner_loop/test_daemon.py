@@ -929,3 +929,72 @@ def test_off_still_judges_a_change_under_verification(loop_factory: Any) -> None
     assert "utilisation fell" in trial.reason
     with loop.db.session() as s:
         assert s.scalar(select(Proposal.id).where(Proposal.status == "pending")) is None
+
+
+def test_a_switch_that_rounds_still_carries_the_change(sqlite_db: Database) -> None:
+    """A Comware switch reports buffer thresholds in whole cells (12,345 B reads back as
+    12,288): the change is judged against what it set as the switch shows it (the
+    "desired" rows: its expected read-back), not the unrounded request -- else every change
+    there would read as gone. A real difference still does."""
+    from app.daemon import _change_gone
+    from app.db.models import ChangeResult, QosWaterline
+    from app.drivers.models import QosConfig, Waterlines
+
+    asked = {"kmin_bytes": 12_345, "kmax_bytes": 456_789, "pmax": 0.2, "xoff_bytes": 150_001,
+             "xon_bytes": 18_432, "headroom_bytes": 168_433, "alpha": 0.125}
+    rounded = {**asked, "kmin_bytes": 12_288, "kmax_bytes": 456_704, "xoff_bytes": 150_016,
+               "headroom_bytes": 168_448}
+
+    def config(w: dict[str, Any]) -> dict[str, Any]:
+        return QosConfig(pfc_priorities=(3,), ecn_queues=(3,),
+                         waterlines={3: Waterlines(**w)}).model_dump(mode="json")
+
+    with sqlite_db.session() as s:
+        sw = Switch(name="hp-1", role="tor", mgmt_host="10.0.0.1", driver="comware",
+                    buffer_bytes=32 << 20, observed_qos=config(rounded))
+        s.add(sw)
+        s.flush()
+        change = ChangeSet(created_by="tuner", status="applied", targets={}, intent={})
+        s.add(change)
+        s.flush()
+        s.add(ChangeResult(change_id=change.id, switch_id=sw.id, state="verified",
+                           after=config(asked)))
+        s.add(QosWaterline(switch_id=sw.id, interface_name="", priority=3, kind="desired",
+                           **rounded))
+        s.commit()
+        assert _change_gone(s, change, 3) == ""
+        sw.observed_qos = config({**rounded, "kmin_bytes": 1 << 20, "kmax_bytes": 2 << 20})
+        s.commit()
+        assert _change_gone(s, change, 3).startswith(
+            "hp-1 no longer carries the change at priority 3 (reads back 1048576 / 2097152")
+
+
+def test_an_approval_that_died_half_way_is_released(loop_factory: Any) -> None:
+    """The process stopped between claiming a proposal and starting its change: after
+    ``CLAIM_TIMEOUT_S`` the proposal is pending again (not stuck, unapprovable, forever);
+    approving proposals that do not all exist is a 404 naming them."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.changes.service import ChangeError
+    from app.daemon import CLAIM_TIMEOUT_S
+
+    loop = loop_factory(allreduce_on_tor1(), mode="observe")
+    with loop.db.session() as s:
+        tor_id = s.scalars(select(Switch.id).where(Switch.name == "tor-p1-1")).one()
+    stuck = _pending(loop, tor_id, 3, {"kmin_bytes": 400_000})
+    fresh = _pending(loop, tor_id, 4, {"kmin_bytes": 400_000})
+    now = datetime.now(UTC)
+    with loop.db.session() as s:
+        for pid, age_s in ((stuck, CLAIM_TIMEOUT_S + 60), (fresh, 5)):
+            row = s.get(Proposal, pid)
+            assert row is not None
+            row.status, row.decided_by = "applying", "ops"
+            row.decided_at = now - timedelta(seconds=age_s)
+        s.commit()
+    loop.daemon._release_stale_claims(now)
+    with loop.db.session() as s:
+        assert s.get(Proposal, stuck).status == "pending"  # type: ignore[union-attr]
+        assert s.get(Proposal, fresh).status == "applying"  # type: ignore[union-attr]
+    with pytest.raises(ChangeError) as exc:
+        loop.daemon.apply_proposals([stuck, 999_999], actor="ops", source="test")
+    assert exc.value.status == 404 and "999999" in str(exc.value)
