@@ -294,3 +294,26 @@ def test_the_interface_cap_holds_for_added_interfaces(
     r = api.post("/api/v1/switches/tor-p9-1/interfaces", json={"name": "Ethernet8",
                                                                "speed_gbps": 100})
     assert r.status_code == 422 and "already has 2" in r.text, r.text
+
+
+def test_concurrent_deletes_of_one_switch_are_one_204(api: Api, fabric: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from app.db.models import Interface, Switch
+
+    with api.db.session() as s:
+        sid = s.scalars(select(Switch.id).where(Switch.name == "tor-p1-1")).one()
+        assert s.scalar(select(func.count(Interface.id)).where(Interface.switch_id == sid))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = sorted(pool.map(lambda _: api.delete("/api/v1/switches/tor-p1-1").status_code,
+                                range(6)))
+    assert codes == [204, 404, 404, 404, 404, 404], codes
+    audit = api.get("/api/v1/audit", params={"limit": 200}).json()
+    items = audit["items"] if isinstance(audit, dict) else audit
+    assert sum(e["action"] == "switch.delete" for e in items) == 1
+    assert api.get("/api/v1/switches/tor-p1-1").status_code == 404
+    assert api.get("/api/v1/switches").json()["total"] == 9
+    with api.db.session() as s:  # the database cascaded to its interfaces
+        assert s.scalar(select(func.count(Interface.id)).where(Interface.switch_id == sid)) == 0

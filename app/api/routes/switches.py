@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -138,7 +138,12 @@ def update_switch(
 def delete_switch(name: SwitchNameParam, session: SessionDep, who: Admin) -> Response:
     switch = get_switch_or_404(session, name)
     refuse_if_locked(session, switch)
-    session.delete(switch)
+    # one statement whose row count says who deleted it: of concurrent deletes one is 204, the
+    # others 404 (the database cascades to the switch's interfaces and state)
+    session.expunge(switch)
+    gone = session.execute(delete(Switch).where(Switch.id == switch.id))
+    if getattr(gone, "rowcount", 0) != 1:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"switch {name!r} not found")
     record(session, who.name, "switch.delete", switch_name=name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
