@@ -1057,14 +1057,15 @@ class TunerDaemon:
         proposal still ``applying``, or ``applied`` with its change never started, is
         pending again, and that change is rejected."""
         cutoff = now - timedelta(seconds=CLAIM_TIMEOUT_S)
+        unstarted = select(ChangeSet.id).where(ChangeSet.status.in_(("planned", "approved")))
         with self.factory() as session:
+            # only the stuck ones (an index-sized query: applied proposals whose change ran
+            # pile up for as long as the database lives)
             for p in session.scalars(select(Proposal).where(
-                    Proposal.status.in_(("applying", "applied")),
-                    Proposal.decided_at < cutoff)):
+                    Proposal.decided_at < cutoff,
+                    or_(Proposal.status == "applying",
+                        (Proposal.status == "applied") & Proposal.change_id.in_(unstarted)))):
                 change = session.get(ChangeSet, p.change_id) if p.change_id else None
-                if p.status == "applied" and (change is None or
-                                              change.status not in ("planned", "approved")):
-                    continue  # its change ran, or runs
                 if change is not None:
                     change.status, change.reason = "rejected", "its approval never started it"
                 p.status, p.change_id, p.decided_by, p.decided_at = "pending", None, None, None

@@ -991,10 +991,30 @@ def test_an_approval_that_died_half_way_is_released(loop_factory: Any) -> None:
             row.status, row.decided_by = "applying", "ops"
             row.decided_at = now - timedelta(seconds=age_s)
         s.commit()
+    # applied, but its change never started; and one whose change ran
+    waiting, ran = (_pending(loop, tor_id, 3, {"kmin_bytes": 300_000}) for _ in range(2))
+    with loop.db.session() as s:
+        for pid, status in ((waiting, "approved"), (ran, "applied")):
+            change = ChangeSet(created_by="ops", status=status, targets={}, intent={})
+            s.add(change)
+            s.flush()
+            row = s.get(Proposal, pid)
+            assert row is not None
+            row.status, row.change_id, row.decided_by = "applied", change.id, "ops"
+            row.decided_at = now - timedelta(seconds=CLAIM_TIMEOUT_S + 60)
+        s.commit()
     loop.daemon._release_stale_claims(now)
     with loop.db.session() as s:
         assert s.get(Proposal, stuck).status == "pending"  # type: ignore[union-attr]
         assert s.get(Proposal, fresh).status == "applying"  # type: ignore[union-attr]
+        released = s.get(Proposal, waiting)
+        assert released is not None and (released.status, released.change_id) == (
+            "pending", None)
+        kept = s.get(Proposal, ran)
+        assert kept is not None and kept.status == "applied"
+        assert s.get(ChangeSet, kept.change_id).status == "applied"  # type: ignore[union-attr]
+        assert sorted(c.status for c in s.scalars(select(ChangeSet))) == ["applied",
+                                                                          "rejected"]
     with pytest.raises(ChangeError) as exc:
         loop.daemon.apply_proposals([stuck, 999_999], actor="ops", source="test")
     assert exc.value.status == 404 and "999999" in str(exc.value)
