@@ -71,9 +71,10 @@ def _validation_handler(_: Request, exc: RequestValidationError) -> JSONResponse
 
 
 class LimitBody:
-    """ASGI middleware: counts the body as the app reads it and answers 413 itself once it
-    passes ``limit`` bytes (the Content-Length check cannot see a chunked upload); the app
-    then reads a disconnect, and whatever it would answer is dropped."""
+    """ASGI middleware, the one place of the body limit: a Content-Length over ``limit`` is
+    answered 413 before the body is read; a body without one (chunked) is counted as the app
+    reads it and answered 413 once it passes ``limit`` -- the app then reads a disconnect,
+    and whatever it would answer is dropped."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -81,6 +82,10 @@ class LimitBody:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        size = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if size.isdigit() and int(size) > self.limit:  # refused before a byte is read
+            await self._refuse(scope, receive, send)
             return
         seen, refused = 0, False
 
@@ -93,9 +98,7 @@ class LimitBody:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     refused = True
-                    await JSONResponse({"detail": f"request body over the limit of "
-                                                  f"{self.limit:,} bytes"},
-                                       status_code=413)(scope, receive, send)
+                    await self._refuse(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -104,6 +107,10 @@ class LimitBody:
                 await send(message)
 
         await self.app(scope, counted, answer)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        await JSONResponse({"detail": f"request body over the limit of {self.limit:,} bytes"},
+                           status_code=413)(scope, receive, send)
 
 
 def _conflict_handler(_: Request, exc: IntegrityError) -> JSONResponse:
@@ -233,7 +240,7 @@ def create_app(
     async def require_bearer(request: Request, call_next: Callable[[Request], Any]) -> Any:
         """No live bearer token, no API: a 401 before the body is even read (otherwise an
         anonymous caller would get a bad body's 422, and could make the service read and
-        parse any amount of data); a body over ``MAX_BODY_BYTES`` is refused unread (413).
+        parse any amount of data; ``LimitBody``, inside this, bounds the body of the others).
         The routes authenticate again, record the token's use and check its role."""
         path = request.url.path
         if path.startswith(API_PREFIX + "/") and path not in PUBLIC_PATHS:
@@ -248,11 +255,6 @@ def create_app(
             if not live:
                 return JSONResponse({"detail": "invalid or revoked token"}, status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})
-            size = request.headers.get("content-length", "")
-            if size.isdigit() and int(size) > MAX_BODY_BYTES:
-                return JSONResponse({"detail": f"request body of {int(size):,} bytes is over "
-                                               f"the limit of {MAX_BODY_BYTES:,}"},
-                                    status_code=413)
         return await call_next(request)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
 from app.api.deps import Admin, IdPath, Operator, SessionDep, Viewer
+from app.api.routes.switches import get_switch_or_404
 from app.changes.service import ChangeError
 from app.daemon import FreezeWindow, TunerDaemon
 from app.db.models import (
@@ -105,8 +106,8 @@ def port_profiles(
 ) -> list[PortProfileOut]:
     """The traffic profile the classifier sees on each port x priority (404: no such
     switch)."""
-    if switch and session.scalar(select(Switch.id).where(Switch.name == switch)) is None:
-        raise HTTPException(404, f"switch {switch!r} not found")
+    if switch:
+        get_switch_or_404(session, switch)
     query = (select(Switch.name, Interface.name, PortProfile)
              .join(Switch, Switch.id == PortProfile.switch_id)
              .join(Interface, Interface.id == PortProfile.interface_id))
@@ -189,8 +190,8 @@ def list_proposals(
 ) -> list[ProposalOut]:
     """Waterline proposals with their explanation: profile and probability, feature summary,
     current vs proposed waterlines, predicted KPI change, confidence."""
-    if switch and session.scalar(select(Switch.id).where(Switch.name == switch)) is None:
-        raise HTTPException(404, f"switch {switch!r} not found")
+    if switch:
+        get_switch_or_404(session, switch)
     query = select(Proposal, Switch.name).join(Switch, Switch.id == Proposal.switch_id)
     if status:
         query = query.where(Proposal.status == status)
