@@ -17,15 +17,17 @@ from app.db.models import (
     QosWaterline,
     RollupState,
     Switch,
+    TelemetryBlock,
     TelemetryLatest,
     TelemetryRollup1h,
     TelemetryRollup1m,
     TelemetrySample,
 )
 from app.metrics import FabricSnapshot, QueueSnapshot, SwitchSnapshot, WaterlineSnapshot
-from app.pg_copy import float8_rows
+from app.telemetry_blocks import BLOCK_COLUMNS, WINDOW_COLUMNS, unpack_block
 
 SAMPLES = cast(Table, TelemetrySample.__table__)
+BLOCKS = cast(Table, TelemetryBlock.__table__)
 ROLLUPS: dict[str, Table] = {
     "1m": cast(Table, TelemetryRollup1m.__table__),
     "1h": cast(Table, TelemetryRollup1h.__table__),
@@ -241,15 +243,6 @@ def load_snapshot(engine: Engine, switch_ids: Sequence[int] | None = None) -> Fa
                           interface_speeds=speeds)
 
 
-WINDOW_COLUMNS: tuple[str, ...] = (
-    "tx_bytes_per_s", "tx_packets_per_s", "ecn_marked_packets_per_s", "rx_pause_frames_per_s",
-    "tx_pause_frames_per_s", "drop_packets_per_s", "occupancy_bytes", "watermark_bytes",
-)
-
-
-FETCH_ROWS = 100_000  # rows per chunk of the binary COPY of load_window_rows (PostgreSQL)
-
-
 @dataclass(frozen=True)
 class WindowRows:
     """Every (switch, interface, priority) window of a time range, stacked: ``keys[i]`` is
@@ -271,40 +264,39 @@ def load_window_rows(
     priorities: Sequence[int],
     switch_ids: Sequence[int] | None = None,
 ) -> WindowRows:
-    """Raw samples of every (switch, interface, priority) in [start, end), in one query and
-    one vectorised pass (the daemon reads the last window of a whole fabric every cycle:
-    1.5 M samples for 1,000 switches, so the rows go from the driver's cursor straight into
-    one array, without a row object each)."""
+    """Samples of every (switch, interface, priority) in [start, end), from the telemetry
+    blocks that overlap the range (``app.telemetry_blocks``: the daemon reads the last window
+    of a whole fabric every cycle, 1.5 M samples for 1,000 switches, as a few dozen rows).
+
+    What the samples table would hold, read the same way: a sample written twice counts once
+    (the first, as the table keeps it), and only the interfaces that exist now, on their own
+    switch. (One difference: SQLite gives the highest id again after its row is deleted, so
+    a switch deleted and imported again within a window could read its predecessor's last
+    samples; PostgreSQL never reuses an id.)"""
     wanted = sorted({int(p) for p in priorities})
     if not wanted:
         return _no_windows()
-    conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    where = (f"FROM {SAMPLES.fullname} WHERE ts_ms >= {mark} AND ts_ms < {mark} "
-             f"AND priority IN ({', '.join(str(p) for p in wanted)})")
-    # not ORDER BY: the database would sort all the rows before the first (1.5 s of a
-    # 1.5 M-row window on SQLite), numpy sorts the array in a fifth of that
-    params = (int(start_ms), int(end_ms))
-    raw = conn.connection.dbapi_connection
-    if conn.dialect.name == "postgresql":
-        # every column float8 and never NULL (NaN instead): rows of one layout, copied in
-        # binary straight into arrays (``app.pg_copy``)
-        cols = ", ".join([*(f"{c}::float8" for c in ("switch_id", "interface_id", "priority",
-                                                     "ts_ms")),
-                          *(f"COALESCE({c}::float8, 'NaN'::float8)" for c in WINDOW_COLUMNS)])
-        with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-                f"COPY (SELECT {cols} {where}) TO STDOUT (FORMAT binary)", params) as copy:
-            values = float8_rows(copy, 4 + len(WINDOW_COLUMNS), FETCH_ROWS)
-    else:
-        values = _fetched_rows(raw, where, params)
-    if not len(values):
-        return _no_windows()
+    found = session.execute(
+        select(BLOCKS.c.rows, BLOCKS.c.payload)
+        .where(BLOCKS.c.ts_max_ms >= int(start_ms), BLOCKS.c.ts_min_ms < int(end_ms))
+        .order_by(BLOCKS.c.id))
+    parts = []
+    for rows, payload in found:
+        block = unpack_block(payload, rows)
+        ts = block[:, 3]
+        parts.append(block[(ts >= start_ms) & (ts < end_ms) & np.isin(block[:, 2], wanted)])
+    values = np.concatenate(parts) if parts else np.zeros((0, len(BLOCK_COLUMNS)))
     if switch_ids is not None:
         values = values[np.isin(values[:, 0], np.asarray(list(switch_ids), dtype=float))]
-        if not len(values):
-            return _no_windows()
-    # by switch, interface, priority, time (the key is unique: no ties)
+    values = values[_still_there(session, values)]
+    if not len(values):
+        return _no_windows()
+    # by switch, interface, priority, time; the sort is stable, so of a sample written twice
+    # the first comes first
     values = values[np.lexsort((values[:, 3], values[:, 2], values[:, 1], values[:, 0]))]
+    again = np.zeros(len(values), dtype=bool)
+    again[1:] = np.all(values[1:, :4] == values[:-1, :4], axis=1)
+    values = values[~again]
     ids = values[:, :3].astype(np.int64)
     new = np.ones(len(ids), dtype=bool)
     new[1:] = np.any(ids[1:] != ids[:-1], axis=1)
@@ -319,24 +311,17 @@ def load_window_rows(
                       {name: stacked[i] for i, name in enumerate(WINDOW_COLUMNS, start=1)})
 
 
-def _fetched_rows(raw: Any, where: str, params: tuple[int, int]) -> np.ndarray:
-    """The ids, time and WINDOW_COLUMNS of the samples ``where`` selects through a DB-API
-    cursor, as one float array, NULL as NaN. The values stream from the cursor into the
-    array (``np.fromiter``), without a list of row tuples between them (a 1.5 M-row window:
-    5.5-7.5 s -> 5.1-5.7 s). SQLite has no NaN: the query reads NULL as +inf (``9e999``),
-    turned into NaN here; a stored infinity is no reading either."""
-    width = 4 + len(WINDOW_COLUMNS)
-    cols = ", ".join(["switch_id", "interface_id", "priority", "ts_ms",
-                      *(f"COALESCE({c}, 9e999)" for c in WINDOW_COLUMNS)])
-    cursor = raw.cursor()
-    try:
-        cursor.execute(f"SELECT {cols} {where}", params)
-        flat = np.fromiter(itertools.chain.from_iterable(cursor), dtype=float)
-    finally:
-        cursor.close()
-    values = flat.reshape(len(flat) // width, width)
-    values[:, 4:][np.isinf(values[:, 4:])] = np.nan
-    return values
+def _still_there(session: Session, values: np.ndarray) -> np.ndarray:
+    """Which rows of ``values`` (BLOCK_COLUMNS) belong to an interface that exists now, on the
+    switch the row names (the samples table loses a deleted switch's rows by cascade)."""
+    if not len(values):
+        return np.zeros(0, dtype=bool)
+    pairs = session.execute(select(Interface.id, Interface.switch_id).order_by(Interface.id))
+    owners = np.fromiter(itertools.chain.from_iterable(pairs), dtype=float).reshape(-1, 2)
+    if not len(owners):
+        return np.zeros(len(values), dtype=bool)
+    at = np.clip(np.searchsorted(owners[:, 0], values[:, 1]), 0, len(owners) - 1)
+    return (owners[at, 0] == values[:, 1]) & (owners[at, 1] == values[:, 0])
 
 
 def _no_windows() -> WindowRows:

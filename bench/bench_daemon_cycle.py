@@ -11,10 +11,11 @@ store one proposal per switch priority with a change to propose.
 
 Set-up (not timed): ``--switches`` ToRs of ``--ports`` 100G ports each, all at the SONiC
 default waterlines on priorities 3 and 4, and 12 polls of samples per port and priority
-(1,000 x 64 x 2 x 12 = 1.5 M rows), tiled from virtual-fabric windows of all five profiles
-as in ``bench_tuner.py``. SQLite in a temporary file by default; ``--pg`` uses PostgreSQL
-(WATERLINE_BENCH_DATABASE_URL or WATERLINE_TEST_DATABASE_URL or the local ``test``
-database, in a schema of its own that is dropped afterwards).
+(1,000 x 64 x 2 x 12 = 1.5 M rows, written through the ingest as the poller writes them),
+tiled from virtual-fabric windows of all five profiles as in ``bench_tuner.py``. SQLite in
+a temporary file by default; ``--pg`` uses PostgreSQL (WATERLINE_BENCH_DATABASE_URL or
+WATERLINE_TEST_DATABASE_URL or the local ``test`` database, in a schema of its own that is
+dropped afterwards).
 
 Prints the wall seconds of the first cycle (every port profile and track new) and of the
 second (the same rows updated, proposals already pending), each split into its steps, and
@@ -53,7 +54,8 @@ from app.db.models import Interface, Proposal, Switch
 from app.db.session import make_engine
 from app.drivers.models import QosConfig, Waterlines
 from app.inventory import import_inventory, parse_inventory
-from collectors.normalise import SAMPLE_COLUMNS
+from collectors.ingest import Ingestor
+from collectors.normalise import SAMPLE_COLUMNS, SampleBatch
 from tuning.features import WINDOW_FIELDS
 
 POLL_S = 10
@@ -96,8 +98,7 @@ def populate(engine: Engine, n_switches: int, ports: int) -> float:
     rng = np.random.default_rng(0)
     pick = rng.integers(0, n_tpl, len(series) * len(PRIORITIES))
     jitter = rng.uniform(0.9, 1.1, len(pick))
-    cols = list(SAMPLE_COLUMNS)
-    rows: list[tuple[Any, ...]] = []
+    columns: dict[str, list[Any]] = {c: [] for c in SAMPLE_COLUMNS}
     k = 0
     for switch_id, iface_id in series:
         for prio in PRIORITIES:
@@ -109,25 +110,15 @@ def populate(engine: Engine, n_switches: int, ports: int) -> float:
                     for f in WINDOW_FIELDS}
                 for f in ("occupancy_bytes", "watermark_bytes"):  # counters of bytes
                     values[f] = round(values[f])
-                rate = values["tx_bytes_per_s"]
-                row = {c: None for c in cols}
-                row.update(values, switch_id=switch_id, interface_id=iface_id, priority=prio,
-                           ts_ms=T0_MS + poll * POLL_S * 1000, interval_s=float(POLL_S),
-                           utilisation=rate * 8 / 100e9)
-                rows.append(tuple(row[c] for c in cols))
-    with engine.begin() as conn:
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        if conn.dialect.name == "postgresql":
-            with raw.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
-                    f"COPY telemetry_samples ({', '.join(cols)}) FROM STDIN") as copy:
-                for r in rows:
-                    copy.write_row(r)
-        else:
-            cur = raw.cursor()
-            cur.executemany(f"INSERT INTO telemetry_samples ({', '.join(cols)}) "
-                            f"VALUES ({', '.join('?' * len(cols))})", rows)
-            cur.close()
+                values.update(switch_id=switch_id, interface_id=iface_id, priority=prio,
+                              ts_ms=T0_MS + poll * POLL_S * 1000, interval_s=float(POLL_S),
+                              utilisation=values["tx_bytes_per_s"] * 8 / 100e9)
+                for c in SAMPLE_COLUMNS:
+                    columns[c].append(values.get(c))
+    # through the ingest, as the poller stores them (chunks of 50,000 samples, each one
+    # telemetry block)
+    result = Ingestor(engine, buffer_limit=2 * k * POLLS).write(SampleBatch(columns))
+    assert result.error is None and result.written == k * POLLS, result
     return time.perf_counter() - t
 
 

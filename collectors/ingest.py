@@ -18,19 +18,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, delete, func, select, text
+from sqlalchemy import Engine, Table, delete, func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
 from app import metrics
 from app.db.models import (
     RollupState,
+    TelemetryBlock,
     TelemetryLatest,
     TelemetryRollup1h,
     TelemetryRollup1m,
     TelemetrySample,
 )
 from app.db.session import upsert_insert
+from app.telemetry_blocks import MAX_WINDOW_S, pack_block
 from collectors.normalise import SAMPLE_COLUMNS, SampleBatch
 
 log = logging.getLogger("waterline.ingest")
@@ -48,19 +50,23 @@ RATE_COLUMNS: tuple[str, ...] = (
 
 SAMPLES = cast(Table, TelemetrySample.__table__)
 LATEST = cast(Table, TelemetryLatest.__table__)
+BLOCKS = cast(Table, TelemetryBlock.__table__)
 ROLLUP_1M = cast(Table, TelemetryRollup1m.__table__)
 ROLLUP_1H = cast(Table, TelemetryRollup1h.__table__)
 
 
 def write_samples(conn: Connection, batch: SampleBatch) -> None:
-    """Insert a batch (idempotently) and refresh the latest-snapshot table, in ``conn``'s
-    transaction."""
+    """Insert a batch (idempotently), refresh the latest-snapshot table and store the batch as
+    one telemetry block (``app.telemetry_blocks``), in ``conn``'s transaction."""
     if not len(batch):
         return
+    rows, ts_min_ms, ts_max_ms, payload = pack_block(batch.columns)
     if conn.dialect.name == "postgresql":
         _write_postgres(conn, batch)
     else:
         _write_sqlite(conn, batch)
+    conn.execute(insert(BLOCKS).values(rows=rows, ts_min_ms=ts_min_ms, ts_max_ms=ts_max_ms,
+                                       payload=payload))
 
 
 def _latest_tuples(batch: SampleBatch) -> list[tuple[Any, ...]]:
@@ -344,9 +350,10 @@ def apply_retention(
     engine: Engine, *, raw_days: float, rollup_1m_days: float, now_ms: int | None = None
 ) -> dict[str, int]:
     """Delete raw samples and minute rollups older than their retention (never the 1 h rollup
-    data newer than a year). Returns rows deleted per table."""
+    data newer than a year), and telemetry blocks older than the longest window or the raw
+    retention. Returns rows deleted per table."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    deleted = {"raw": 0, "rollup_1m": 0}
+    deleted = {"raw": 0, "rollup_1m": 0, "blocks": 0}
     with engine.begin() as conn:
         # Only raw data that the minute rollup has already covered may go.
         covered = _state(conn, "rollup_1m") or 0
@@ -357,6 +364,9 @@ def apply_retention(
         cutoff_1m = min(now_ms - int(rollup_1m_days * 86_400_000), covered_1h)
         result = conn.execute(delete(ROLLUP_1M).where(ROLLUP_1M.c.bucket_ms < cutoff_1m))
         deleted["rollup_1m"] = result.rowcount or 0
+        blocks_cutoff = now_ms - int(min(raw_days * 86_400, MAX_WINDOW_S) * 1000)
+        result = conn.execute(delete(BLOCKS).where(BLOCKS.c.ts_max_ms < blocks_cutoff))
+        deleted["blocks"] = result.rowcount or 0
     return deleted
 
 

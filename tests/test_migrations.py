@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import inspect
 
@@ -76,3 +77,55 @@ def test_readyz_wants_the_schema_at_head(tmp_path: Path) -> None:
         migrate.upgrade(engine)
         assert client.get("/readyz").status_code == 200
     engine.dispose()
+
+
+def _backfill(engine) -> None:  # type: ignore[no-untyped-def]
+    """Upgrading to 0008 packs the last hour of raw samples into telemetry blocks: the window
+    reads see the same samples right after the upgrade (and nothing older than the hour)."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from app.telemetry import load_window_rows
+
+    migrate.upgrade(engine, "0007")
+    t0 = 1_800_000_000_000
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO switches (id, name, role, mgmt_host, mgmt_port, driver, model, asic, "
+            "buffer_bytes, credentials_ref, username, enabled, health, health_reason, "
+            "created_at, updated_at) VALUES (7, 'tor-1', 'tor', '10.0.0.1', 22, 'mock', '', '', "
+            "33554432, '', 'admin', true, 'ok', '', '2026-12-08', '2026-12-08')"))
+        conn.execute(text("INSERT INTO interfaces (id, switch_id, name, speed_gbps, peer, "
+                          "cable_m) VALUES (70, 7, 'Ethernet0', 100, '', 3)"))
+        for k in range(-3, 4):  # three samples over an hour before the newest, four within
+            ts = t0 + k * 1_000_000
+            conn.execute(text(
+                "INSERT INTO telemetry_samples (switch_id, interface_id, priority, ts_ms, "
+                "tx_bytes_per_s, occupancy_bytes, watermark_bytes) "
+                "VALUES (7, 70, 3, :ts, :rate, :occ, NULL)"),
+                {"ts": ts, "rate": 1e9 + k, "occ": 1000 * (k + 3)})
+    migrate.upgrade(engine)
+    with Session(engine) as session:
+        got = load_window_rows(session, start_ms=0, end_ms=t0 + 10**9, priorities=[3])
+    assert got.keys == [(7, 70, 3)] and got.counts.tolist() == [4]
+    assert got.ts_ms[0].tolist() == [t0 + k * 1_000_000 for k in range(4)]
+    assert got.fields["tx_bytes_per_s"][0].tolist() == [1e9 + k for k in range(4)]
+    assert got.fields["occupancy_bytes"][0].tolist() == [3000.0, 4000.0, 5000.0, 6000.0]
+    assert np.isnan(got.fields["watermark_bytes"][0]).all()
+    assert np.isnan(got.fields["drop_packets_per_s"][0]).all()
+
+
+def test_sqlite_upgrade_packs_the_last_hour_into_blocks(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    _backfill(engine)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_upgrade_packs_the_last_hour_into_blocks() -> None:
+    engine, schema = new_pg_schema("wl_blk")
+    try:
+        _backfill(engine)
+    finally:
+        engine.dispose()
+        drop_pg_schema(schema)

@@ -322,6 +322,23 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class TelemetryBlock(Base):
+    """One ingest batch's samples packed for the window reads (``app.telemetry_blocks``):
+    ``rows`` x BLOCK_COLUMNS little-endian float64 in ``payload``, the batch's sample times
+    spanning ``ts_min_ms``..``ts_max_ms``."""
+
+    __tablename__ = "telemetry_blocks"
+    __table_args__ = (Index("ix_telemetry_blocks_ts_max_ms", "ts_max_ms"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    ts_min_ms: Mapped[int] = mapped_column(BigInteger)
+    ts_max_ms: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class TelemetryLatest(_RawColumns, Base):
     """The newest raw sample of every series: what /metrics exports without touching switches."""
 

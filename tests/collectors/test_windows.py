@@ -4,15 +4,16 @@ cycle): grouping, time order, missing values and the range, on SQLite and Postgr
 from __future__ import annotations
 
 import math
-import sqlite3
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import telemetry
+from app.db.models import Switch
 from app.telemetry import WINDOW_COLUMNS, load_window_rows, load_windows
+from app.telemetry_blocks import BLOCK_COLUMNS, pack_block, unpack_block
 from collectors.ingest import Ingestor
 from tests.collectors.helpers import interface_ids, load_fabric
 from tests.conftest import Database
@@ -33,8 +34,7 @@ def sample(switch_id: int, iface_id: int, priority: int, k: int, **over: Any) ->
     return row
 
 
-def test_every_port_window_comes_back_stacked_in_time_order(db: Database,
-                                                           monkeypatch: Any) -> None:
+def test_every_port_window_comes_back_stacked_in_time_order(db: Database) -> None:
     switches = load_fabric(db, pods=1, tors_per_pod=2, leaves_per_pod=1, spines=1)
     tor1, tor2 = switches["tor-p1-1"].id, switches["tor-p1-2"].id
     a = interface_ids(db, "tor-p1-1")["Ethernet0"]
@@ -67,13 +67,34 @@ def test_every_port_window_comes_back_stacked_in_time_order(db: Database,
     assert old[keys[1]]["tx_pause_frames_per_s"].tolist() == [0.0, 0.5, 1.0]
     assert all(len(old[keys[0]][c]) == 5 for c in (*WINDOW_COLUMNS, "ts_ms"))
     assert math.isnan(old[keys[1]]["watermark_bytes"][0])
-    # read in chunks of 2 samples (groups split across chunks): the same arrays
-    monkeypatch.setattr(telemetry, "FETCH_ROWS", 2)
+    # the same samples written again, in blocks of 2 (each series split across blocks):
+    # every sample counts once, the first written
+    again = [dict(r, tx_bytes_per_s=-1.0) for r in rows]
+    assert Ingestor(db.engine, batch_rows=2).write(again).error is None
     with db.session() as s:
-        small = load_window_rows(s, start_ms=T0, end_ms=T0 + 50_000, priorities=[3, 4])
-    assert small.keys == got.keys and small.counts.tolist() == got.counts.tolist()
+        twice = load_window_rows(s, start_ms=T0, end_ms=T0 + 50_000, priorities=[3, 4])
+    assert twice.keys == got.keys and twice.counts.tolist() == got.counts.tolist()
     for name in WINDOW_COLUMNS:
-        assert np.array_equal(small.fields[name], got.fields[name], equal_nan=True), name
+        assert np.array_equal(twice.fields[name], got.fields[name], equal_nan=True), name
+
+
+def test_a_window_holds_only_interfaces_that_exist_on_their_switch(db: Database) -> None:
+    switches = load_fabric(db, pods=1, tors_per_pod=2, leaves_per_pod=1, spines=1)
+    tor1, tor2 = switches["tor-p1-1"].id, switches["tor-p1-2"].id
+    a = interface_ids(db, "tor-p1-1")["Ethernet0"]
+    b = interface_ids(db, "tor-p1-2")["Ethernet4"]
+    rows = [sample(tor1, a, 3, k) for k in range(3)] + [sample(tor2, b, 3, k) for k in range(3)]
+    assert Ingestor(db.engine).write(rows).error is None
+    with db.session() as s:
+        assert sorted(load_window_rows(s, start_ms=T0, end_ms=T0 + 50_000,
+                                       priorities=[3]).keys) == [(tor1, a, 3), (tor2, b, 3)]
+        s.delete(s.get(Switch, tor2))
+        s.commit()
+    with db.session() as s:  # the samples went with the switch; so does its part of the blocks
+        got = load_window_rows(s, start_ms=T0, end_ms=T0 + 50_000, priorities=[3])
+        assert got.keys == [(tor1, a, 3)] and got.counts.tolist() == [3]
+        assert load_window_rows(s, start_ms=T0, end_ms=T0 + 50_000, priorities=[3],
+                                switch_ids=[tor2]).keys == []
 
 
 def test_an_empty_range_reads_as_no_windows(db: Database) -> None:
@@ -86,26 +107,37 @@ def test_an_empty_range_reads_as_no_windows(db: Database) -> None:
 
 _VALUE = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
                    st.integers(-(2**53), 2**53))
+_ID = st.integers(0, 2**31)
 
 
 @settings(max_examples=50, deadline=None)
-@given(rows=st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 2**31), st.integers(0, 7),
-                          st.integers(0, 2**42),
-                          st.lists(_VALUE | st.sampled_from([math.inf, -math.inf]),
-                                   min_size=len(WINDOW_COLUMNS),
-                                   max_size=len(WINDOW_COLUMNS))),
-                max_size=30))
-def test_sqlite_rows_read_back_exactly_with_nan_for_null(rows: list[Any]) -> None:
-    """Whatever finite numbers SQLite holds come back as the same float64 values (ids and
-    times exact); NULL, and an infinity (no reading either), as NaN."""
-    conn = sqlite3.connect(":memory:")
-    cols = ["switch_id", "interface_id", "priority", "ts_ms", *WINDOW_COLUMNS]
-    conn.execute(f"CREATE TABLE s ({', '.join(cols)})")
-    flat = [(a, b, c, d, *vals) for a, b, c, d, vals in rows]
-    conn.executemany(f"INSERT INTO s VALUES ({', '.join('?' * len(cols))})", flat)
-    got = telemetry._fetched_rows(conn, "FROM s WHERE ts_ms >= ? AND ts_ms < ?", (0, 2**43))
+@given(rows=st.lists(st.tuples(_ID, _ID, st.integers(0, 7), st.integers(0, 2**42),
+                               st.lists(_VALUE | st.sampled_from([math.inf, -math.inf]),
+                                        min_size=len(WINDOW_COLUMNS),
+                                        max_size=len(WINDOW_COLUMNS))),
+                     min_size=1, max_size=30))
+def test_a_block_reads_back_exactly_with_nan_for_missing(rows: list[Any]) -> None:
+    """Whatever numbers a batch holds come back from its block as the same float64 values
+    (ids and times exact); None, and an infinity (no reading either), as NaN."""
+    columns: dict[str, list[Any]] = {c: [] for c in BLOCK_COLUMNS}
+    for a, b, c, d, vals in rows:
+        for name, v in zip(BLOCK_COLUMNS, (a, b, c, d, *vals), strict=True):
+            columns[name].append(v)
+    n, low, high, payload = pack_block(columns)
+    assert (n, low, high) == (len(rows), min(r[3] for r in rows), max(r[3] for r in rows))
+    got = unpack_block(payload, n)
     want = np.array([[np.nan if v is None or (isinstance(v, float) and math.isinf(v))
-                      else float(v) for v in row] for row in flat],
-                    dtype=float).reshape(len(flat), len(cols))
-    assert got.shape == want.shape
+                      else float(v) for v in (a, b, c, d, *vals)] for a, b, c, d, vals in rows])
     assert np.array_equal(got, want, equal_nan=True)
+    with pytest.raises(ValueError, match="needs"):
+        unpack_block(payload[:-1], n)
+    with pytest.raises(ValueError, match="needs"):
+        unpack_block(payload, n + 1)
+
+
+@given(bad=st.sampled_from([None, 1.5, math.nan, math.inf, 2**54 + 1]))
+def test_a_block_refuses_ids_that_are_not_exact_integers(bad: Any) -> None:
+    columns: dict[str, list[Any]] = {c: [1] for c in BLOCK_COLUMNS}
+    columns["interface_id"] = [bad]
+    with pytest.raises(ValueError, match="integers"):
+        pack_block(columns)
