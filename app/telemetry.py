@@ -321,7 +321,8 @@ def _still_there(session: Session, values: np.ndarray) -> np.ndarray:
     if not len(owners):
         return np.zeros(len(values), dtype=bool)
     at = np.clip(np.searchsorted(owners[:, 0], values[:, 1]), 0, len(owners) - 1)
-    return (owners[at, 0] == values[:, 1]) & (owners[at, 1] == values[:, 0])
+    there: np.ndarray = (owners[at, 0] == values[:, 1]) & (owners[at, 1] == values[:, 0])
+    return there
 
 
 def _no_windows() -> WindowRows:
