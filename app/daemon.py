@@ -64,7 +64,7 @@ from app.db.models import (
 )
 from app.db.session import upsert_insert
 from app.drivers.models import QosConfig, Waterlines
-from app.telemetry import load_window_rows, load_windows
+from app.telemetry import interface_table, load_window_rows, load_windows
 from tuning import mixed
 from tuning.features import (
     PROFILES,
@@ -223,7 +223,7 @@ _NO_READING = np.zeros(len(PROFILES))  # shared, never written to: replaced when
 _NO_READING.flags.writeable = False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Port:
     switch_id: int
     interface_id: int
@@ -605,34 +605,30 @@ class TunerDaemon:
         if self.options.real_switches_only:
             wanted = wanted.where(Switch.driver != "mock")
         switches = {s.id: s for s in session.scalars(wanted)}
+        interfaces = interface_table(session)
         got = load_window_rows(session, start_ms=now_ms - int(self.options.window_s * 1000),
                                end_ms=now_ms + 1, priorities=priorities,
-                               switch_ids=list(switches))
-        interfaces = {r.id: r for r in session.execute(
-            select(Interface.id, Interface.name, Interface.speed_gbps, Interface.cable_m)
-            .where(Interface.switch_id.in_(list(switches))))}
+                               switch_ids=list(switches), interfaces=interfaces)
         waterlines = {(sid, prio): waterline_matrix([w])[0] for sid in switches
                       for prio, w in in_force.get(sid, {}).items()}
         polls = np.sum(np.isfinite(got.fields["tx_bytes_per_s"]), axis=1)
         rows, found = [], []
         for k, (sid, iid, prio) in enumerate(got.keys):
-            iface = interfaces.get(iid)
-            if iface is None or (sid, prio) not in waterlines or \
-                    polls[k] < self.options.min_polls:
+            if (sid, prio) not in waterlines or polls[k] < self.options.min_polls:
                 continue
             rows.append(k)
-            found.append((sid, iface, prio))
+            found.append((sid, iid, prio))
         if not rows:
             return []
-        batch = WindowBatch(np.array([float(f[1].speed_gbps) for f in found]),
+        links = [interfaces[iid] for _sid, iid, _prio in found]
+        batch = WindowBatch(np.array([float(link[2]) for link in links]),
                             np.array([float(switches[f[0]].buffer_bytes) for f in found]),
-                            np.array([float(f[1].cable_m) for f in found]),
+                            np.array([link[3] for link in links]),
                             {name: v[rows] for name, v in got.fields.items()})
         feats = features_matrix(batch, np.stack([waterlines[(f[0], f[2])] for f in found]))
         kpis = window_kpis_batch(batch)
-        return [_Port(sid, iface.id, iface.name, prio, iface.speed_gbps, iface.cable_m,
-                      feats[j], kpis, j)
-                for j, (sid, iface, prio) in enumerate(found)]
+        return [_Port(sid, iid, link[1], prio, link[2], link[3], feats[j], kpis, j)
+                for j, ((sid, iid, prio), link) in enumerate(zip(found, links, strict=True))]
 
     def _classify(self, now_ms: int, report: CycleReport,
                   in_force: dict[int, dict[int, Waterline]]) -> list[_Port]:

@@ -68,22 +68,22 @@ def fabric_kpis(
 
     import numpy as np
 
-    from app.db.models import Fabric, Interface, PortProfile, Switch
-    from app.telemetry import load_window_rows
+    from app.db.models import Fabric, PortProfile, Switch
+    from app.telemetry import interface_table, load_window_rows
     from tuning.features import WindowBatch, window_kpis_batch
 
     now_ms = int(time.time() * 1000)
     fabric = session.scalars(select(Fabric)).first()
     priorities = list(fabric.lossless_priorities) if fabric else [3]
-    links = {i: (float(speed), float(cable)) for i, speed, cable in session.execute(
-        select(Interface.id, Interface.speed_gbps, Interface.cable_m)).tuples()}
+    interfaces = interface_table(session)
+    links = {i: (float(row[2]), row[3]) for i, row in interfaces.items()}
     buffers = dict(session.execute(select(Switch.id, Switch.buffer_bytes)).tuples().all())
     profiles = {(p.switch_id, p.interface_id, p.priority): p.profile
                 for p in session.scalars(select(PortProfile))}
     per_profile: dict[str, list[dict[str, float]]] = {}
     every: list[dict[str, float]] = []
     got = load_window_rows(session, start_ms=now_ms - int(window * 1000), end_ms=now_ms + 1,
-                           priorities=priorities)
+                           priorities=priorities, interfaces=interfaces)
     rows = [k for k, key in enumerate(got.keys) if key[1] in links]
     keys = [got.keys[k] for k in rows]
     batch = WindowBatch(np.array([links[key[1]][0] for key in keys]),
