@@ -80,7 +80,7 @@ from tuning.optimiser import Proposal as OptimiserProposal
 from tuning.optimiser import ProposalRequest
 from tuning.space import PortContext, clip_coords, deeper_than_references, to_coords
 from tuning.tracker import TrafficTracker
-from tuning.verify import Tolerance, average_kpis, kpis_of, verdict
+from tuning.verify import Tolerance, kpis_of, verdict
 
 log = logging.getLogger("waterline.daemon")
 
@@ -285,6 +285,15 @@ class _Job:
     # applies to all of them, and the change service guards it against that port
     worst_speed_gbps: int
     worst_cable_m: float
+
+
+def _mean_kpis(ports: Sequence[_Port]) -> dict[str, float]:
+    """The mean of each of the ports' window KPIs (their ``kpis``), read from the cycle's
+    arrays at once (ports of one cycle share them)."""
+    if not ports:
+        return {}
+    rows = np.fromiter((p.row for p in ports), dtype=np.int64, count=len(ports))
+    return {k: float(np.mean(v[rows])) for k, v in ports[0].window_kpis.items()}
 
 
 def _for_every_port(w: Waterline, job: _Job) -> Waterline:
@@ -876,7 +885,6 @@ class TunerDaemon:
             report.errors.append(f"{switch.name}/{prio}: guard refused {refusals[0]}")
             return None
         posterior = group.posterior
-        kpis = [m.kpis for m in members]
         return Proposal(
             switch_id=sid, priority=prio, interfaces=[m.interface for m in members],
             profile=job.profile, probability=float(posterior[PROFILES.index(job.profile)]),
@@ -891,7 +899,7 @@ class TunerDaemon:
             explanation={
                 "method": proposal.method, "reason": proposal.reason,
                 "way_back": proposal.way_back,
-                "features": {k: float(np.mean([kp[k] for kp in kpis])) for k in kpis[0]},
+                "features": _mean_kpis(members),
                 "feature_vector": [float(x) for x in group.features],
                 "ports": len(members), "speed_gbps": job.speed_gbps, "cable_m": job.cable_m,
                 "tuned_for": [m.interface for m in group.ports],
@@ -983,7 +991,7 @@ class TunerDaemon:
             with self.factory() as session:
                 names = dict(session.execute(select(Switch.id, Switch.name).where(
                     Switch.id.in_({p.switch_id for p in members}))).tuples().all())
-                before: dict[str, Any] = average_kpis([pt.kpis for pt in ports])
+                before: dict[str, Any] = _mean_kpis(ports)
                 # each port's own, for the per-port rule (``tuning.verify.port_regression``)
                 before["ports_utilisation"] = {
                     f"{names.get(pt.switch_id, pt.switch_id)}/{pt.interface}":

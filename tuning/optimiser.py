@@ -1017,7 +1017,7 @@ class WaterlineOptimiser:
                 else:  # on to the guide, whose own window decides (the second stage)
                     goal = diagnostic.path(xcur, ctx)[2]
                     record.update(step_features=_row(rq.features),
-                                  port_step_features=_port_lists(rq.ports),
+                                  port_step_features=_port_rows(rq.ports),
                                   guide=[float(x) for x in goal])
                     where = "on to the vendor guide, whose own window decides"
             if ruled:
@@ -1435,16 +1435,16 @@ def _row(f: Any) -> list[float]:
 def _start_windows(rq: ProposalRequest) -> dict[str, Any]:
     """A diagnostic's record of the windows at its start: the group's and its ports' own."""
     return {"features": _row(rq.features),
-            "port_features": _port_lists(rq.ports)}
+            "port_features": _port_rows(rq.ports)}
 
 
-def _port_lists(ports: Sequence[tuple[str, Any]]) -> dict[str, list[float]]:
-    """Each port's feature row as a list (a record's windows, stored as JSON): one conversion
-    for all of a group's ports rather than one per port (a fleet's verdict cycle records
-    100,000 of them)."""
+def _port_rows(ports: Sequence[tuple[str, Any]]) -> dict[str, np.ndarray]:
+    """Each port's feature row by key (a record's windows; the tracker packs them when it
+    stores the record): one array for all of a group's ports, each port's row a view of it
+    (a fleet's verdict cycle records 100,000 of them)."""
     if not ports:
         return {}
-    rows = np.stack([np.asarray(f, dtype=float).reshape(-1) for _k, f in ports]).tolist()
+    rows = np.stack([np.asarray(f, dtype=float).reshape(-1) for _k, f in ports])
     return dict(zip((k for k, _f in ports), rows, strict=True))
 
 

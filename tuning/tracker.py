@@ -67,7 +67,7 @@ class TrafficTracker:
                  cycles: int = 0, probe: dict[str, Any] | None = None,
                  avoid: list[dict[str, Any]] | None = None,
                  origin: dict[str, Any] | None = None,
-                 ports: dict[str, list[float]] | None = None,
+                 ports: dict[str, Any] | None = None,
                  pending: dict[str, Any] | None = None) -> None:
         self.scores = np.zeros(len(PROFILES)) if scores is None else np.asarray(
             scores, dtype=float).reshape(len(PROFILES))
@@ -82,9 +82,10 @@ class TrafficTracker:
         self.avoid: list[dict[str, Any]] = [dict(a) for a in (avoid or [])]
         # the waterline set (its fields) in place when the tuner first proposed here
         self.origin: dict[str, Any] | None = dict(origin) if origin else None
-        # per busy port (the caller's key): its smoothed classifier reading
-        self.ports: dict[str, list[float]] = {
-            k: [float(x) for x in v] for k, v in (ports or {}).items()}
+        # per busy port (the caller's key): its smoothed classifier reading (float arrays,
+        # never written to: replaced whole)
+        self.ports: dict[str, np.ndarray] = {
+            k: np.asarray(v, dtype=float) for k, v in (ports or {}).items()}
         # the probe record above came with this stored proposal, not applied yet:
         # {"proposal_id": its id, "prior": the record it replaced} (``settle_probe``)
         self.pending: dict[str, Any] | None = dict(pending) if pending else None
@@ -96,11 +97,11 @@ class TrafficTracker:
         p = np.atleast_2d(np.asarray(probabilities, dtype=float))
         out = p.copy()
         seen = [i for i, key in enumerate(keys)
-                if len(self.ports.get(key) or ()) == p.shape[1]]
+                if (known := self.ports.get(key)) is not None and known.shape == (p.shape[1],)]
         if seen:
             old = np.array([self.ports[keys[i]] for i in seen], dtype=float)
             out[seen] = PORT_MEMORY * old + (1.0 - PORT_MEMORY) * p[seen]
-        self.ports = dict(zip(keys, out.tolist(), strict=True))
+        self.ports = dict(zip(keys, out, strict=True))
         return out
 
     def note_origin(self, waterlines: dict[str, Any]) -> dict[str, Any]:
@@ -212,11 +213,11 @@ class TrafficTracker:
         avoid = state.get("avoid")
         origin = state.get("origin")
         ports = state.get("ports")
+        ports_ok: dict[str, Any]
         if _is_packed(ports):  # as ``state`` writes them
             rows = unpack_rows(ports)
-            ports_ok = {k: v for k, v in zip(rows, np.array(list(rows.values())).tolist(),
-                                             strict=True)
-                        if len(v) == len(PROFILES)} if rows else {}
+            ports_ok = {k: v for k, v in rows.items() if len(v) == len(PROFILES)} \
+                if rows else {}
         else:  # one list per port, as before the readings were packed
             ports_ok = {str(k): v for k, v in ports.items()
                         if isinstance(v, list) and len(v) == len(PROFILES)

@@ -83,13 +83,6 @@ class Tolerance:
     port_utilisation_floor: float = 0.02
 
 
-def average_kpis(kpis: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Per-port KPIs (``window_kpis``), averaged over the ports."""
-    if not kpis:
-        return {}
-    return {k: float(np.mean([x[k] for x in kpis])) for k in kpis[0]}
-
-
 def kpis_of(windows: Sequence[PortWindow], names: Sequence[str]) -> dict[str, Any]:
     """What a verdict compares: the ports' KPIs (``window_kpis``) averaged over the ports,
     their mean line rate (``speed_gbps``) and each port's own utilisation by name
