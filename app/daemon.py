@@ -223,6 +223,15 @@ _NO_READING = np.zeros(len(PROFILES))  # shared, never written to: replaced when
 _NO_READING.flags.writeable = False
 
 
+@dataclass
+class _CycleArrays:
+    """What one cycle read and classified of all its ports, one row per port."""
+
+    features: np.ndarray  # (ports x FEATURE_NAMES)
+    kpis: dict[str, np.ndarray]  # the window's telemetry KPIs (``window_kpis_batch``)
+    proba: np.ndarray | None = None  # the classifier's probabilities (ports x PROFILES)
+
+
 @dataclass(slots=True)
 class _Port:
     switch_id: int
@@ -231,19 +240,42 @@ class _Port:
     priority: int
     speed_gbps: int
     cable_m: float
-    features: np.ndarray
-    # the window's telemetry KPIs (``window_kpis``): row ``row`` of the cycle's arrays
-    window_kpis: dict[str, np.ndarray]
-    row: int
+    arrays: _CycleArrays
+    row: int  # its row of ``arrays``
     profile: str = "idle"
     probability: float = 0.0
-    proba: np.ndarray = field(default_factory=lambda: _NO_READING)
     # its classifier probabilities smoothed over cycles (``TrafficTracker.smooth_ports``)
     reading: np.ndarray = field(default_factory=lambda: _NO_READING)
 
     @property
+    def features(self) -> np.ndarray:
+        row: np.ndarray = self.arrays.features[self.row]
+        return row
+
+    @property
+    def proba(self) -> np.ndarray:
+        if self.arrays.proba is None:
+            return _NO_READING
+        row: np.ndarray = self.arrays.proba[self.row]
+        return row
+
+    @property
     def kpis(self) -> dict[str, float]:
-        return {k: float(v[self.row]) for k, v in self.window_kpis.items()}
+        return {k: float(v[self.row]) for k, v in self.arrays.kpis.items()}
+
+
+def _rows(ports: Sequence[_Port]) -> np.ndarray:
+    """The ports' rows of their (one cycle's) arrays."""
+    return np.fromiter((p.row for p in ports), dtype=np.int64, count=len(ports))
+
+
+def _proba(ports: Sequence[_Port]) -> np.ndarray:
+    """The ports' classifier probabilities (ports x PROFILES), from their cycle's arrays."""
+    proba = ports[0].arrays.proba
+    if proba is None:
+        return np.vstack([_NO_READING] * len(ports))
+    out: np.ndarray = proba[_rows(ports)]
+    return out
 
 
 @dataclass
@@ -292,8 +324,8 @@ def _mean_kpis(ports: Sequence[_Port]) -> dict[str, float]:
     arrays at once (ports of one cycle share them)."""
     if not ports:
         return {}
-    rows = np.fromiter((p.row for p in ports), dtype=np.int64, count=len(ports))
-    return {k: float(np.mean(v[rows])) for k, v in ports[0].window_kpis.items()}
+    rows = _rows(ports)
+    return {k: float(np.mean(v[rows])) for k, v in ports[0].arrays.kpis.items()}
 
 
 def _for_every_port(w: Waterline, job: _Job) -> Waterline:
@@ -320,34 +352,42 @@ def _for_every_port(w: Waterline, job: _Job) -> Waterline:
 def _upsert_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
     """The ports' verdicts into ``port_profiles``; a port's ``since_ms`` moves only when its
     profile does. PostgreSQL takes every port in one statement whose rows come from one
-    array parameter per column (128,000 ports through the driver's executemany: ~3 s), the
-    others an executemany."""
+    array parameter per column (128,000 ports through the driver's executemany: ~3 s);
+    SQLite the same statement, compiled once, through the driver's executemany of plain
+    tuples (SQLAlchemy's per-row parameter handling cost 0.3 s)."""
     if not ports:
         return
     table = cast(Table, PortProfile.__table__)
-    dialect = session.get_bind().dialect.name
-    upsert = upsert_insert(dialect, table)
+    dialect = session.get_bind().dialect
+    upsert = upsert_insert(dialect.name, table)
     columns = ("switch_id", "interface_id", "priority", "profile", "probability", "since_ms",
                "updated_ms")
     rows = [(p.switch_id, p.interface_id, p.priority, p.profile, p.probability, now_ms, now_ms)
             for p in ports]
-    params: dict[str, list[Any]] | list[dict[str, Any]]
-    if dialect == "postgresql":
+    if dialect.name == "postgresql":
         types = (Integer, Integer, SmallInteger, String, Float, BigInteger, BigInteger)
         new = func.unnest(*(cast_(bindparam(c), ARRAY(t)) for c, t in zip(
             columns, types, strict=True))).table_valued(*columns).render_derived("new")
         upsert = upsert.from_select(list(columns), select(*(new.c[c] for c in columns)))
-        params = {c: list(values) for c, values in zip(columns, zip(*rows, strict=True),
-                                                        strict=True)}
-    else:
-        params = [dict(zip(columns, r, strict=True)) for r in rows]
-    session.execute(upsert.on_conflict_do_update(
+    statement = upsert.on_conflict_do_update(
         index_elements=[table.c.switch_id, table.c.interface_id, table.c.priority],
         set_={"profile": upsert.excluded.profile,
               "probability": upsert.excluded.probability,
               "updated_ms": upsert.excluded.updated_ms,
               "since_ms": case((table.c.profile == upsert.excluded.profile,
-                                table.c.since_ms), else_=upsert.excluded.since_ms)}), params)
+                                table.c.since_ms), else_=upsert.excluded.since_ms)})
+    if dialect.name == "postgresql":
+        session.execute(statement, {c: list(values) for c, values in zip(
+            columns, zip(*rows, strict=True), strict=True)})
+        return
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    if compiled.positiontup != list(columns):  # the tuples' order is the statement's
+        raise RuntimeError(f"port_profiles upsert binds {compiled.positiontup}")
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(str(compiled), rows)
+    finally:
+        cursor.close()
 
 
 class TunerDaemon:
@@ -634,9 +674,10 @@ class TunerDaemon:
                             np.array([float(switches[f[0]].buffer_bytes) for f in found]),
                             np.array([link[3] for link in links]),
                             {name: v[rows] for name, v in got.fields.items()})
-        feats = features_matrix(batch, np.stack([waterlines[(f[0], f[2])] for f in found]))
-        kpis = window_kpis_batch(batch)
-        return [_Port(sid, iid, link[1], prio, link[2], link[3], feats[j], kpis, j)
+        arrays = _CycleArrays(
+            features_matrix(batch, np.stack([waterlines[(f[0], f[2])] for f in found])),
+            window_kpis_batch(batch))
+        return [_Port(sid, iid, link[1], prio, link[2], link[3], arrays, j)
                 for j, ((sid, iid, prio), link) in enumerate(zip(found, links, strict=True))]
 
     def _classify(self, now_ms: int, report: CycleReport,
@@ -647,11 +688,12 @@ class TunerDaemon:
             report.ports = len(ports)
             if not ports:
                 return []
-            proba = self.models.classifier.predict_proba(np.vstack([p.features for p in ports]))
+            arrays = ports[0].arrays  # every port's row, in order
+            arrays.proba = proba = self.models.classifier.predict_proba(arrays.features)
             best = np.argmax(proba, axis=1)
-            for port, row, k in zip(ports, proba, best.tolist(), strict=True):
-                port.profile, port.probability = PROFILES[k], float(row[k])
-                port.proba = row
+            chance = proba[np.arange(len(best)), best].tolist()
+            for port, k, p in zip(ports, best.tolist(), chance, strict=True):
+                port.profile, port.probability = PROFILES[k], p
             self._record_profiles(session, ports, now_ms)
             self._tracks = self._track(session, ports)
             session.commit()
@@ -694,15 +736,16 @@ class TunerDaemon:
                 if fate is not None:
                     tracker.settle_probe(fate)
             prior = tracker.posterior if tracker.cycles else None
+            arrays = busy[0].arrays
             readings = tracker.smooth_ports([str(p.interface_id) for p in busy],
-                                            np.vstack([p.proba for p in busy]))
+                                            _proba(busy))
             for port, reading in zip(busy, readings, strict=True):
                 port.reading = reading
             keep = mixed.split(readings, prior)
             group = [p for p, k in zip(busy, keep, strict=True) if k]
             others = [p for p, k in zip(busy, keep, strict=True) if not k]
-            posterior = tracker.update(np.vstack([p.proba for p in group]))
-            feats = np.median(np.vstack([m.features for m in group]), axis=0)
+            posterior = tracker.update(_proba(group))
+            feats = np.median(arrays.features[_rows(group)], axis=0)
             trackers[key] = tracker
             out[key] = _Group(posterior, group, feats, {}, tracker.probe_view(),
                               tracker.avoid_view(), others, tracker)

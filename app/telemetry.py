@@ -281,17 +281,21 @@ def load_window_rows(
         select(BLOCKS.c.rows, BLOCKS.c.payload)
         .where(BLOCKS.c.ts_max_ms >= int(start_ms), BLOCKS.c.ts_min_ms < int(end_ms))
         .order_by(BLOCKS.c.id))
-    parts = []
-    for rows, payload in found:
-        block = unpack_block(payload, rows)
-        ts = block[:, 3]
-        parts.append(block[(ts >= start_ms) & (ts < end_ms) & np.isin(block[:, 2], wanted)])
-    values = np.concatenate(parts) if parts else np.zeros((0, len(BLOCK_COLUMNS)))
+    blocks = [unpack_block(payload, rows) for rows, payload in found]
+    # one row per column (the gathers below stream), filled block by block: no copy of the
+    # whole window but this one and the filter's
+    cols = np.empty((len(BLOCK_COLUMNS), sum(len(b) for b in blocks)))
+    at = 0
+    for block in blocks:
+        cols[:, at:at + len(block)] = block.T
+        at += len(block)
     table = interface_table(session) if interfaces is None else interfaces
-    values = values[_still_there(table, values, switch_ids)]
-    if not len(values):
+    keep = (cols[3] >= start_ms) & (cols[3] < end_ms) & np.isin(cols[2], wanted) & \
+        _still_there(table, cols[0], cols[1], switch_ids)
+    if not keep.all():
+        cols = cols[:, keep]
+    if not cols.shape[1]:
         return _no_windows()
-    cols = np.ascontiguousarray(values.T)  # one row per column: the gathers below stream
     # by switch, interface, priority, time; the sort is stable, so of a sample written twice
     # the first comes first
     order = np.lexsort((cols[3], cols[2], cols[1], cols[0]))
@@ -330,21 +334,19 @@ def interface_table(session: Session) -> dict[int, tuple[int, str, int, float]]:
             for i, sid, name, speed, cable in cursor.fetchall()}
 
 
-def _still_there(table: Mapping[int, tuple[int, str, int, float]], values: np.ndarray,
-                 switch_ids: Sequence[int] | None) -> np.ndarray:
-    """Which rows of ``values`` (BLOCK_COLUMNS) belong to an interface of ``table``
-    (``interface_table``), on the switch the row names (the samples table loses a deleted
-    switch's rows by cascade), and to one of ``switch_ids`` when given."""
-    if not len(values):
-        return np.zeros(0, dtype=bool)
+def _still_there(table: Mapping[int, tuple[int, str, int, float]], switch: np.ndarray,
+                 interface: np.ndarray, switch_ids: Sequence[int] | None) -> np.ndarray:
+    """Which samples (their ``switch`` and ``interface`` ids) belong to an interface of
+    ``table`` (``interface_table``), on the switch the sample names (the samples table loses
+    a deleted switch's rows by cascade), and to one of ``switch_ids`` when given."""
     wanted = None if switch_ids is None else {int(sid) for sid in switch_ids}
     owners = np.array(sorted((i, row[0]) for i, row in table.items()
                              if wanted is None or row[0] in wanted),
                       dtype=float).reshape(-1, 2)
-    if not len(owners):
-        return np.zeros(len(values), dtype=bool)
-    at = np.clip(np.searchsorted(owners[:, 0], values[:, 1]), 0, len(owners) - 1)
-    there: np.ndarray = (owners[at, 0] == values[:, 1]) & (owners[at, 1] == values[:, 0])
+    if not len(owners) or not len(interface):
+        return np.zeros(len(interface), dtype=bool)
+    at = np.clip(np.searchsorted(owners[:, 0], interface), 0, len(owners) - 1)
+    there: np.ndarray = (owners[at, 0] == interface) & (owners[at, 1] == switch)
     return there
 
 

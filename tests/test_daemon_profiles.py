@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import select
 
-from app.daemon import TunerDaemon, _Port
+from app.daemon import TunerDaemon, _CycleArrays, _Port
 from app.db.models import PortProfile
 from tests.collectors.helpers import interface_ids, load_fabric
 from tests.conftest import Database
 
 
 def port(switch_id: int, iface_id: int, name: str, profile: str, p: float) -> _Port:
-    out = _Port(switch_id, iface_id, name, 3, 100, 3.0, np.zeros(3), {}, 0)
+    out = _Port(switch_id, iface_id, name, 3, 100, 3.0, _CycleArrays(np.zeros((1, 3)), {}), 0)
     out.profile, out.probability = profile, p
     return out
 
