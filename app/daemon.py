@@ -27,11 +27,6 @@ from typing import Any, Literal, cast
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import (
-    BigInteger,
-    Float,
-    Integer,
-    SmallInteger,
-    String,
     Table,
     bindparam,
     case,
@@ -41,8 +36,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy import cast as cast_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from app import metrics
@@ -351,23 +346,31 @@ def _for_every_port(w: Waterline, job: _Job) -> Waterline:
 
 def _upsert_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
     """The ports' verdicts into ``port_profiles``; a port's ``since_ms`` moves only when its
-    profile does. PostgreSQL takes every port in one statement whose rows come from one
-    array parameter per column (128,000 ports through the driver's executemany: ~3 s);
-    SQLite the same statement, compiled once, through the driver's executemany of plain
-    tuples (SQLAlchemy's per-row parameter handling cost 0.3 s)."""
+    profile does. One statement either way: on PostgreSQL its rows come from a temporary
+    table the ports are COPYed into (128,000 ports: 0.8 s, where one array parameter per
+    column took 1.1 s and the driver's executemany ~3 s); on SQLite it is compiled once and
+    run through the driver's executemany of plain tuples (SQLAlchemy's per-row parameter
+    handling cost 0.3 s)."""
     if not ports:
         return
     table = cast(Table, PortProfile.__table__)
-    dialect = session.get_bind().dialect
+    conn = session.connection()
+    dialect = conn.dialect
     upsert = upsert_insert(dialect.name, table)
     columns = ("switch_id", "interface_id", "priority", "profile", "probability", "since_ms",
                "updated_ms")
     rows = [(p.switch_id, p.interface_id, p.priority, p.profile, p.probability, now_ms, now_ms)
             for p in ports]
+    raw: Any = conn.connection.dbapi_connection
     if dialect.name == "postgresql":
-        types = (Integer, Integer, SmallInteger, String, Float, BigInteger, BigInteger)
-        new = func.unnest(*(cast_(bindparam(c), ARRAY(t)) for c, t in zip(
-            columns, types, strict=True))).table_valued(*columns).render_derived("new")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_NEW_PROFILES} "
+            "(LIKE port_profiles INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY {_NEW_PROFILES} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        new = sql_table(_NEW_PROFILES, *(sql_column(c) for c in columns))
         upsert = upsert.from_select(list(columns), select(*(new.c[c] for c in columns)))
     statement = upsert.on_conflict_do_update(
         index_elements=[table.c.switch_id, table.c.interface_id, table.c.priority],
@@ -377,17 +380,20 @@ def _upsert_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
               "since_ms": case((table.c.profile == upsert.excluded.profile,
                                 table.c.since_ms), else_=upsert.excluded.since_ms)})
     if dialect.name == "postgresql":
-        session.execute(statement, {c: list(values) for c, values in zip(
-            columns, zip(*rows, strict=True), strict=True)})
+        session.execute(statement)
+        conn.exec_driver_sql(f"TRUNCATE {_NEW_PROFILES}")
         return
     compiled = statement.compile(dialect=dialect, column_keys=list(columns))
     if compiled.positiontup != list(columns):  # the tuples' order is the statement's
         raise RuntimeError(f"port_profiles upsert binds {compiled.positiontup}")
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = raw.cursor()
     try:
         cursor.executemany(str(compiled), rows)
     finally:
         cursor.close()
+
+
+_NEW_PROFILES = "wl_new_port_profiles"  # this cycle's verdicts on their way in (PostgreSQL)
 
 
 class TunerDaemon:

@@ -277,11 +277,8 @@ def load_window_rows(
     wanted = sorted({int(p) for p in priorities})
     if not wanted:
         return _no_windows()
-    found = session.execute(
-        select(BLOCKS.c.rows, BLOCKS.c.payload)
-        .where(BLOCKS.c.ts_max_ms >= int(start_ms), BLOCKS.c.ts_min_ms < int(end_ms))
-        .order_by(BLOCKS.c.id))
-    blocks = [unpack_block(payload, rows) for rows, payload in found]
+    blocks = [unpack_block(payload, rows)
+              for rows, payload in _block_rows(session, int(start_ms), int(end_ms))]
     # one row per column (the gathers below stream), filled block by block: no copy of the
     # whole window but this one and the filter's
     cols = np.empty((len(BLOCK_COLUMNS), sum(len(b) for b in blocks)))
@@ -332,6 +329,23 @@ def interface_table(session: Session) -> dict[int, tuple[int, str, int, float]]:
     assert cursor is not None
     return {int(i): (int(sid), str(name), int(speed), float(cable))
             for i, sid, name, speed, cable in cursor.fetchall()}
+
+
+def _block_rows(session: Session, start_ms: int, end_ms: int) -> list[tuple[int, bytes]]:
+    """``(rows, payload)`` of every telemetry block overlapping [start, end), oldest first.
+    PostgreSQL sends them in binary: as text (hex) a 1,000-switch window's 147 MB take 0.5 s
+    to decode instead of 0.16 s."""
+    query = (select(BLOCKS.c.rows, BLOCKS.c.payload)
+             .where(BLOCKS.c.ts_max_ms >= start_ms, BLOCKS.c.ts_min_ms < end_ms)
+             .order_by(BLOCKS.c.id))
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        return [(int(rows), bytes(payload)) for rows, payload in conn.execute(query)]
+    compiled = query.compile(dialect=conn.dialect)
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return [(int(rows), bytes(payload)) for rows, payload in cursor.fetchall()]
 
 
 def _still_there(table: Mapping[int, tuple[int, str, int, float]], switch: np.ndarray,

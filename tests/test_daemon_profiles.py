@@ -41,3 +41,10 @@ def test_port_profiles_are_upserted_and_keep_their_since(db: Database) -> None:
         s.commit()
     assert stored(db) == {str(a): ("incast", 0.7, 1_000, 2_000),
                           str(b): ("hadoop", 0.5, 2_000, 2_000)}
+    with db.session() as s:  # two cycles' verdicts in one transaction: the second wins
+        TunerDaemon._record_profiles(s, [port(tor, a, "Ethernet0", "websearch", 0.4)], 3_000)
+        TunerDaemon._record_profiles(s, [port(tor, a, "Ethernet0", "websearch", 0.8),
+                                         port(tor, b, "Ethernet4", "hadoop", 0.6)], 4_000)
+        s.commit()
+    assert stored(db) == {str(a): ("websearch", 0.8, 3_000, 4_000),
+                          str(b): ("hadoop", 0.6, 2_000, 4_000)}
