@@ -6,7 +6,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from app.db.models import TelemetryLatest, TelemetryRollup1h, TelemetryRollup1m, TelemetrySample
+from app.db.models import (
+    TelemetryBlock,
+    TelemetryLatest,
+    TelemetryRollup1h,
+    TelemetryRollup1m,
+    TelemetrySample,
+)
+from app.telemetry import load_window_rows
 from collectors.ingest import Ingestor, apply_retention, run_rollups
 from tests.collectors.helpers import interface_ids, load_fabric
 from tests.conftest import Database
@@ -137,3 +144,27 @@ def test_a_row_the_database_refuses_does_not_block_the_rest(db: Database) -> Non
     result = Ingestor(db.engine).write(rows)
     assert result.written == 9 and result.rejected == 1 and result.error is None
     assert count(db, TelemetrySample) == 9
+
+
+def test_telemetry_blocks_are_kept_for_the_longest_window_or_the_raw_retention(
+        db: Database) -> None:
+    switches = load_fabric(db, pods=1, tors_per_pod=1, leaves_per_pod=1, spines=1)
+    sw = switches["tor-p1-1"]
+    iface = interface_ids(db, "tor-p1-1")["Ethernet0"]
+    day = 86_400_000
+    t0 = 20_000 * day
+    ingestor = Ingestor(db.engine, batch_rows=6)  # one block per minute of samples
+    for d in (0, 1, 2):  # a minute of samples at the start of three days
+        ingestor.write(rows_for(sw.id, iface, t0 + d * day, n=6))
+    assert count(db, TelemetryBlock) == 3
+    now = t0 + 2 * day + 60_000
+    deleted = apply_retention(db.engine, raw_days=7, rollup_1m_days=365, now_ms=now)
+    assert deleted["blocks"] == 2 and count(db, TelemetryBlock) == 1  # older than a day
+    ingestor.write(rows_for(sw.id, iface, now - 3_600_000, n=6))  # a minute an hour ago
+    # a raw retention of 30 minutes is shorter than a day: that block goes, the last stays
+    deleted = apply_retention(db.engine, raw_days=1 / 48, rollup_1m_days=365, now_ms=now)
+    assert deleted["blocks"] == 1 and count(db, TelemetryBlock) == 1
+    with db.session() as s:
+        got = load_window_rows(s, start_ms=now - day, end_ms=now, priorities=[3])
+    assert got.counts.tolist() == [6]
+    assert got.ts_ms[0].tolist() == [t0 + 2 * day + k * 10_000 for k in range(6)]
