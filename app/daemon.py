@@ -12,6 +12,7 @@ driver errors are logged and counted, never fatal.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -28,16 +29,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import (
     Table,
-    bindparam,
     case,
     func,
-    insert,
     or_,
     select,
+    tuple_,
     update,
 )
-from sqlalchemy import column as sql_column
-from sqlalchemy import table as sql_table
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from app import metrics
@@ -57,7 +55,7 @@ from app.db.models import (
     TunerState,
     TunerTrial,
 )
-from app.db.session import upsert_insert
+from app.db.session import bulk_upsert
 from app.drivers.models import QosConfig, Waterlines
 from app.telemetry import interface_table, load_window_rows, load_windows
 from tuning import mixed
@@ -345,55 +343,19 @@ def _for_every_port(w: Waterline, job: _Job) -> Waterline:
 
 
 def _upsert_profiles(session: Session, ports: list[_Port], now_ms: int) -> None:
-    """The ports' verdicts into ``port_profiles``; a port's ``since_ms`` moves only when its
-    profile does. One statement either way: on PostgreSQL its rows come from a temporary
-    table the ports are COPYed into (128,000 ports: 0.8 s, where one array parameter per
-    column took 1.1 s and the driver's executemany ~3 s); on SQLite it is compiled once and
-    run through the driver's executemany of plain tuples (SQLAlchemy's per-row parameter
-    handling cost 0.3 s)."""
-    if not ports:
-        return
-    table = cast(Table, PortProfile.__table__)
-    conn = session.connection()
-    dialect = conn.dialect
-    upsert = upsert_insert(dialect.name, table)
-    columns = ("switch_id", "interface_id", "priority", "profile", "probability", "since_ms",
-               "updated_ms")
-    rows = [(p.switch_id, p.interface_id, p.priority, p.profile, p.probability, now_ms, now_ms)
-            for p in ports]
-    raw: Any = conn.connection.dbapi_connection
-    if dialect.name == "postgresql":
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_NEW_PROFILES} "
-            "(LIKE port_profiles INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        with raw.cursor() as cursor, cursor.copy(
-                f"COPY {_NEW_PROFILES} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        new = sql_table(_NEW_PROFILES, *(sql_column(c) for c in columns))
-        upsert = upsert.from_select(list(columns), select(*(new.c[c] for c in columns)))
-    statement = upsert.on_conflict_do_update(
-        index_elements=[table.c.switch_id, table.c.interface_id, table.c.priority],
-        set_={"profile": upsert.excluded.profile,
-              "probability": upsert.excluded.probability,
-              "updated_ms": upsert.excluded.updated_ms,
-              "since_ms": case((table.c.profile == upsert.excluded.profile,
-                                table.c.since_ms), else_=upsert.excluded.since_ms)})
-    if dialect.name == "postgresql":
-        session.execute(statement)
-        conn.exec_driver_sql(f"TRUNCATE {_NEW_PROFILES}")
-        return
-    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
-    if compiled.positiontup != list(columns):  # the tuples' order is the statement's
-        raise RuntimeError(f"port_profiles upsert binds {compiled.positiontup}")
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(str(compiled), rows)
-    finally:
-        cursor.close()
-
-
-_NEW_PROFILES = "wl_new_port_profiles"  # this cycle's verdicts on their way in (PostgreSQL)
+    """The ports' verdicts into ``port_profiles``, one statement for the fleet
+    (``bulk_upsert``); a port's ``since_ms`` moves only when its profile does."""
+    bulk_upsert(
+        session, cast(Table, PortProfile.__table__),
+        ("switch_id", "interface_id", "priority", "profile", "probability", "since_ms",
+         "updated_ms"),
+        [(p.switch_id, p.interface_id, p.priority, p.profile, p.probability, now_ms, now_ms)
+         for p in ports],
+        lambda table, new: {
+            "profile": new.profile, "probability": new.probability,
+            "updated_ms": new.updated_ms,
+            "since_ms": case((table.c.profile == new.profile, table.c.since_ms),
+                             else_=new.since_ms)})
 
 
 class TunerDaemon:
@@ -790,27 +752,16 @@ class TunerDaemon:
 
     def _store_tracks(self, now_ms: int) -> None:
         """Every tracker of this cycle as it stands after the proposals (their origin and
-        probe noted), one bulk statement each for new and known switch priorities."""
+        probe noted), in one statement (``bulk_upsert``)."""
         if not self._tracks:
             return
-        table = cast(Table, ProfileTrack.__table__)
         with self.factory() as session:
-            known = set(session.execute(select(table.c.switch_id, table.c.priority)).tuples())
-            fresh, seen = [], []
-            for (sid, prio), group in self._tracks.items():
-                if (sid, prio) in known:
-                    seen.append({"b_sid": sid, "b_prio": prio,
-                                 "b_state": group.tracker.state()})
-                else:
-                    fresh.append({"switch_id": sid, "priority": prio,
-                                  "state": group.tracker.state(), "updated_ms": now_ms})
-            if fresh:
-                session.execute(insert(table), fresh)
-            if seen:
-                session.execute(
-                    update(table).where(table.c.switch_id == bindparam("b_sid"),
-                                        table.c.priority == bindparam("b_prio"))
-                    .values(state=bindparam("b_state"), updated_ms=now_ms), seen)
+            bulk_upsert(
+                session, cast(Table, ProfileTrack.__table__),
+                ("switch_id", "priority", "state", "updated_ms"),
+                [(sid, prio, json.dumps(group.tracker.state()), now_ms)
+                 for (sid, prio), group in self._tracks.items()],
+                lambda _table, new: {"state": new.state, "updated_ms": new.updated_ms})
             session.commit()
 
     def _propose(self, now_ms: int, report: CycleReport) -> list[int]:
@@ -856,13 +807,13 @@ class TunerDaemon:
                             records.append((job.group.tracker, proposal.probe, row))
             # a new proposal supersedes the pending one of its switch and priority
             table = cast(Table, Proposal.__table__)
-            superseded = [{"b_sid": r.switch_id, "b_prio": r.priority} for r in rows]
-            if superseded:
+            superseded = sorted({(r.switch_id, r.priority) for r in rows})
+            for k in range(0, len(superseded), 500):  # 1,000 bound values a statement
                 session.execute(
-                    update(table).where(table.c.switch_id == bindparam("b_sid"),
-                                        table.c.priority == bindparam("b_prio"),
-                                        table.c.status == "pending")
-                    .values(status="superseded"), superseded)
+                    update(table).where(
+                        tuple_(table.c.switch_id, table.c.priority).in_(superseded[k:k + 500]),
+                        table.c.status == "pending")
+                    .values(status="superseded"))
             session.add_all(rows)
             session.flush()
             for tracker, record, row in records:  # stands once the change is applied
