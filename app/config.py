@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.telemetry_blocks import MAX_WINDOW_S
+
 ENV_PREFIX = "WATERLINE_"
 # Variables of the test harness and CI, read by the tests rather than by the service.
 _NON_SETTINGS = ("WATERLINE_TEST_", "WATERLINE_REQUIRE_POSTGRES")
@@ -63,7 +65,7 @@ class Settings(BaseSettings):
         "propose", description="The daemon's mode on first start (then kept in the database)"
     )
     tuner_interval_s: float = Field(60.0, ge=1, le=86_400, description="Daemon cycle period")
-    tuner_window_s: float = Field(120.0, ge=10, le=86_400, description="Telemetry window")
+    tuner_window_s: float = Field(120.0, ge=10, le=MAX_WINDOW_S, description="Telemetry window")
     tuner_verify_s: float = Field(
         120.0, ge=5, le=86_400, description="How long a tuner change is watched before kept"
     )

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.api.deps import SessionDep, Viewer
 from app.metrics import ALL_PROFILES
 from app.qos_state import check_consistency
+from app.telemetry_blocks import MAX_WINDOW_S
 from app.timestamps import UtcDatetime
 
 router = APIRouter(prefix="/fabric", tags=["fabric"])
@@ -59,7 +60,8 @@ class FabricKpisOut(BaseModel):
 @router.get("/kpis", response_model=FabricKpisOut)
 def fabric_kpis(
     session: SessionDep, _: Viewer,
-    window: Annotated[float, Query(gt=0, le=86_400, description="seconds back from now")] = 300,
+    window: Annotated[float, Query(gt=0, le=MAX_WINDOW_S,
+                                   description="seconds back from now")] = 300,
 ) -> FabricKpisOut:
     """Fabric KPIs over the window from stored telemetry (mean over lossless ports, and per
     classified profile). With the virtual fabric, also its ground truth (the simulator's KPIs
