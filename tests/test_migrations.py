@@ -129,3 +129,23 @@ def test_postgres_upgrade_packs_the_last_hour_into_blocks() -> None:
     finally:
         engine.dispose()
         drop_pg_schema(schema)
+
+
+@pytest.mark.postgres
+def test_postgres_port_profiles_leave_room_for_in_place_updates() -> None:
+    from sqlalchemy import text
+
+    engine, schema = new_pg_schema("wl_ff")
+    try:
+        migrate.upgrade(engine)
+        query = text("SELECT reloptions FROM pg_class WHERE relname = 'port_profiles' AND "
+                     "relnamespace = (SELECT oid FROM pg_namespace "
+                     "WHERE nspname = current_schema())")
+        with engine.connect() as conn:
+            assert conn.execute(query).scalar() == ["fillfactor=60"]
+        migrate.downgrade(engine, "0008")
+        with engine.connect() as conn:
+            assert conn.execute(query).scalar() is None
+    finally:
+        engine.dispose()
+        drop_pg_schema(schema)
