@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
-WINDOW_COLUMNS: tuple[str, ...] = (
-    "tx_bytes_per_s", "tx_packets_per_s", "ecn_marked_packets_per_s", "rx_pause_frames_per_s",
-    "tx_pause_frames_per_s", "drop_packets_per_s", "occupancy_bytes", "watermark_bytes",
-)
-"""The sample columns a window holds (the features' inputs)."""
+from tuning.features import WINDOW_FIELDS
+
+WINDOW_COLUMNS: tuple[str, ...] = WINDOW_FIELDS
+"""The sample columns a window holds: the features' inputs."""
 
 ID_COLUMNS: tuple[str, ...] = ("switch_id", "interface_id", "priority", "ts_ms")
 BLOCK_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, *WINDOW_COLUMNS)
